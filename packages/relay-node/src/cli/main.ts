@@ -1,0 +1,17 @@
+import { Command } from 'commander';
+
+/**
+ * The `relaymesh` command-line program. The only module that reads process.env, builds
+ * the root logger and calls process.exit; each subcommand lives in its own file and is
+ * registered here.
+ */
+const program = new Command();
+program
+  .name('relaymesh')
+  .description('Self-hosted multi-region relay mesh: measured, multi-hop, fault-tolerant routing')
+  .version('0.1.0');
+
+// Subcommands register themselves here, one line each:
+// registerXCommand(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,116 @@
+/**
+ * The registry of every error code relaymesh emits. Codes are stable API: they appear in
+ * logs, in RST/GO_AWAY frames (as numbers, see `protocol/frame.ts`), in gRPC metadata and
+ * in HTTP error bodies. `docs/errors.md` lists the same codes; a test keeps both in sync.
+ *
+ * `retryable` says whether trying the same operation again (later, or on another path)
+ * can succeed. Add a code here, then a row in docs/errors.md.
+ */
+export const ERROR_CODES = {
+  // ---- protocol: the peer broke the wire contract (tunnel is closed) ----
+  ERR_PROTOCOL_BAD_VERSION: {
+    retryable: false,
+    doc: 'frame or hello carries a protocol version we do not speak',
+  },
+  ERR_PROTOCOL_BAD_TYPE: {
+    retryable: false,
+    doc: 'frame type is not DATA, WINDOW_UPDATE, PING or GO_AWAY',
+  },
+  ERR_PROTOCOL_BAD_FLAGS: {
+    retryable: false,
+    doc: 'flag combination not allowed for this frame type',
+  },
+  ERR_PROTOCOL_FRAME_TOO_LARGE: {
+    retryable: false,
+    doc: 'frame payload exceeds the negotiated maximum',
+  },
+  ERR_PROTOCOL_TRUNCATED: {
+    retryable: false,
+    doc: 'message ends inside a frame header or payload',
+  },
+  ERR_PROTOCOL_BAD_STREAM_ID: {
+    retryable: false,
+    doc: 'stream id has the wrong parity, is zero where a stream is required, or was reused',
+  },
+  ERR_PROTOCOL_DUPLICATE_STREAM: {
+    retryable: false,
+    doc: 'SYN for a stream id that is already open',
+  },
+  ERR_PROTOCOL_WINDOW_EXCEEDED: {
+    retryable: false,
+    doc: 'peer sent more DATA than the window it was granted',
+  },
+  ERR_PROTOCOL_WINDOW_OVERFLOW: {
+    retryable: false,
+    doc: 'WINDOW_UPDATE would grow a send window past 2^31-1',
+  },
+  ERR_PROTOCOL_UNEXPECTED_FRAME: {
+    retryable: false,
+    doc: 'frame not valid in the current stream or tunnel state',
+  },
+  ERR_PROTOCOL_BAD_HELLO: {
+    retryable: false,
+    doc: 'first message on a tunnel is not a well-formed hello',
+  },
+
+  // ---- auth ----
+  ERR_AUTH_FAILED: { retryable: false, doc: 'cluster token proof did not verify (wrong token)' },
+  ERR_AUTH_TIMEOUT: { retryable: true, doc: 'hello handshake did not complete in time' },
+
+  // ---- mux: stream and session level ----
+  ERR_MUX_STREAM_RESET: { retryable: true, doc: 'the peer reset the stream' },
+  ERR_MUX_BACKLOG_FULL: {
+    retryable: true,
+    doc: 'accept backlog full: the new stream was refused with RST',
+  },
+  ERR_MUX_TOO_MANY_STREAMS: {
+    retryable: true,
+    doc: 'max concurrent streams reached: the new stream was refused with RST',
+  },
+  ERR_MUX_GOING_AWAY: {
+    retryable: true,
+    doc: 'session is draining (GO_AWAY sent or received): no new streams',
+  },
+  ERR_MUX_SESSION_CLOSED: { retryable: true, doc: 'the session closed under the stream' },
+  ERR_MUX_KEEPALIVE_TIMEOUT: {
+    retryable: true,
+    doc: 'no bytes from the peer within the dead-peer timeout',
+  },
+  ERR_MUX_OPEN_TIMEOUT: { retryable: true, doc: 'the peer did not ACK a stream open in time' },
+  ERR_MUX_MEMORY_LIMIT: {
+    retryable: true,
+    doc: 'process-wide receive budget exhausted: stream refused or reset',
+  },
+
+  // ---- tunnel ----
+  ERR_TUNNEL_CONNECT: { retryable: true, doc: 'could not open the tunnel connection to the peer' },
+  ERR_TUNNEL_CLOSED: { retryable: true, doc: 'the tunnel connection closed' },
+
+  // ---- dialer ----
+  ERR_DIAL_TIMEOUT: {
+    retryable: true,
+    doc: 'outbound connection (direct or via egress proxy) timed out',
+  },
+  ERR_DIAL_REFUSED: { retryable: true, doc: 'outbound connection refused or reset' },
+  ERR_DIAL_PROXY_REJECTED: {
+    retryable: false,
+    doc: 'egress proxy answered CONNECT with a non-2xx status (e.g. 407, 502)',
+  },
+  ERR_DIAL_PROXY_PROTOCOL: {
+    retryable: true,
+    doc: 'egress proxy sent something that is not an HTTP CONNECT response',
+  },
+
+  // ---- config ----
+  ERR_CONFIG_INVALID: {
+    retryable: false,
+    doc: 'configuration failed validation; the message names the field',
+  },
+
+  // ---- lifecycle ----
+  ERR_CLOSED: { retryable: false, doc: 'operation on an object that is closing or closed' },
+  ERR_DESTROYED: { retryable: false, doc: 'operation on an object that was destroyed' },
+  ERR_INTERNAL: { retryable: false, doc: 'a bug: an invariant did not hold' },
+} as const satisfies Record<string, { retryable: boolean; doc: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,22 @@
+export {
+  connectTcp,
+  DEFAULT_DIAL_TIMEOUT_MS,
+  type Dialer,
+  type DialOptions,
+  type DialTarget,
+  DirectDialer,
+} from './dial/dialer.ts';
+export { isRelayError, RelayError, type RelayErrorOptions } from './errors/base.ts';
+export { ERROR_CODES, type ErrorCode } from './errors/codes.ts';
+export { F } from './log/fields.ts';
+export {
+  createRootLogger,
+  type Logger,
+  REDACT_PATHS,
+  type RootLoggerOptions,
+  silentLogger,
+} from './log/logger.ts';
+export { decodeFrame, encodeFrame, FrameDecoder, writeHeader } from './protocol/codec.ts';
+export * from './protocol/frame.ts';
+export { Backoff, type BackoffOptions } from './time/backoff.ts';
+export { type Clock, systemClock, type TimerHandle } from './time/clock.ts';
