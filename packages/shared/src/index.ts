@@ -1,3 +1,4 @@
+export { type CreateDialerOptions, createDialer } from './dial/create-dialer.ts';
 export {
   connectTcp,
   DEFAULT_DIAL_TIMEOUT_MS,
@@ -6,6 +7,11 @@ export {
   type DialTarget,
   DirectDialer,
 } from './dial/dialer.ts';
+export {
+  HttpConnectDialer,
+  type HttpConnectDialerOptions,
+  MAX_CONNECT_RESPONSE_HEAD_BYTES,
+} from './dial/http-connect.ts';
 export { isRelayError, RelayError, type RelayErrorOptions } from './errors/base.ts';
 export { ERROR_CODES, type ErrorCode } from './errors/codes.ts';
 export { F } from './log/fields.ts';
