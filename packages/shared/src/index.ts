@@ -24,5 +24,19 @@ export {
 } from './log/logger.ts';
 export { decodeFrame, encodeFrame, FrameDecoder, writeHeader } from './protocol/codec.ts';
 export * from './protocol/frame.ts';
+export * from './protocol/hello.ts';
 export { Backoff, type BackoffOptions } from './time/backoff.ts';
 export { type Clock, systemClock, type TimerHandle } from './time/clock.ts';
+export * from './rpc/index.ts';
+export {
+  type ClusterConfig,
+  type HealthCheckConfig,
+  loadClusterConfig,
+  MIN_TOKEN_LENGTH,
+  type OriginConfig,
+  type ParseClusterConfigOptions,
+  parseClusterConfig,
+  parseUpstream,
+  type UpstreamTarget,
+  validateClusterConfig,
+} from './config/cluster.ts';

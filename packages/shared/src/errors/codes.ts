@@ -85,6 +85,35 @@ export const ERROR_CODES = {
   // ---- tunnel ----
   ERR_TUNNEL_CONNECT: { retryable: true, doc: 'could not open the tunnel connection to the peer' },
   ERR_TUNNEL_CLOSED: { retryable: true, doc: 'the tunnel connection closed' },
+  ERR_TUNNEL_TEXT_MESSAGE: {
+    retryable: false,
+    doc: 'a text WebSocket message on a tunnel (only binary messages are allowed)',
+  },
+  ERR_TUNNEL_MESSAGE_TOO_LARGE: {
+    retryable: false,
+    doc: 'a WebSocket message larger than the tunnel maxPayload',
+  },
+  ERR_TUNNEL_WS_PROTOCOL: {
+    retryable: false,
+    doc: 'the peer broke the WebSocket protocol itself (bad opcode, masking, close frame)',
+  },
+  ERR_TUNNEL_UPGRADE_REJECTED: {
+    retryable: false,
+    doc: 'the listener refused the WebSocket upgrade (HTTP status, e.g. no relaymux subprotocol)',
+  },
+  ERR_TUNNEL_HANDSHAKE_LIMIT: {
+    retryable: true,
+    doc: 'too many hello handshakes pending at the listener: connection refused',
+  },
+  ERR_TUNNEL_REPLACED: {
+    retryable: true,
+    doc: 'tunnel closed because the same peer established a newer one',
+  },
+  ERR_TUNNEL_SELF: { retryable: false, doc: 'the peer has our own node id (a node dialed itself)' },
+  ERR_TUNNEL_PEER_MISMATCH: {
+    retryable: false,
+    doc: 'the listener answered with a node id other than the one the dialer expected',
+  },
 
   // ---- dialer ----
   ERR_DIAL_TIMEOUT: {
@@ -106,6 +135,31 @@ export const ERROR_CODES = {
     retryable: false,
     doc: 'configuration failed validation; the message names the field',
   },
+
+  // ---- coordinator (control plane) ----
+  ERR_COORD_UNAUTHENTICATED: {
+    retryable: false,
+    doc: 'the coordinator rejected the cluster token (gRPC UNAUTHENTICATED)',
+  },
+  ERR_COORD_UNAVAILABLE: {
+    retryable: true,
+    doc: 'the coordinator could not be reached or the call timed out',
+  },
+  ERR_COORD_UNKNOWN_NODE: { retryable: false, doc: 'no node with that id is registered' },
+  ERR_COORD_UNKNOWN_ORIGIN: { retryable: false, doc: 'no origin with that name is declared' },
+  ERR_COORD_SESSION_UNKNOWN: {
+    retryable: true,
+    doc: 'session stream names a registration the coordinator does not know: register again',
+  },
+  ERR_COORD_TOO_MANY_NODES: {
+    retryable: true,
+    doc: 'the coordinator already tracks its maximum number of nodes',
+  },
+  ERR_COORD_BAD_REQUEST: {
+    retryable: false,
+    doc: 'a control-plane message is malformed (missing id, bad URL, wrong first message)',
+  },
+  ERR_COORD_RPC: { retryable: true, doc: 'a coordinator call failed with another gRPC status' },
 
   // ---- lifecycle ----
   ERR_CLOSED: { retryable: false, doc: 'operation on an object that is closing or closed' },
