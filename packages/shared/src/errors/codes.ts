@@ -99,7 +99,7 @@ export const ERROR_CODES = {
   },
   ERR_TUNNEL_UPGRADE_REJECTED: {
     retryable: false,
-    doc: 'the listener refused the WebSocket upgrade (HTTP status, e.g. no relaymux subprotocol)',
+    doc: 'the listener answered the WebSocket upgrade with an HTTP error status',
   },
   ERR_TUNNEL_HANDSHAKE_LIMIT: {
     retryable: true,
