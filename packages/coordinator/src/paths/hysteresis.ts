@@ -1,0 +1,126 @@
+import {
+  type CompiledGraph,
+  compileGraph,
+  DEFAULT_PATH_OPTIONS,
+  type PathEstimate,
+  type PathOptions,
+  type RoutingGraph,
+} from './graph.ts';
+import { computeRoutesOn, estimateNamedPath, type RouteCandidates } from './routes.ts';
+
+/** When a route may move to a better path. */
+export interface HysteresisOptions {
+  /** The new best must beat the current path's current cost by this fraction... @default 0.1 */
+  minImprovementRatio: number;
+  /** ...and by at least this many ms. @default 5 */
+  minImprovementMs: number;
+  /** ...in this many consecutive recomputations. A dead current path switches at once. @default 3 */
+  sustainCount: number;
+}
+
+export const DEFAULT_HYSTERESIS: HysteresisOptions = {
+  minImprovementRatio: 0.1,
+  minImprovementMs: 5,
+  sustainCount: 3,
+};
+
+/** Per (entry, origin) memory between recomputations. */
+export interface RouteState {
+  path: readonly string[];
+  /** Consecutive recomputations in which a clearly better path existed. */
+  betterCount: number;
+}
+
+/** One route as served: the path in use and its alternates. */
+export interface PlannedRoute {
+  from: string;
+  origin: string;
+  path: string[];
+  rttMs: number;
+  costMs: number;
+  alternates: PathEstimate[];
+}
+
+export interface RoutePlan {
+  routes: PlannedRoute[];
+  /** Keyed by {@link routeKey}; pass back as `previous` next time. */
+  states: Map<string, RouteState>;
+}
+
+/** Map key of an (entry, origin) pair. */
+export function routeKey(from: string, origin: string): string {
+  return `${from}\u0000${origin}`;
+}
+
+function samePath(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/**
+ * Decides whether to keep the current path or move to the computed best. Keep unless the
+ * current path is dead, or the best has been better by >= ratio AND >= ms (against the
+ * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row.
+ */
+export function decide(
+  current: RouteState | undefined,
+  currentCostMs: number | undefined,
+  best: PathEstimate,
+  opts: HysteresisOptions,
+): { useBest: boolean; state: RouteState } {
+  if (current === undefined || currentCostMs === undefined || samePath(current.path, best.path)) {
+    return { useBest: true, state: { path: best.path, betterCount: 0 } };
+  }
+  const gain = currentCostMs - best.costMs;
+  const clearlyBetter =
+    gain >= opts.minImprovementMs && gain >= opts.minImprovementRatio * currentCostMs;
+  if (!clearlyBetter) return { useBest: false, state: { path: current.path, betterCount: 0 } };
+  const betterCount = current.betterCount + 1;
+  if (betterCount >= opts.sustainCount) {
+    return { useBest: true, state: { path: best.path, betterCount: 0 } };
+  }
+  return { useBest: false, state: { path: current.path, betterCount } };
+}
+
+function applyOne(
+  g: CompiledGraph,
+  c: RouteCandidates,
+  previous: RouteState | undefined,
+  opts: HysteresisOptions,
+  alternateCount: number,
+): { route: PlannedRoute; state: RouteState } {
+  const current = previous && estimateNamedPath(g, c.origin, previous.path);
+  const { useBest, state } = decide(previous, current?.costMs, c.best, opts);
+  if (useBest || current === undefined || previous === undefined) {
+    return {
+      route: { from: c.from, origin: c.origin, ...c.best, alternates: c.alternates },
+      state,
+    };
+  }
+  const kept = { path: [...previous.path], ...current };
+  const alternates = [c.best, ...c.alternates]
+    .filter((a) => !samePath(a.path, kept.path))
+    .slice(0, alternateCount);
+  return { route: { from: c.from, origin: c.origin, ...kept, alternates }, state };
+}
+
+/**
+ * Computes routes and applies hysteresis against the previous plan's states. Pure: same
+ * graph and states in, same plan out. Routes with no path today are dropped (and forgotten).
+ */
+export function planRoutes(
+  graph: RoutingGraph,
+  previous: ReadonlyMap<string, RouteState>,
+  options: Partial<PathOptions & HysteresisOptions> = {},
+): RoutePlan {
+  const opts = { ...DEFAULT_PATH_OPTIONS, ...DEFAULT_HYSTERESIS, ...options };
+  const g = compileGraph(graph, opts);
+  const routes: PlannedRoute[] = [];
+  const states = new Map<string, RouteState>();
+  for (const c of computeRoutesOn(g, opts.alternates)) {
+    const k = routeKey(c.from, c.origin);
+    const { route, state } = applyOne(g, c, previous.get(k), opts, opts.alternates);
+    routes.push(route);
+    states.set(k, state);
+  }
+  return { routes, states };
+}
