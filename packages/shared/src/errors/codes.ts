@@ -130,6 +130,16 @@ export const ERROR_CODES = {
     doc: 'egress proxy sent something that is not an HTTP CONNECT response',
   },
 
+  // ---- world: the simulated world used by tests, benchmarks and the demo ----
+  ERR_WORLD_CONFIG: {
+    retryable: false,
+    doc: 'world file or link table is invalid (the message names the region, link or field)',
+  },
+  ERR_WORLD_PROCESS: {
+    retryable: true,
+    doc: 'a world process did not print its ready line in time, or exited while starting',
+  },
+
   // ---- config ----
   ERR_CONFIG_INVALID: {
     retryable: false,

@@ -1,0 +1,111 @@
+import type net from 'node:net';
+import { HttpConnectDialer, isRelayError } from '@relaymesh/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type EgressProxy, type LinkSpec, NO_JITTER, startEgressProxy } from '../src/index.ts';
+import { median, nextData, pingMs, Resources, sleep } from './helpers.ts';
+
+const res = new Resources();
+afterEach(() => res.closeAll());
+
+/** A proxy for region `a` whose only destination region is `b`, with the given a↔b profile. */
+async function proxyAB(
+  profile: Omit<LinkSpec, 'from' | 'to'>,
+  endpoints: { port: number; region?: string }[],
+): Promise<EgressProxy> {
+  const links: LinkSpec[] = [
+    { from: 'a', to: 'b', ...profile },
+    { from: 'b', to: 'a', ...profile },
+  ];
+  const proxy = await startEgressProxy({
+    regions: ['a'],
+    links,
+    endpoints: endpoints.map((e) => ({ host: '127.0.0.1', port: e.port, region: e.region ?? 'b' })),
+  });
+  res.closers.push(() => proxy.close());
+  return proxy;
+}
+
+const echoServer = () => res.listen((s) => s.pipe(s));
+
+async function dialVia(proxy: EgressProxy, port: number): Promise<net.Socket> {
+  const socket = await new HttpConnectDialer(proxy.urlFor('a'), { timeoutMs: 5000 }).dial({
+    host: '127.0.0.1',
+    port,
+  });
+  return res.socket(socket);
+}
+
+describe('egress proxy as a CONNECT proxy', () => {
+  it('tunnels with zero delay and refuses what is not in the world', async () => {
+    const echo = await echoServer();
+    const closed = await res.listen(() => {});
+    res.servers.at(-1)?.close();
+    const proxy = await proxyAB({ rttMs: 0, bandwidthBps: 1e9, jitter: NO_JITTER }, [
+      { port: echo },
+      { port: closed },
+    ]);
+    const s = await dialVia(proxy, echo);
+    s.write('hello');
+    expect((await nextData(s, 2000)).toString()).toBe('hello');
+
+    const dialer = new HttpConnectDialer(proxy.urlFor('a'), { timeoutMs: 2000 });
+    const notInWorld = await dialer.dial({ host: '127.0.0.1', port: 1 }).catch((e: unknown) => e);
+    expect(isRelayError(notInWorld, 'ERR_DIAL_PROXY_REJECTED')).toBe(true);
+    expect((notInWorld as { details: { status: number } }).details.status).toBe(403);
+    const refused = await dialer.dial({ host: '127.0.0.1', port: closed }).catch((e: unknown) => e);
+    expect((refused as { details: { status: number } }).details.status).toBe(502);
+  });
+});
+
+describe('link emulation accuracy', () => {
+  it('a 180 ms link costs 180 ms per round trip (+/-5 %) and one RTT to connect', async () => {
+    const echo = await echoServer();
+    const proxy = await proxyAB({ rttMs: 180, bandwidthBps: 100e6, jitter: NO_JITTER }, [
+      { port: echo },
+    ]);
+    const started = performance.now();
+    const s = await dialVia(proxy, echo);
+    const setupMs = performance.now() - started;
+    const rtts: number[] = [];
+    for (let i = 0; i < 9; i++) rtts.push(await pingMs(s));
+    expect(median(rtts)).toBeGreaterThanOrEqual(171);
+    expect(median(rtts)).toBeLessThanOrEqual(189);
+    expect(setupMs).toBeGreaterThanOrEqual(171);
+    expect(setupMs).toBeLessThanOrEqual(189 + 20);
+  });
+
+  it('a 20 Mbit/s link carries 20 Mbit/s (+/-10 %) and pushes back on the sender', async () => {
+    const windowMs = 4000;
+    let received = 0;
+    let firstAt = 0;
+    let inWindow = 0;
+    const sink = await res.listen((s) =>
+      s.on('data', (d: Buffer) => {
+        const now = performance.now();
+        if (received === 0) firstAt = now;
+        received += d.length;
+        if (now - firstAt <= windowMs) inWindow += d.length;
+      }),
+    );
+    const proxy = await proxyAB({ rttMs: 40, bandwidthBps: 20e6, jitter: NO_JITTER }, [
+      { port: sink },
+    ]);
+    const s = await dialVia(proxy, sink);
+    const block = Buffer.alloc(64 * 1024, 7);
+    let written = 0;
+    let maxGap = 0;
+    const deadline = performance.now() + windowMs + 500;
+    while (performance.now() < deadline) {
+      written += block.length;
+      maxGap = Math.max(maxGap, written - received);
+      if (!s.write(block)) await Promise.race([new Promise((r) => s.once('drain', r)), sleep(100)]);
+    }
+    const mbps = (inWindow * 8) / (windowMs / 1000) / 1e6;
+    expect(mbps).toBeGreaterThanOrEqual(18);
+    expect(mbps).toBeLessThanOrEqual(22);
+    // Without backpressure the sender would have pushed gigabytes into loopback by now.
+    expect(maxGap).toBeLessThan(8 * 1024 * 1024);
+    const [link] = proxy.linkStats().filter((l) => l.from === 'a');
+    expect(link?.maxInflightBytes).toBeLessThanOrEqual((link?.inflightLimitBytes ?? 0) + 64 * 1024);
+  });
+});

@@ -1,0 +1,190 @@
+import { once } from 'node:events';
+import type net from 'node:net';
+import { HttpConnectDialer } from '@relaymesh/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type EgressProxy, type LinkSpec, NO_JITTER, startEgressProxy } from '../src/index.ts';
+import { median, pingMs, Resources, sleep } from './helpers.ts';
+
+const res = new Resources();
+afterEach(() => res.closeAll());
+
+async function proxyAB(profile: Omit<LinkSpec, 'from' | 'to'>, port: number): Promise<EgressProxy> {
+  const proxy = await startEgressProxy({
+    regions: ['a'],
+    links: [
+      { from: 'a', to: 'b', ...profile },
+      { from: 'b', to: 'a', ...profile },
+    ],
+    endpoints: [{ host: '127.0.0.1', port, region: 'b' }],
+  });
+  res.closers.push(() => proxy.close());
+  return proxy;
+}
+
+async function dialVia(proxy: EgressProxy, port: number): Promise<net.Socket> {
+  const dialer = new HttpConnectDialer(proxy.urlFor('a'), { timeoutMs: 5000 });
+  return res.socket(await dialer.dial({ host: '127.0.0.1', port }));
+}
+
+/** Posts a fault through the proxy's control API, as the world runner does. */
+async function control(proxy: EgressProxy, body: object): Promise<number> {
+  const r = await fetch(`http://127.0.0.1:${proxy.controlPort}/links/a/b`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  });
+  await r.body?.cancel();
+  return r.status;
+}
+
+describe('faults on a live connection', () => {
+  it('blackhole holds bytes without closing; heal delivers them in order', async () => {
+    const echo = await res.listen((s) => s.pipe(s));
+    const proxy = await proxyAB({ rttMs: 20, bandwidthBps: 100e6, jitter: NO_JITTER }, echo);
+    const s = await dialVia(proxy, echo);
+    expect(await pingMs(s)).toBeLessThan(200);
+
+    expect(await control(proxy, { fault: 'blackhole' })).toBe(200);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    s.write('one');
+    s.write('two');
+    await sleep(300);
+    expect(got).toHaveLength(0);
+    expect(s.destroyed).toBe(false);
+    expect(proxy.linkStats().every((l) => l.blackholed)).toBe(true);
+
+    expect(await control(proxy, { fault: 'heal' })).toBe(200);
+    await sleep(150);
+    expect(Buffer.concat(got).toString()).toBe('onetwo');
+  });
+
+  it('blackhole holds new connection set-up until heal', async () => {
+    const echo = await res.listen((s) => s.pipe(s));
+    const proxy = await proxyAB({ rttMs: 10, bandwidthBps: 100e6, jitter: NO_JITTER }, echo);
+    await control(proxy, { fault: 'blackhole' });
+    let connected = false;
+    const pending = dialVia(proxy, echo).then((s) => {
+      connected = true;
+      return s;
+    });
+    await sleep(200);
+    expect(connected).toBe(false);
+    await control(proxy, { fault: 'heal' });
+    const s = await pending;
+    expect(await pingMs(s)).toBeLessThan(200);
+  });
+
+  it('degrade changes delay for live connections; heal restores it', async () => {
+    const echo = await res.listen((s) => s.pipe(s));
+    const proxy = await proxyAB({ rttMs: 20, bandwidthBps: 100e6, jitter: NO_JITTER }, echo);
+    const s = await dialVia(proxy, echo);
+    const before = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
+    expect(await control(proxy, { fault: 'degrade', rttMs: 200, bandwidthBps: 1e6 })).toBe(200);
+    const degraded = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
+    expect(proxy.linkStats()[0]?.profile.bandwidthBps).toBe(1e6);
+    await control(proxy, { fault: 'heal' });
+    const after = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
+    expect(before).toBeLessThan(60);
+    expect(degraded).toBeGreaterThan(180);
+    expect(after).toBeLessThan(60);
+  });
+
+  it('reset kills live connections on both sides; new ones still work', async () => {
+    const serverSide: net.Socket[] = [];
+    const echo = await res.listen((s) => {
+      serverSide.push(s);
+      s.pipe(s);
+    });
+    const proxy = await proxyAB({ rttMs: 10, bandwidthBps: 100e6, jitter: NO_JITTER }, echo);
+    const s = await dialVia(proxy, echo);
+    await pingMs(s);
+    // Not events.once: it rejects on the 'error' (ECONNRESET) that comes first.
+    const closed = (x: net.Socket) => new Promise((r) => x.once('close', r));
+    const clientClosed = closed(s);
+    const serverClosed = closed(serverSide[0]!);
+    const r = await fetch(`http://127.0.0.1:${proxy.controlPort}/links/b/a`, {
+      method: 'POST',
+      body: '{"fault":"reset"}',
+    });
+    expect(await r.json()).toEqual({ directions: 2, connections: 1 });
+    await Promise.all([clientClosed, serverClosed]);
+    const again = await dialVia(proxy, echo);
+    expect(await pingMs(again)).toBeLessThan(200);
+  });
+
+  it('answers 404 for links it does not carry and 400 for unknown faults', async () => {
+    const echo = await res.listen((s) => s.pipe(s));
+    const proxy = await proxyAB({ rttMs: 0, bandwidthBps: 1e9, jitter: NO_JITTER }, echo);
+    const post = (path: string, body: string) =>
+      fetch(`http://127.0.0.1:${proxy.controlPort}${path}`, { method: 'POST', body }).then(
+        async (r) => {
+          await r.body?.cancel();
+          return r.status;
+        },
+      );
+    expect(await post('/links/x/y', '{"fault":"heal"}')).toBe(404);
+    expect(await post('/links/a/b', '{"fault":"explode"}')).toBe(400);
+    expect(await post('/links/a/b', 'not json')).toBe(400);
+  });
+});
+
+describe('link sharing and ordering', () => {
+  it('connections in one direction share its bandwidth', async () => {
+    const windowMs = 2000;
+    let received = 0;
+    let firstAt = 0;
+    const sink = await res.listen((s) =>
+      s.on('data', (d: Buffer) => {
+        const now = performance.now();
+        if (firstAt === 0) firstAt = now;
+        if (now - firstAt <= windowMs) received += d.length;
+      }),
+    );
+    const proxy = await proxyAB({ rttMs: 20, bandwidthBps: 8e6, jitter: NO_JITTER }, sink);
+    const conns = [await dialVia(proxy, sink), await dialVia(proxy, sink)];
+    const block = Buffer.alloc(32 * 1024);
+    const stopAt = performance.now() + windowMs + 300;
+    await Promise.all(
+      conns.map(async (s) => {
+        while (performance.now() < stopAt) {
+          if (!s.write(block)) await Promise.race([once(s, 'drain'), sleep(100)]);
+        }
+      }),
+    );
+    const mbps = (received * 8) / (windowMs / 1000) / 1e6;
+    // Per-connection shaping would give 16 Mbit/s here.
+    expect(mbps).toBeGreaterThan(8 * 0.85);
+    expect(mbps).toBeLessThan(8 * 1.15);
+  });
+
+  it('heavy jitter never reorders bytes', async () => {
+    const chunks: Buffer[] = [];
+    const count = 2000;
+    let total = 0;
+    let allArrived: () => void = () => {};
+    const arrived = new Promise<void>((r) => {
+      allArrived = r;
+    });
+    const sink = await res.listen((s) =>
+      s.on('data', (d: Buffer) => {
+        chunks.push(d);
+        total += d.length;
+        if (total >= count * 4) allArrived();
+      }),
+    );
+    const jitter = { kind: 'lognormal', medianMs: 3, sigma: 1.5 } as const;
+    const proxy = await proxyAB({ rttMs: 10, bandwidthBps: 50e6, jitter }, sink);
+    const s = await dialVia(proxy, sink);
+    for (let i = 0; i < count; i++) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(i);
+      s.write(b);
+      // Spread the writes so they become many separately jittered chunks.
+      if (i % 100 === 0) await sleep(2);
+    }
+    await Promise.race([arrived, sleep(5000)]);
+    const all = Buffer.concat(chunks);
+    expect(all.length).toBe(count * 4);
+    for (let i = 0; i < count; i++) expect(all.readUInt32BE(i * 4)).toBe(i);
+  });
+});
