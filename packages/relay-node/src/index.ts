@@ -1,1 +1,3 @@
 export {};
+export * from './proxy/index.ts';
+export * from './routing/index.ts';

@@ -140,6 +140,54 @@ export const ERROR_CODES = {
     doc: 'a world process did not print its ready line in time, or exited while starting',
   },
 
+  // ---- proxy: the data plane (entry, relay, exit) ----
+  ERR_PROXY_BAD_OPEN_HEADER: {
+    retryable: false,
+    doc: 'stream open header or response head is malformed, too large or truncated',
+  },
+  ERR_PROXY_HEAD_TIMEOUT: {
+    retryable: true,
+    doc: 'open header or response head did not arrive on the stream in time',
+  },
+  ERR_PROXY_HOP_LIMIT: {
+    retryable: false,
+    doc: 'stream path is longer than 4 hops or visits a node twice (loop)',
+  },
+  ERR_PROXY_UNKNOWN_HOST: {
+    retryable: false,
+    doc: 'request names a host that no declared origin serves (entry answers 421)',
+  },
+  ERR_PROXY_NOT_DECLARED: {
+    retryable: false,
+    doc: 'CONNECT port or origin name not declared: refused (no open proxy)',
+  },
+  ERR_PROXY_BAD_REQUEST: {
+    retryable: false,
+    doc: 'client request the entry will not forward (bad target, https in absolute form)',
+  },
+  ERR_PROXY_UPSTREAM_CONNECT: {
+    retryable: true,
+    doc: 'exit could not connect to any upstream of the origin (entry answers 502)',
+  },
+  ERR_PROXY_UPSTREAM_TIMEOUT: {
+    retryable: true,
+    doc: 'origin did not answer (connect or response headers) in time (entry answers 504)',
+  },
+  ERR_PROXY_UPSTREAM_RESET: {
+    retryable: true,
+    doc: 'origin connection failed after the request was sent (entry answers 502)',
+  },
+  ERR_PROXY_STREAM_RESET: {
+    retryable: true,
+    doc: 'a hop reset the stream before the response head arrived (entry answers 502)',
+  },
+
+  // ---- routing ----
+  ERR_ROUTE_NONE: {
+    retryable: true,
+    doc: 'no route to the origin yet, or every path failed to open (entry answers 502)',
+  },
+
   // ---- config ----
   ERR_CONFIG_INVALID: {
     retryable: false,

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type Clock,
+  F,
+  type Logger,
+  RelayError,
+  silentLogger,
+  systemClock,
+  WireCode,
+} from '@relaymesh/shared';
+import type { ExitHandler } from './exit/exit-handler.ts';
+import {
+  DATA_PLANE_VERSION,
+  decodeResponseHead,
+  encodePrefixed,
+  MAX_RESPONSE_HEAD_BYTES,
+  type OpenHeader,
+  type RequestHead,
+  type ResponseHead,
+  readPrefixed,
+  type StreamKind,
+} from './open-header.ts';
+import { duplexPair, resetStream } from './splice.ts';
+import type { HopStream, Origin, RouteSource, StreamOpener } from './types.ts';
+
+export interface EntryConnectorOptions {
+  nodeId: string;
+  routes: RouteSource;
+  opener: StreamOpener;
+  /** Serves streams locally when this node is the exit (a one-node path). */
+  exit: ExitHandler;
+  logger?: Logger;
+  clock?: Clock;
+  /** Wait for the exit's RESPONSE HEAD at most this long. @default 60000 */
+  responseHeadTimeoutMs?: number;
+}
+
+export interface OpenRequest {
+  origin: Origin;
+  kind: StreamKind;
+  head?: RequestHead;
+  port?: number;
+}
+
+/** An open stream to the exit, with the path it took (entry first, exit last). */
+export interface EntryStream {
+  stream: HopStream;
+  path: string[];
+  id: string;
+}
+
+/** What the entry answers when a stream fails before its response head. */
+export interface EntryFailure {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** Maps an RST wire code seen before the response head to the client answer. */
+export function failureForReset(code: WireCode | undefined): EntryFailure {
+  switch (code) {
+    case WireCode.UPSTREAM_TIMEOUT:
+      return { status: 504, code: 'ERR_PROXY_UPSTREAM_TIMEOUT', message: 'origin timed out' };
+    case WireCode.UPSTREAM_CONNECT_FAILED:
+      return { status: 502, code: 'ERR_PROXY_UPSTREAM_CONNECT', message: 'origin unreachable' };
+    case WireCode.NO_ROUTE:
+      return {
+        status: 502,
+        code: 'ERR_ROUTE_NONE',
+        message: 'a relay has no session to the next hop',
+      };
+    case WireCode.HOP_LIMIT:
+      return { status: 502, code: 'ERR_PROXY_HOP_LIMIT', message: 'path too long or looping' };
+    case WireCode.BAD_OPEN_HEADER:
+      return {
+        status: 502,
+        code: 'ERR_PROXY_BAD_OPEN_HEADER',
+        message: 'a hop refused the open header',
+      };
+    case WireCode.NOT_DECLARED:
+      return {
+        status: 502,
+        code: 'ERR_PROXY_NOT_DECLARED',
+        message: 'origin not declared at the exit',
+      };
+    default:
+      return {
+        status: 502,
+        code: 'ERR_PROXY_STREAM_RESET',
+        message: `stream reset (code ${code ?? 'none'})`,
+      };
+  }
+}
+
+/**
+ * The entry's side of the data plane, shared by the HTTP entry and TCP forwards: picks the
+ * path (the route source's first path that opens; the next on failure: local failover),
+ * opens the first hop's stream (or a local pair when this node is the exit), writes the
+ * OPEN HEADER, and reads the RESPONSE HEAD.
+ */
+export class EntryConnector {
+  readonly nodeId: string;
+  readonly #routes: RouteSource;
+  readonly #opener: StreamOpener;
+  readonly #exit: ExitHandler;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #headTimeoutMs: number;
+
+  constructor(options: EntryConnectorOptions) {
+    this.nodeId = options.nodeId;
+    this.#routes = options.routes;
+    this.#opener = options.opener;
+    this.#exit = options.exit;
+    this.#clock = options.clock ?? systemClock;
+    this.#headTimeoutMs = options.responseHeadTimeoutMs ?? 60_000;
+    this.#log = (options.logger ?? silentLogger()).child({ [F.COMPONENT]: 'entry-connector' });
+  }
+
+  /**
+   * Opens a stream to the exit of `req.origin` and writes the open header. Throws
+   * ERR_ROUTE_NONE when there is no path or no first hop can be opened.
+   */
+  open(req: OpenRequest): EntryStream {
+    const id = randomBytes(8).toString('hex');
+    const paths = this.#routes.pathsFor(req.origin.name).filter((p) => p[0] === this.nodeId);
+    if (paths.length === 0) {
+      throw new RelayError('ERR_ROUTE_NONE', `no route to origin ${req.origin.name} yet`);
+    }
+    for (const path of paths) {
+      const header: OpenHeader = {
+        v: DATA_PLANE_VERSION,
+        kind: req.kind,
+        origin: req.origin.name,
+        hops: path.slice(2),
+        path: [this.nodeId],
+        id,
+      };
+      if (req.port !== undefined) header.port = req.port;
+      if (req.head) header.head = req.head;
+      if (path.length === 1) {
+        // This node is the exit: serve through an in-process pair, same code path as a tunnel.
+        const [near, far] = duplexPair();
+        far.on('error', () => {});
+        void this.#exit.serve(far, header);
+        return { stream: near, path, id };
+      }
+      const stream = this.#openFirstHop(path, req.origin.name);
+      if (!stream) continue;
+      stream.write(encodePrefixed(header));
+      return { stream, path, id };
+    }
+    throw new RelayError('ERR_ROUTE_NONE', `no path to origin ${req.origin.name} could be opened`, {
+      details: { paths },
+    });
+  }
+
+  /** null when the first hop has no usable session (try the next path). */
+  #openFirstHop(path: string[], origin: string): HopStream | null {
+    try {
+      return this.#opener.open(path[1] as string);
+    } catch (err) {
+      this.#log.warn(
+        { [F.ORIGIN]: origin, [F.PATH]: path.join(','), err },
+        'first hop unavailable, trying the next path',
+      );
+      return null;
+    }
+  }
+
+  /**
+   * Waits for the RESPONSE HEAD. Resolves with the head, or with a failure describing what
+   * the client should get (a reset before the head, a malformed head, a timeout).
+   */
+  async readResponseHead(stream: HopStream): Promise<ResponseHead | EntryFailure> {
+    try {
+      const bytes = await readPrefixed(
+        stream,
+        MAX_RESPONSE_HEAD_BYTES,
+        this.#headTimeoutMs,
+        this.#clock,
+      );
+      return decodeResponseHead(bytes);
+    } catch (err) {
+      if (stream.resetCode !== undefined) return failureForReset(stream.resetCode);
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_PROXY_HEAD_TIMEOUT') {
+        resetStream(stream, WireCode.CANCEL);
+        return { status: 504, code, message: 'no response from the exit in time' };
+      }
+      resetStream(stream, WireCode.PROTOCOL_ERROR);
+      return {
+        status: 502,
+        code: code ?? 'ERR_PROXY_STREAM_RESET',
+        message: (err as Error).message,
+      };
+    }
+  }
+}

@@ -1,0 +1,252 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { F, type Logger, silentLogger, WireCode } from '@relaymesh/shared';
+import type { EntryConnector, EntryFailure, EntryStream } from '../entry-connector.ts';
+import { resetStream, splice } from '../splice.ts';
+import type { HopStream, Origin, OriginCatalog } from '../types.ts';
+import { bareHost } from './headers.ts';
+import {
+  type ExchangeContext,
+  originFor,
+  parseTarget,
+  proxyRequest,
+  requestHeadFor,
+  unknownHost,
+} from './http-exchange.ts';
+import { sendError, sendRawError } from './responses.ts';
+
+export interface EntryServerOptions {
+  nodeId: string;
+  catalog: OriginCatalog;
+  connector: EntryConnector;
+  logger?: Logger;
+  /** Add `x-relaymesh-path` to responses. @default false */
+  debugHeaders?: boolean;
+  /** Largest request head. @default 16384 */
+  maxHeaderSize?: number;
+  /** Time to receive a request head. @default 20000 */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request (head and body). @default 300000 */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive client connections close after this. @default 5000 */
+  keepAliveTimeoutMs?: number;
+  /** Most client connections at once. @default 4096 */
+  maxConnections?: number;
+  /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
+  maxRequestsInFlightPerConnection?: number;
+}
+
+const UPGRADE_KEEP = new Set(['upgrade']);
+
+/** CONNECT may reach a declared port of the origin; 80 also means its http upstreams. */
+export function connectAllowed(origin: Origin, port: number): boolean {
+  return origin.upstreams.some((u) => u.port === port || (port === 80 && u.scheme === 'http'));
+}
+
+/**
+ * The entry role (`--http-listen`): an HTTP/1.1 server that is a reverse proxy by Host,
+ * a forward proxy for absolute-form `http://` requests, a CONNECT tunnel to declared
+ * origins, and passes WebSocket upgrades through. Strict parsing (no lenient mode, Host
+ * required, CL+TE refused by Node's parser); never reaches anything undeclared.
+ */
+export class EntryServer {
+  readonly #server: http.Server;
+  readonly #ctx: ExchangeContext;
+  readonly #log: Logger;
+  readonly #maxInFlight: number;
+  readonly #inFlight = new WeakMap<Socket, number>();
+  readonly #raw = new Set<Duplex>();
+  #closed = false;
+
+  constructor(options: EntryServerOptions) {
+    this.#log = (options.logger ?? silentLogger()).child({
+      [F.COMPONENT]: 'entry',
+      [F.NODE_ID]: options.nodeId,
+    });
+    this.#ctx = {
+      connector: options.connector,
+      catalog: options.catalog,
+      nodeId: options.nodeId,
+      debugHeaders: options.debugHeaders ?? false,
+      log: this.#log,
+    };
+    this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
+    this.#server = http.createServer({
+      insecureHTTPParser: false,
+      requireHostHeader: true,
+      maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+      headersTimeout: options.headersTimeoutMs ?? 20_000,
+      requestTimeout: options.requestTimeoutMs ?? 300_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+    });
+    this.#server.maxConnections = options.maxConnections ?? 4096;
+    this.#server.on('request', (req, res) => this.#onRequest(req, res));
+    this.#server.on('connect', (req, socket, head) => void this.#onConnect(req, socket, head));
+    this.#server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket, head));
+    this.#server.on('clientError', (err, socket) => this.#onClientError(err, socket));
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks one). */
+  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    const n = (this.#inFlight.get(socket) ?? 0) + 1;
+    this.#inFlight.set(socket, n);
+    res.once('close', () => this.#inFlight.set(socket, (this.#inFlight.get(socket) ?? 1) - 1));
+    if (n > this.#maxInFlight) {
+      const f = {
+        status: 503,
+        code: 'ERR_PROXY_BAD_REQUEST',
+        message: 'too many pipelined requests on one connection',
+      };
+      this.#log.warn({ status: 503, [F.CODE]: f.code }, 'request failed');
+      sendError(res, f);
+      return;
+    }
+    void proxyRequest(this.#ctx, req, res);
+  }
+
+  #rawFail(socket: Duplex, req: IncomingMessage, f: EntryFailure, path?: string[]): void {
+    this.#log.warn(
+      { status: f.status, [F.CODE]: f.code, reason: f.message, method: req.method, url: req.url },
+      'request failed',
+    );
+    sendRawError(socket, f, this.#ctx.debugHeaders ? path : undefined);
+  }
+
+  /** Opens the stream, waits for the exit's 200, then splices socket and stream. */
+  async #tunnel(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    open: () => EntryStream,
+    established?: string,
+  ): Promise<void> {
+    let entry: EntryStream;
+    try {
+      entry = open();
+    } catch (err) {
+      return this.#rawFail(socket, req, {
+        status: 502,
+        code: 'ERR_ROUTE_NONE',
+        message: (err as Error).message,
+      });
+    }
+    const { stream, path } = entry;
+    stream.on('error', () => {});
+    const onEarlyClose = () => resetStream(stream, WireCode.CANCEL);
+    socket.once('close', onEarlyClose);
+    const answer = await this.#ctx.connector.readResponseHead(stream);
+    socket.off('close', onEarlyClose);
+    if (!('v' in answer)) return this.#rawFail(socket, req, answer, path);
+    if (answer.error) {
+      resetStream(stream, WireCode.CANCEL);
+      return this.#rawFail(
+        socket,
+        req,
+        { status: answer.status, code: answer.error.code, message: answer.error.message },
+        path,
+      );
+    }
+    if (socket.destroyed) return resetStream(stream, WireCode.CANCEL);
+    if (established) socket.write(established);
+    if (head.length > 0) stream.write(head);
+    this.#raw.add(socket);
+    await splice(socket as HopStream, stream);
+    this.#raw.delete(socket);
+  }
+
+  async #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {});
+    (socket as Socket).allowHalfOpen = true;
+    const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(req.url ?? '');
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      return this.#rawFail(socket, req, {
+        status: 400,
+        code: 'ERR_PROXY_BAD_REQUEST',
+        message: 'CONNECT target is not host:port',
+      });
+    }
+    const host = bareHost(m[1] as string);
+    const origin = this.#ctx.catalog.byHost(host);
+    if (!origin) return this.#rawFail(socket, req, unknownHost(host));
+    if (!connectAllowed(origin, port)) {
+      const message = `port ${port} is not declared for origin ${origin.name}`;
+      return this.#rawFail(socket, req, { status: 403, code: 'ERR_PROXY_NOT_DECLARED', message });
+    }
+    const established = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+    await this.#tunnel(
+      req,
+      socket,
+      head,
+      () => this.#ctx.connector.open({ origin, kind: 'tcp', port }),
+      established,
+    );
+  }
+
+  async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {});
+    (socket as Socket).allowHalfOpen = true;
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      return this.#rawFail(socket, req, {
+        status: 400,
+        code: 'ERR_PROXY_BAD_REQUEST',
+        message: 'only websocket upgrades are proxied',
+      });
+    }
+    const t = parseTarget(req);
+    if ('status' in t) return this.#rawFail(socket, req, t);
+    const origin = originFor(this.#ctx.catalog, t.authority);
+    if ('status' in origin) return this.#rawFail(socket, req, origin);
+    const requestHead = requestHeadFor(req, t, this.#ctx.nodeId, UPGRADE_KEEP);
+    requestHead.headers.push(['Connection', 'Upgrade']);
+    await this.#tunnel(req, socket, head, () =>
+      this.#ctx.connector.open({ origin, kind: 'upgrade', head: requestHead }),
+    );
+  }
+
+  #onClientError(err: Error & { code?: string }, socket: Duplex): void {
+    this.#log.debug({ err, [F.CODE]: err.code }, 'malformed client request refused');
+    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 408
+          : 400;
+    const body = `relaymesh: malformed request refused (${err.code ?? 'parse error'})\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  /** Stops accepting; lets requests and tunnels in progress finish. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeIdleConnections();
+    });
+  }
+
+  /** Closes every client connection at once. Idempotent. */
+  destroy(): void {
+    this.#closed = true;
+    this.#server.close();
+    this.#server.closeAllConnections();
+    for (const s of this.#raw) s.destroy();
+    this.#raw.clear();
+  }
+}

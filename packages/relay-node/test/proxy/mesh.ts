@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { type Dialer, DirectDialer } from '@relaymesh/shared';
+import { createMemoryPair } from '../../src/mux/memory-pair.ts';
+import { Session } from '../../src/mux/session.ts';
+import { StreamTransport } from '../../src/mux/stream-transport.ts';
+import { EntryConnector } from '../../src/proxy/entry-connector.ts';
+import { ExitHandler, type ExitHandlerOptions } from '../../src/proxy/exit/exit-handler.ts';
+import { EntryServer } from '../../src/proxy/http/entry-server.ts';
+import { StreamServer } from '../../src/proxy/relay/stream-server.ts';
+import type { HopStream, StreamOpener } from '../../src/proxy/types.ts';
+import { type OriginConfig, OriginTable } from '../../src/routing/origin-catalog.ts';
+import { type RouteEntry, RouteTable } from '../../src/routing/route-table.ts';
+
+/** One node of a test mesh: every data plane role, sessions to its neighbours. */
+export interface MeshNode {
+  id: string;
+  sessions: Map<string, Session>;
+  opener: StreamOpener;
+  routes: RouteTable;
+  exit: ExitHandler;
+  server: StreamServer;
+  connector: EntryConnector;
+  entry: EntryServer;
+  /** Base URL of the node's HTTP entry. */
+  url: string;
+  port: number;
+}
+
+export interface MeshOptions {
+  nodes: string[];
+  /** Node pairs joined by a mux session ([client, server]). */
+  links: Array<[string, string]>;
+  origins: OriginConfig[];
+  /** Routes (each node keeps those `from` itself). */
+  routes?: RouteEntry[];
+  /** Sessions over TCP sockets on 127.0.0.1 instead of in-memory pipes. @default 'memory' */
+  transport?: 'memory' | 'tcp';
+  debugHeaders?: boolean;
+  dialer?: Dialer;
+  exit?: Partial<ExitHandlerOptions>;
+  responseHeadTimeoutMs?: number;
+}
+
+export interface Mesh {
+  nodes: Map<string, MeshNode>;
+  node(id: string): MeshNode;
+  catalog: OriginTable;
+  close(): Promise<void>;
+}
+
+/** A route record with a path and optional alternates. */
+export function route(origin: string, path: string[], ...alternates: string[][]): RouteEntry {
+  return { from: path[0] as string, origin, path, rttMs: 10, alternates: alternates.map((p) => ({ path: p, rttMs: 20 })) };
+}
+
+async function socketPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise((r) => client.once('connect', r));
+  const s = await accepted;
+  server.close();
+  return [client, s];
+}
+
+function makeNode(id: string, o: MeshOptions, catalog: OriginTable): MeshNode {
+  const sessions = new Map<string, Session>();
+  const opener: StreamOpener = {
+    open(peer) {
+      const s = sessions.get(peer);
+      if (!s) throw new Error(`no session to ${peer}`);
+      return s.open() as HopStream;
+    },
+  };
+  const routes = new RouteTable({ nodeId: id });
+  routes.update(o.routes ?? []);
+  const dialer = o.dialer ?? new DirectDialer();
+  const exit = new ExitHandler({ catalog, dialer, ...o.exit });
+  const server = new StreamServer({ nodeId: id, opener, exit });
+  const connector = new EntryConnector({
+    nodeId: id,
+    routes,
+    opener,
+    exit,
+    ...(o.responseHeadTimeoutMs ? { responseHeadTimeoutMs: o.responseHeadTimeoutMs } : {}),
+  });
+  const entry = new EntryServer({ nodeId: id, catalog, connector, debugHeaders: o.debugHeaders ?? true });
+  return { id, sessions, opener, routes, exit, server, connector, entry, url: '', port: 0 };
+}
+
+/** Builds nodes, joins them with real mux sessions, starts every entry on port 0. */
+export async function buildMesh(o: MeshOptions): Promise<Mesh> {
+  const catalog = new OriginTable(o.origins);
+  const nodes = new Map<string, MeshNode>();
+  for (const id of o.nodes) nodes.set(id, makeNode(id, o, catalog));
+  const node = (id: string) => {
+    const n = nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  };
+  for (const [a, b] of o.links) {
+    const [x, y] = o.transport === 'tcp' ? await socketPair() : createMemoryPair();
+    const sa = new Session({ transport: new StreamTransport(x), role: 'client' });
+    const sb = new Session({ transport: new StreamTransport(y), role: 'server' });
+    sa.on('error', () => {});
+    sb.on('error', () => {});
+    sa.on('stream', (s) => node(a).server.handle(s as HopStream));
+    sb.on('stream', (s) => node(b).server.handle(s as HopStream));
+    node(a).sessions.set(b, sa);
+    node(b).sessions.set(a, sb);
+  }
+  for (const n of nodes.values()) {
+    const addr = await n.entry.listen(0);
+    n.port = addr.port;
+    n.url = `http://127.0.0.1:${addr.port}`;
+  }
+  return {
+    nodes,
+    node,
+    catalog,
+    async close() {
+      for (const n of nodes.values()) {
+        n.entry.destroy();
+        n.server.destroy();
+        for (const s of n.sessions.values()) s.destroy();
+        await n.exit.destroy();
+      }
+    },
+  };
+}
+
+/** A test origin: an http server on 127.0.0.1:0 with a handler; counts connections. */
+export interface TestOrigin {
+  server: http.Server;
+  port: number;
+  url: string;
+  connections: number;
+  requests: number;
+  close(): Promise<void>;
+}
+
+export async function startOrigin(handler: http.RequestListener): Promise<TestOrigin> {
+  const server = http.createServer((req, res) => {
+    origin.requests += 1;
+    handler(req, res);
+  });
+  server.keepAliveTimeout = 10_000;
+  const origin: TestOrigin = {
+    server,
+    port: 0,
+    url: '',
+    connections: 0,
+    requests: 0,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+  server.on('connection', () => {
+    origin.connections += 1;
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  origin.port = (server.address() as AddressInfo).port;
+  origin.url = `http://127.0.0.1:${origin.port}`;
+  return origin;
+}
+
+/** A port that refuses connections (bound then closed). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * Sends raw bytes on a fresh connection and returns everything the server sends until it
+ * closes or `idleMs` passes without bytes (keep-alive servers do not close). Content-Length
+ * bodies end the read early.
+ */
+export function rawExchange(port: number, text: string, idleMs = 300): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(finish, idleMs);
+    };
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      const all = Buffer.concat(chunks).toString('latin1');
+      const m = /content-length: (\d+)/i.exec(all);
+      const sep = all.indexOf('\r\n\r\n');
+      if (m && sep >= 0 && all.length - sep - 4 >= Number(m[1])) return finish();
+      arm();
+    });
+    socket.once('end', finish);
+    socket.once('error', reject);
+    socket.write(text);
+    timer = setTimeout(finish, 5_000);
+  });
+}
