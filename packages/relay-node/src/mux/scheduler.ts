@@ -1,0 +1,202 @@
+import { Flag, FRAME_HEADER_SIZE, FrameType, writeHeader } from '@relaymesh/shared';
+import type { FrameTransport } from './transport.ts';
+
+/**
+ * One stream's outgoing bytes that already have the peer's credit, waiting for their
+ * round-robin turn. The stream fills it; the {@link Scheduler} drains it.
+ */
+export class StreamSendQueue {
+  readonly streamId: number;
+  /** Bytes queued (credit already taken from the stream's send window). */
+  bytes = 0;
+  /** A FIN is due after the queued bytes. */
+  fin = false;
+  finSent = false;
+  /** Set when the stream died: the scheduler drops what is left. */
+  dead = false;
+  /** In the scheduler's ring. */
+  scheduled = false;
+  readonly #chunks: Buffer[] = [];
+  #head = 0;
+  readonly #onProgress: (finSent: boolean) => void;
+
+  /** @param onProgress called after each frame of this stream was handed to the transport. */
+  constructor(streamId: number, onProgress: (finSent: boolean) => void) {
+    this.streamId = streamId;
+    this.#onProgress = onProgress;
+  }
+
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.bytes += chunk.length;
+  }
+
+  /** More to send: bytes, or a FIN not yet sent. */
+  get hasWork(): boolean {
+    return !this.dead && (this.bytes > 0 || (this.fin && !this.finSent));
+  }
+
+  clear(): void {
+    this.#chunks.length = 0;
+    this.#head = 0;
+    this.bytes = 0;
+  }
+
+  /** Copies up to `n` queued bytes into `target` at `offset`; returns how many. */
+  takeInto(target: Buffer, offset: number, n: number): number {
+    let copied = 0;
+    while (copied < n && this.#head < this.#chunks.length) {
+      const c = this.#chunks[this.#head]!;
+      const want = n - copied;
+      if (c.length <= want) {
+        c.copy(target, offset + copied);
+        copied += c.length;
+        this.#chunks[this.#head++] = EMPTY;
+      } else {
+        c.copy(target, offset + copied, 0, want);
+        this.#chunks[this.#head] = c.subarray(want);
+        copied += want;
+      }
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.bytes -= copied;
+    return copied;
+  }
+
+  progress(): void {
+    this.#onProgress(this.finSent);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Frames are carved out of slabs (one allocation per ~256 KiB instead of one per frame);
+ * a slab is never reused, it is freed when the last frame cut from it has been written.
+ */
+const SLAB_SIZE = 256 * 1024;
+
+/**
+ * The session's send side. Control frames (WINDOW_UPDATE, PING, SYN/ACK/RST, GO_AWAY) go
+ * to the transport at once, ahead of any DATA still waiting here. DATA leaves round-robin,
+ * one frame of up to `frameSize` per stream per turn, and only while the transport's
+ * `send` returns true; `drain` resumes it. All sends of one tick are corked together.
+ */
+export class Scheduler {
+  readonly #transport: FrameTransport;
+  readonly #frameSize: number;
+  readonly #ring: StreamSendQueue[] = [];
+  #ringHead = 0;
+  #blocked = false;
+  #corked = false;
+  #closed = false;
+  #slab: Buffer = Buffer.alloc(0);
+  #slabUsed = 0;
+
+  constructor(transport: FrameTransport, frameSize: number) {
+    this.#transport = transport;
+    this.#frameSize = frameSize;
+  }
+
+  /** True while the transport has refused more DATA (waiting for drain). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Sends a header-only control frame now (it overtakes queued DATA). */
+  control(type: FrameType, flags: number, streamId: number, length: number): void {
+    if (this.#closed) return;
+    const frame = this.#alloc(FRAME_HEADER_SIZE);
+    writeHeader(frame, 0, type, flags, streamId, length);
+    this.#cork();
+    if (!this.#transport.send(frame)) this.#blocked = true;
+  }
+
+  /** The queue has new work: put it in the ring and flush on the next tick. */
+  enqueue(q: StreamSendQueue): void {
+    if (this.#closed || q.scheduled || !q.hasWork) return;
+    q.scheduled = true;
+    this.#ring.push(q);
+    this.#cork();
+  }
+
+  drain(): void {
+    this.#blocked = false;
+    if (this.#closed) return;
+    this.#cork();
+  }
+
+  /** Stops all sending; queued DATA is dropped. */
+  close(): void {
+    this.#closed = true;
+    this.#ring.length = 0;
+    this.#ringHead = 0;
+  }
+
+  /** Corks now, uncorks after this tick's frames are out: one write per tick. */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#transport.cork();
+    process.nextTick(() => this.#tick());
+  }
+
+  #tick(): void {
+    try {
+      if (!this.#closed) this.#flush();
+    } finally {
+      this.#corked = false;
+      this.#transport.uncork();
+    }
+  }
+
+  #flush(): void {
+    while (!this.#blocked && this.#ringHead < this.#ring.length) {
+      const q = this.#ring[this.#ringHead++]!;
+      if (this.#ringHead > 1024 && this.#ringHead * 2 > this.#ring.length) {
+        this.#ring.splice(0, this.#ringHead);
+        this.#ringHead = 0;
+      }
+      if (!q.hasWork) {
+        q.scheduled = false;
+        continue;
+      }
+      const ok = this.#transport.send(this.#nextFrame(q));
+      if (q.hasWork) this.#ring.push(q);
+      else q.scheduled = false;
+      if (!ok) this.#blocked = true;
+      q.progress();
+    }
+    if (this.#ringHead === this.#ring.length) {
+      this.#ring.length = 0;
+      this.#ringHead = 0;
+    }
+  }
+
+  /** One DATA frame from `q`: header and payload in one buffer, one copy of the payload. */
+  #nextFrame(q: StreamSendQueue): Buffer {
+    const n = Math.min(q.bytes, this.#frameSize);
+    const frame = this.#alloc(FRAME_HEADER_SIZE + n);
+    q.takeInto(frame, FRAME_HEADER_SIZE, n);
+    let flags: number = Flag.NONE;
+    if (q.bytes === 0 && q.fin) {
+      flags = Flag.FIN;
+      q.finSent = true;
+    }
+    writeHeader(frame, 0, FrameType.DATA, flags, q.streamId, n);
+    return frame;
+  }
+
+  #alloc(size: number): Buffer {
+    if (this.#slab.length - this.#slabUsed < size) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, size));
+      this.#slabUsed = 0;
+    }
+    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + size);
+    this.#slabUsed += size;
+    return out;
+  }
+}

@@ -1,0 +1,582 @@
+import { EventEmitter } from 'node:events';
+import {
+  type Clock,
+  Flag,
+  type Frame,
+  FrameType,
+  type Logger,
+  RelayError,
+  silentLogger,
+  systemClock,
+  type TimerHandle,
+  WireCode,
+} from '@relaymesh/shared';
+import { BASE_STREAM_WINDOW, type MuxConfig, resolveMuxConfig } from './config.ts';
+import { Keepalive } from './keepalive.ts';
+import { Scheduler, type StreamSendQueue } from './scheduler.ts';
+import { MuxStream, type StreamHost } from './stream.ts';
+import type { FrameTransport } from './transport.ts';
+import { CreditBudget, processCreditBudget, ReceiveWindow, type RttStats } from './window.ts';
+
+export type SessionRole = 'client' | 'server';
+export type SessionState = 'open' | 'draining' | 'closed' | 'destroyed';
+
+export interface SessionOptions {
+  transport: FrameTransport;
+  /** Client opens odd stream ids, server even. */
+  role: SessionRole;
+  logger?: Logger;
+  clock?: Clock;
+  config?: Partial<MuxConfig>;
+  /** Process-level credit budget charged by this session. Default {@link processCreditBudget}. */
+  creditBudget?: CreditBudget;
+}
+
+export interface CloseOptions {
+  /** Aborting destroys the session with ERR_MUX_SESSION_CLOSED. */
+  signal?: AbortSignal;
+}
+
+/** Violations whose GO_AWAY carries FLOW_CONTROL_ERROR rather than PROTOCOL_ERROR. */
+const FLOW_CONTROL_CODES = new Set([
+  'ERR_PROTOCOL_WINDOW_EXCEEDED',
+  'ERR_PROTOCOL_WINDOW_OVERFLOW',
+  'ERR_PROTOCOL_BAD_INITIAL_WINDOW',
+]);
+
+/** Answering pings stops while this much is queued: a peer that does not read gets none. */
+const PONG_QUEUE_LIMIT = 4 * 1024 * 1024;
+
+let sessionCounter = 0;
+
+/**
+ * A relaymux session: many {@link MuxStream}s over one {@link FrameTransport}
+ * (docs/protocol.md, docs/lifecycle.md).
+ *
+ * Events: `'stream'` (MuxStream, inbound and accepted), `'goaway'` (WireCode sent by the
+ * peer), `'rtt'` (sample in ms), `'error'` (at most once, only if a listener is attached:
+ * a protocol violation, keepalive timeout, transport failure or `destroy(err)`), `'close'`.
+ *
+ * @throws RelayError ERR_CONFIG_INVALID from the constructor for a bad `config`.
+ */
+export class Session extends EventEmitter implements StreamHost {
+  readonly role: SessionRole;
+  readonly config: Readonly<MuxConfig>;
+  readonly #transport: FrameTransport;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #budget: CreditBudget;
+  readonly #scheduler: Scheduler;
+  readonly #keepalive: Keepalive;
+  readonly #streams = new Map<number, MuxStream>();
+  readonly #backlog = new Set<MuxStream>();
+  #state: SessionState = 'open';
+  #nextId: number;
+  #lastPeerId = 0;
+  #sentGoAway = false;
+  #closing = false;
+  #closeTimer: TimerHandle | undefined;
+  #refused = 0;
+  #finished = false;
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  constructor(options: SessionOptions) {
+    super();
+    this.config = resolveMuxConfig(options.config);
+    this.role = options.role;
+    this.#transport = options.transport;
+    this.#clock = options.clock ?? systemClock;
+    this.#log = (options.logger ?? silentLogger()).child({
+      component: 'mux',
+      sessionId: ++sessionCounter,
+      remote: options.transport.description,
+    });
+    this.#budget = new CreditBudget(
+      this.config.sessionCreditLimit,
+      options.creditBudget ?? processCreditBudget,
+    );
+    this.#nextId = options.role === 'client' ? 1 : 2;
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    this.#scheduler = new Scheduler(this.#transport, this.config.dataFrameSize);
+    this.#keepalive = this.#makeKeepalive();
+    this.on('newListener', (event) => {
+      if (event === 'stream') queueMicrotask(() => this.#drainBacklog());
+    });
+    this.#transport.start({
+      frame: (f) => this.#guard(() => this.#onFrame(f)),
+      error: (err) => this.#guard(() => this.#onTransportError(err)),
+      drain: () => this.#guard(() => this.#scheduler.drain()),
+      close: () => this.#guard(() => this.#onTransportClose()),
+    });
+    if (!this.#finished) this.#keepalive.start();
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Streams currently in the table (both directions). */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Receive credit this session has granted and not yet had consumed, in bytes. */
+  get creditInUse(): number {
+    return this.#budget.used;
+  }
+
+  get rttStats(): RttStats {
+    return this.#keepalive.stats;
+  }
+
+  /**
+   * Opens a stream (synchronous; sends WINDOW_UPDATE|SYN carrying our receive window).
+   * Data may be written at once, before the peer's ACK.
+   * @throws RelayError ERR_MUX_SESSION_CLOSED, ERR_MUX_GOING_AWAY, ERR_MUX_TOO_MANY_STREAMS
+   *   (local limit or ids exhausted), ERR_MUX_MEMORY_LIMIT (credit budget exhausted).
+   */
+  open(): MuxStream {
+    if (this.#state === 'closed' || this.#state === 'destroyed') {
+      throw new RelayError('ERR_MUX_SESSION_CLOSED', `open on a ${this.#state} session`);
+    }
+    if (this.#state === 'draining') {
+      throw new RelayError('ERR_MUX_GOING_AWAY', 'open on a draining session');
+    }
+    const max = this.config.maxConcurrentStreams;
+    if (this.#streams.size >= max || this.#nextId > 0xffff_ffff) {
+      throw new RelayError('ERR_MUX_TOO_MANY_STREAMS', `open with ${this.#streams.size} streams`, {
+        details: { max },
+      });
+    }
+    const window = this.config.initialStreamWindow;
+    if (!this.#budget.tryReserve(window)) {
+      throw new RelayError('ERR_MUX_MEMORY_LIMIT', `no credit budget for a ${window}-byte window`, {
+        details: { available: this.#budget.available },
+      });
+    }
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const stream = this.#makeStream(id, BASE_STREAM_WINDOW);
+    this.#streams.set(id, stream);
+    this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.SYN, id, window);
+    return stream;
+  }
+
+  /** An on-demand RTT sample in ms. Rejects with ERR_MUX_KEEPALIVE_TIMEOUT / ERR_MUX_SESSION_CLOSED. */
+  ping(): Promise<number> {
+    return this.#keepalive.ping();
+  }
+
+  /** Sends GO_AWAY: no new streams either way; open streams carry on. Idempotent. */
+  goAway(code: WireCode = WireCode.NORMAL): void {
+    if (this.#finished || this.#sentGoAway) return;
+    this.#sentGoAway = true;
+    if (this.#state === 'open') this.#state = 'draining';
+    this.#scheduler.control(FrameType.GO_AWAY, Flag.NONE, 0, code);
+    this.#log.info({ code }, 'go-away sent');
+  }
+
+  /**
+   * Graceful close: GO_AWAY, wait for open streams to finish (at most closeTimeoutMs, or
+   * until `signal` aborts, then destroy), then end the transport. Resolves once closed.
+   * Idempotent.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#finished) return this.#closed;
+    this.goAway();
+    if (!this.#closing) {
+      this.#closing = true;
+      const abort = () =>
+        this.destroy(new RelayError('ERR_MUX_SESSION_CLOSED', 'close did not finish in time'));
+      this.#closeTimer = this.#clock.setTimeout(abort, this.config.closeTimeoutMs);
+      options.signal?.addEventListener('abort', abort, { once: true });
+      this.#maybeEndTransport();
+    }
+    return this.#closed;
+  }
+
+  /**
+   * Immediate teardown: every open stream is destroyed with `err` (default
+   * ERR_MUX_SESSION_CLOSED), the transport is destroyed. Idempotent.
+   */
+  destroy(err?: Error): void {
+    if (this.#finished) return;
+    const streamErr = err ?? new RelayError('ERR_MUX_SESSION_CLOSED', 'session destroyed');
+    this.#finish('destroyed', streamErr, err);
+    this.#transport.destroy();
+  }
+
+  /** Resolves when the session is closed or destroyed. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  // ---- StreamHost (called by MuxStream) ----
+
+  /** @internal */
+  enqueue(q: StreamSendQueue): void {
+    this.#scheduler.enqueue(q);
+  }
+
+  /** @internal */
+  sendWindowUpdate(streamId: number, delta: number): void {
+    this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.NONE, streamId, delta);
+  }
+
+  /** @internal */
+  sendReset(streamId: number, code: WireCode): void {
+    if (this.#finished) return;
+    this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.RST, streamId, code);
+  }
+
+  /** @internal */
+  streamClosed(stream: MuxStream): void {
+    if (this.#streams.get(stream.id) !== stream) return;
+    this.#streams.delete(stream.id);
+    this.#backlog.delete(stream);
+    this.#budget.release(stream.reservedCredit);
+    this.#maybeEndTransport();
+  }
+
+  // ---- receive path ----
+
+  #onFrame(f: Frame): void {
+    if (this.#finished) return;
+    this.#keepalive.markRx();
+    switch (f.type) {
+      case FrameType.DATA:
+        this.#onData(f);
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.#onWindowUpdate(f);
+        return;
+      case FrameType.PING:
+        this.#onPing(f);
+        return;
+      case FrameType.GO_AWAY:
+        this.#onGoAway(f.length);
+        return;
+    }
+  }
+
+  #onData(f: Frame): void {
+    if ((f.flags & Flag.RST) !== 0) {
+      this.#violation(
+        new RelayError('ERR_PROTOCOL_BAD_FLAGS', `RST on a DATA frame (stream ${f.streamId})`, {
+          details: { streamId: f.streamId, flags: f.flags },
+        }),
+      );
+      return;
+    }
+    let stream: MuxStream | undefined;
+    if ((f.flags & Flag.SYN) !== 0) {
+      const opened = this.#onSyn(f.streamId, BASE_STREAM_WINDOW);
+      if (opened === 'violation') return;
+      stream = opened;
+    } else {
+      stream = this.#streams.get(f.streamId);
+    }
+    if (stream === undefined) {
+      this.#unknownStream(f);
+      return;
+    }
+    if ((f.flags & Flag.ACK) !== 0 && this.#check(stream.onAck(0))) return;
+    this.#check(stream.onData(f.payload, (f.flags & Flag.FIN) !== 0));
+  }
+
+  #onWindowUpdate(f: Frame): void {
+    if ((f.flags & Flag.RST) !== 0) {
+      // Unknown stream: it is already gone here (a race), nothing to do.
+      this.#streams.get(f.streamId)?.onReset(f.length);
+      return;
+    }
+    const stream =
+      (f.flags & Flag.SYN) !== 0 ? this.#synByWindowUpdate(f) : this.#updateExisting(f);
+    if (stream !== undefined && (f.flags & Flag.FIN) !== 0) stream.onFin();
+  }
+
+  /** WINDOW_UPDATE|SYN: `length` is the opener's initial window. */
+  #synByWindowUpdate(f: Frame): MuxStream | undefined {
+    if (f.length < BASE_STREAM_WINDOW) {
+      this.#badInitialWindow(f);
+      return undefined;
+    }
+    const opened = this.#onSyn(f.streamId, f.length);
+    return opened === 'violation' ? undefined : opened;
+  }
+
+  /** WINDOW_UPDATE (|ACK: `length` is the acceptor's initial window) on a known stream. */
+  #updateExisting(f: Frame): MuxStream | undefined {
+    const stream = this.#streams.get(f.streamId);
+    if (stream === undefined) {
+      this.#unknownStream(f);
+      return undefined;
+    }
+    let err: RelayError | undefined;
+    if ((f.flags & Flag.ACK) !== 0) {
+      if (f.length < BASE_STREAM_WINDOW) {
+        this.#badInitialWindow(f);
+        return undefined;
+      }
+      err = stream.onAck(f.length - BASE_STREAM_WINDOW);
+    } else {
+      err = stream.onWindowUpdate(f.length);
+    }
+    return this.#check(err) ? undefined : stream;
+  }
+
+  #onPing(f: Frame): void {
+    if ((f.flags & Flag.ACK) !== 0) {
+      this.#keepalive.onPong(f.length);
+      return;
+    }
+    if (this.#transport.bufferedAmount > PONG_QUEUE_LIMIT) return;
+    this.#scheduler.control(FrameType.PING, Flag.ACK, 0, f.length);
+  }
+
+  #onGoAway(code: number): void {
+    if (this.#state === 'open') this.#state = 'draining';
+    this.#log.info({ code }, 'go-away received');
+    this.#emitSafe('goaway', code);
+  }
+
+  /**
+   * A SYN for `id`. Returns the new stream, undefined when it was refused (RST sent), or
+   * 'violation' (the session is being torn down).
+   */
+  #onSyn(id: number, peerWindow: number): MuxStream | undefined | 'violation' {
+    if (this.#streams.has(id)) {
+      this.#violation(
+        new RelayError('ERR_PROTOCOL_DUPLICATE_STREAM', `SYN for open stream ${id}`, {
+          details: { streamId: id },
+        }),
+      );
+      return 'violation';
+    }
+    const peerParity = this.role === 'client' ? 0 : 1;
+    if (id % 2 !== peerParity || id <= this.#lastPeerId) {
+      this.#violation(
+        new RelayError(
+          'ERR_PROTOCOL_BAD_STREAM_ID',
+          `SYN for stream ${id}: wrong parity or not above ${this.#lastPeerId}`,
+          { details: { streamId: id, lastPeerId: this.#lastPeerId } },
+        ),
+      );
+      return 'violation';
+    }
+    this.#lastPeerId = id;
+    const refusal = this.#admission();
+    if (refusal !== undefined) {
+      this.#refuse(id, refusal.code, refusal.reason);
+      return undefined;
+    }
+    const stream = this.#makeStream(id, peerWindow);
+    stream.markAccepted();
+    this.#streams.set(id, stream);
+    this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.ACK, id, this.config.initialStreamWindow);
+    if (this.#refused > 0) {
+      this.#log.info({ refused: this.#refused }, 'accepting inbound streams again');
+      this.#refused = 0;
+    }
+    this.#deliver(stream);
+    return stream;
+  }
+
+  /** Why a new inbound stream cannot be admitted now (reserves its credit if it can). */
+  #admission(): { code: WireCode; reason: string } | undefined {
+    if (this.#state !== 'open') return { code: WireCode.GOING_AWAY, reason: 'draining' };
+    if (this.#streams.size >= this.config.maxConcurrentStreams) {
+      return { code: WireCode.REFUSED_STREAM, reason: 'max concurrent streams reached' };
+    }
+    if (this.listenerCount('stream') === 0 && this.#backlog.size >= this.config.acceptBacklog) {
+      return { code: WireCode.REFUSED_STREAM, reason: 'accept backlog full' };
+    }
+    if (!this.#budget.tryReserve(this.config.initialStreamWindow)) {
+      return { code: WireCode.MEMORY_LIMIT, reason: 'credit budget exhausted' };
+    }
+    return undefined;
+  }
+
+  /** RST for a stream we will not take; logged once per burst of refusals. */
+  #refuse(id: number, code: WireCode, reason: string): void {
+    this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.RST, id, code);
+    if (this.#refused++ === 0) {
+      this.#log.warn(
+        { streamId: id, code, reason, streams: this.#streams.size, backlog: this.#backlog.size },
+        'refusing inbound streams',
+      );
+    }
+  }
+
+  #unknownStream(f: Frame): void {
+    const id = f.streamId;
+    const ours = id % 2 === (this.role === 'client' ? 1 : 0);
+    const neverOpened = ours ? id >= this.#nextId : id > this.#lastPeerId;
+    // A closed stream (ids are never reused, so any lower id is closed): a late frame, ignore.
+    if (!neverOpened) return;
+    this.#violation(
+      new RelayError('ERR_PROTOCOL_UNEXPECTED_FRAME', `frame for stream ${id}, never opened`, {
+        details: { streamId: id, type: f.type, flags: f.flags },
+      }),
+    );
+  }
+
+  #badInitialWindow(f: Frame): void {
+    this.#violation(
+      new RelayError(
+        'ERR_PROTOCOL_BAD_INITIAL_WINDOW',
+        `initial window ${f.length} on stream ${f.streamId} is below ${BASE_STREAM_WINDOW}`,
+        { details: { streamId: f.streamId, window: f.length } },
+      ),
+    );
+  }
+
+  /** Treats a returned stream error as a violation. True when there was one. */
+  #check(err: RelayError | undefined): boolean {
+    if (err === undefined) return false;
+    this.#violation(err);
+    return true;
+  }
+
+  /**
+   * The peer broke the protocol: one warn line, GO_AWAY with PROTOCOL_ERROR or
+   * FLOW_CONTROL_ERROR, every stream fails with ERR_MUX_SESSION_CLOSED (cause: `err`), the
+   * session errors with `err`; the transport gets violationFlushMs to flush the GO_AWAY.
+   */
+  #violation(err: RelayError): void {
+    if (this.#finished) return;
+    const wire = FLOW_CONTROL_CODES.has(err.code)
+      ? WireCode.FLOW_CONTROL_ERROR
+      : WireCode.PROTOCOL_ERROR;
+    this.#log.warn({ code: err.code, wireCode: wire, ...err.details }, 'peer violated relaymux');
+    this.#scheduler.control(FrameType.GO_AWAY, Flag.NONE, 0, wire);
+    const streamErr = new RelayError('ERR_MUX_SESSION_CLOSED', `session failed: ${err.message}`, {
+      cause: err,
+    });
+    this.#finish('destroyed', streamErr, err);
+    this.#transport.end();
+    const t = this.#clock.setTimeout(() => this.#transport.destroy(), this.config.violationFlushMs);
+    this.#closed.then(() => this.#clock.clearTimeout(t));
+  }
+
+  #onTransportError(err: Error): void {
+    if (err instanceof RelayError && err.code.startsWith('ERR_PROTOCOL_')) {
+      this.#violation(err);
+      return;
+    }
+    const wrapped = new RelayError('ERR_MUX_SESSION_CLOSED', `transport failed: ${err.message}`, {
+      cause: err,
+    });
+    this.#log.warn({ err }, 'transport failed');
+    this.#finish('destroyed', wrapped, wrapped);
+  }
+
+  #onTransportClose(): void {
+    if (!this.#finished) {
+      const clean = this.#streams.size === 0 && (this.#closing || this.#state === 'draining');
+      const err = new RelayError('ERR_MUX_SESSION_CLOSED', 'transport closed under the session');
+      this.#finish(clean ? 'closed' : 'destroyed', err, undefined);
+    }
+    this.#resolveClosed();
+  }
+
+  // ---- lifecycle ----
+
+  #maybeEndTransport(): void {
+    if (!this.#closing || this.#finished || this.#streams.size > 0) return;
+    this.#finish('closed', new RelayError('ERR_MUX_SESSION_CLOSED', 'session closed'), undefined);
+    this.#transport.end();
+  }
+
+  /** The one teardown path: runs once. `sessionErr` is emitted as 'error' if given. */
+  #finish(state: SessionState, streamErr: Error, sessionErr: Error | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#state = state;
+    if (this.#closeTimer !== undefined) this.#clock.clearTimeout(this.#closeTimer);
+    this.#keepalive.stop(streamErr);
+    for (const stream of [...this.#streams.values()]) stream.destroy(streamErr);
+    this.#streams.clear();
+    this.#backlog.clear();
+    this.#scheduler.close();
+    this.#budget.release(this.#budget.used);
+    if (sessionErr !== undefined && this.listenerCount('error') > 0) {
+      this.#emitSafe('error', sessionErr);
+    }
+    this.#emitSafe('close');
+    this.#log.debug({ state }, 'session finished');
+  }
+
+  #makeStream(id: number, sendCredit: number): MuxStream {
+    const recv = new ReceiveWindow({
+      initial: this.config.initialStreamWindow,
+      max: this.config.maxStreamWindow,
+      budget: this.#budget,
+      now: () => this.#clock.now(),
+      srtt: () => this.#keepalive.rtt.srtt,
+    });
+    return new MuxStream({
+      id,
+      host: this,
+      recv,
+      sendCredit,
+      sendQueueBytes: this.config.streamSendQueueBytes,
+    });
+  }
+
+  #deliver(stream: MuxStream): void {
+    if (this.listenerCount('stream') > 0) this.#emitSafe('stream', stream);
+    else this.#backlog.add(stream);
+  }
+
+  #drainBacklog(): void {
+    for (const stream of this.#backlog) {
+      if (this.listenerCount('stream') === 0) return;
+      this.#backlog.delete(stream);
+      this.#emitSafe('stream', stream);
+    }
+  }
+
+  #makeKeepalive(): Keepalive {
+    return new Keepalive({
+      clock: this.#clock,
+      intervalMs: this.config.keepAliveIntervalMs,
+      deadTimeoutMs: this.config.deadTimeoutMs,
+      pingTimeoutMs: this.config.pingTimeoutMs,
+      sendPing: (opaque) => this.#scheduler.control(FrameType.PING, Flag.SYN, 0, opaque),
+      onDead: (silentMs) => {
+        const err = new RelayError(
+          'ERR_MUX_KEEPALIVE_TIMEOUT',
+          `no frame from peer in ${silentMs} ms`,
+          {
+            details: { silentMs },
+          },
+        );
+        this.#log.warn({ silentMs }, 'peer silent: keepalive timeout');
+        this.destroy(err);
+      },
+      onRtt: (ms) => this.#emitSafe('rtt', ms),
+    });
+  }
+
+  /** Listeners run inside transport handlers, which must never throw. */
+  #emitSafe(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.#log.error({ err, event }, 'session event listener threw');
+    }
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log.error({ err }, 'mux internal error');
+      this.destroy(new RelayError('ERR_INTERNAL', 'mux internal error', { cause: err }));
+    }
+  }
+}

@@ -1,0 +1,275 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import {
+  type Clock,
+  decodeFrame,
+  MAX_FRAME_PAYLOAD,
+  RelayError,
+  systemClock,
+  type TimerHandle,
+} from '@relaymesh/shared';
+import WebSocket from 'ws';
+import type { FrameTransport, FrameTransportHandlers } from '../mux/transport.ts';
+import { closeCodeFor, closeReasonFor, errorFromClose, errorFromWs } from './close-codes.ts';
+
+export interface WsTransportOptions {
+  /** `send` returns false above this many bytes handed to ws and not yet written. @default 512 KiB */
+  highWaterMark?: number;
+  /** Largest DATA payload accepted (decodeFrame). @default MAX_FRAME_PAYLOAD (64 KiB) */
+  maxFramePayload?: number;
+  /**
+   * Bytes of frames that may arrive before `start()` (they follow the hello in the same
+   * socket read). Above it the socket is paused until `start()`. @default 1 MiB
+   */
+  maxEarlyBytes?: number;
+  /** After a close frame is sent, terminate if the peer has not closed within this. @default 2000 */
+  closeTimeoutMs?: number;
+  /** For logs. @default "ws <remote address>:<port>" */
+  description?: string;
+  clock?: Clock;
+}
+
+export const DEFAULT_WS_HIGH_WATER_MARK = 512 * 1024;
+const DEFAULT_MAX_EARLY_BYTES = 1024 * 1024;
+const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+
+/** ws keeps its net.Socket here; we need it to cork batches of frames. */
+function socketOf(ws: WebSocket): Socket | undefined {
+  return (ws as unknown as { _socket?: Socket | null })._socket ?? undefined;
+}
+
+function toBuffer(data: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+type Early = { frame: Buffer } | { error: Error } | { close: true };
+
+/**
+ * {@link FrameTransport} over an open `ws` WebSocket: one relaymux frame per binary
+ * message. Attach it in the same tick the hello completes: it listens at once and keeps
+ * the frames that arrive before the Session calls `start()`.
+ *
+ * Backpressure counts the bytes handed to `ws.send` whose callbacks have not fired (they
+ * fire once written to the kernel), so it works whatever ws queues internally. `end()`
+ * sends a close 1000 after the queued frames; a violation sends a close with the mapped
+ * code (see close-codes.ts) and its RelayError code as the reason. Emits `'close'`
+ * (err | undefined) once, after `handlers.close`.
+ */
+export class WsTransport extends EventEmitter implements FrameTransport {
+  readonly description: string;
+  readonly #ws: WebSocket;
+  readonly #hwm: number;
+  readonly #lwm: number;
+  readonly #maxPayload: number;
+  readonly #maxEarly: number;
+  readonly #closeTimeoutMs: number;
+  readonly #clock: Clock;
+  #handlers: FrameTransportHandlers | undefined;
+  /** Items that arrived before start() or while they were being replayed. */
+  #early: Early[] = [];
+  #earlyBytes = 0;
+  #inflight = 0;
+  #needDrain = false;
+  #corked = false;
+  #failed = false;
+  #ended = false;
+  #destroyed = false;
+  #closed = false;
+  #error: Error | undefined;
+  #closeTimer: TimerHandle | undefined;
+
+  constructor(ws: WebSocket, options: WsTransportOptions = {}) {
+    super();
+    this.#ws = ws;
+    this.#hwm = options.highWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
+    this.#lwm = Math.floor(this.#hwm / 2);
+    this.#maxPayload = options.maxFramePayload ?? MAX_FRAME_PAYLOAD;
+    this.#maxEarly = options.maxEarlyBytes ?? DEFAULT_MAX_EARLY_BYTES;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#clock = options.clock ?? systemClock;
+    const s = socketOf(ws);
+    this.description =
+      options.description ?? `ws ${s?.remoteAddress ?? '?'}:${s?.remotePort ?? '?'}`;
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on('error', (err) => this.#fail(errorFromWs(err)));
+    ws.on('close', (code, reason) => this.#onClose(code, reason));
+    if (ws.readyState === WebSocket.CLOSED) queueMicrotask(() => this.#onClose(1006, ''));
+  }
+
+  /** Bytes handed to ws and not yet written to the kernel. */
+  get bufferedAmount(): number {
+    return this.#inflight;
+  }
+
+  /** The first error that ended (or is ending) the transport, if any. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** The WebSocket underneath (for remote address and tests). */
+  get ws(): WebSocket {
+    return this.#ws;
+  }
+
+  start(handlers: FrameTransportHandlers): void {
+    if (this.#handlers) throw new RelayError('ERR_INTERNAL', 'transport started twice');
+    this.#handlers = handlers;
+    // Replay later, not inside the Session's constructor.
+    if (this.#early.length > 0) queueMicrotask(() => this.#replay());
+  }
+
+  send(frame: Buffer): boolean {
+    if (this.#failed || this.#ended || this.#destroyed || this.#ws.readyState !== WebSocket.OPEN) {
+      return false;
+    }
+    const size = frame.length;
+    this.#inflight += size;
+    this.#ws.send(frame, { binary: true }, () => this.#onSent(size));
+    if (this.#inflight < this.#hwm) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  cork(): void {
+    if (this.#corked) return;
+    const s = socketOf(this.#ws);
+    if (!s) return;
+    this.#corked = true;
+    s.cork();
+    // A forgotten uncork must never stall the tunnel.
+    process.nextTick(() => this.uncork());
+  }
+
+  uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    socketOf(this.#ws)?.uncork();
+  }
+
+  pause(): void {
+    this.#ws.pause();
+  }
+
+  resume(): void {
+    if (this.#earlyBytes > this.#maxEarly && !this.#handlers) return;
+    this.#ws.resume();
+  }
+
+  end(): void {
+    if (this.#ended || this.#destroyed || this.#closed) return;
+    this.#ended = true;
+    this.uncork();
+    this.#closeWs(undefined);
+  }
+
+  destroy(err?: Error): void {
+    if (this.#destroyed || this.#closed) return;
+    this.#destroyed = true;
+    this.#error ??= err;
+    this.#ws.terminate();
+  }
+
+  /** Ends with a violation found above the transport (e.g. by the handshake). */
+  fail(err: RelayError): void {
+    this.#fail(err);
+  }
+
+  #onSent(size: number): void {
+    this.#inflight -= size;
+    if (this.#needDrain && this.#inflight <= this.#lwm) {
+      this.#needDrain = false;
+      if (!this.#failed && !this.#closed) this.#handlers?.drain();
+    }
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.#failed || this.#destroyed) return;
+    if (!isBinary) {
+      this.#fail(new RelayError('ERR_TUNNEL_TEXT_MESSAGE', 'text message on a tunnel'));
+      return;
+    }
+    const buf = toBuffer(data);
+    if (!this.#handlers || this.#early.length > 0) {
+      this.#early.push({ frame: buf });
+      this.#earlyBytes += buf.length;
+      // Bounded: stop reading until the Session starts (resumed in #replay).
+      if (this.#earlyBytes > this.#maxEarly) this.#ws.pause();
+      return;
+    }
+    this.#deliver(buf);
+  }
+
+  #deliver(buf: Buffer): void {
+    const frame = decodeFrame(buf, this.#maxPayload);
+    if (frame instanceof RelayError) {
+      this.#fail(frame);
+      return;
+    }
+    this.#handlers!.frame(frame);
+  }
+
+  #replay(): void {
+    while (this.#early.length > 0) {
+      const item = this.#early.shift()!;
+      if ('frame' in item) {
+        this.#earlyBytes -= item.frame.length;
+        if (!this.#failed) this.#deliver(item.frame);
+      } else if ('error' in item) {
+        this.#handlers!.error(item.error);
+      } else {
+        this.#handlers!.close();
+      }
+    }
+    if (this.#ws.isPaused && !this.#closed) this.#ws.resume();
+  }
+
+  #fail(err: Error): void {
+    if (this.#failed || this.#closed) return;
+    this.#failed = true;
+    this.#error ??= err;
+    this.#emitOrQueue({ error: err });
+    if (!this.#destroyed) this.#closeWs(err);
+  }
+
+  /** Sends a close frame (after queued data) and terminates if the peer does not answer. */
+  #closeWs(err: Error | undefined): void {
+    const ws = this.#ws;
+    if (ws.readyState === WebSocket.OPEN) ws.close(closeCodeFor(err), closeReasonFor(err));
+    else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    this.#closeTimer ??= this.#clock.setTimeout(() => ws.terminate(), this.#closeTimeoutMs);
+  }
+
+  #onClose(code: number, reason: Buffer | string): void {
+    if (this.#closed) return;
+    if (this.#closeTimer !== undefined) this.#clock.clearTimeout(this.#closeTimer);
+    this.#closeTimer = undefined;
+    if (!this.#failed && !this.#ended && !this.#destroyed) {
+      // The peer closed first: an error unless it was a clean close.
+      const err =
+        errorFromClose(code, reason) ??
+        (code === 1006
+          ? new RelayError('ERR_TUNNEL_CLOSED', 'tunnel connection dropped without a close frame')
+          : undefined);
+      if (err) {
+        this.#failed = true;
+        this.#error = err;
+        this.#emitOrQueue({ error: err });
+      }
+    }
+    this.#closed = true;
+    this.#emitOrQueue({ close: true });
+    this.emit('close', this.#error);
+  }
+
+  #emitOrQueue(item: { error: Error } | { close: true }): void {
+    const h = this.#handlers;
+    if (!h || this.#early.length > 0) {
+      this.#early.push(item);
+      return;
+    }
+    if ('error' in item) h.error(item.error);
+    else h.close();
+  }
+}
