@@ -44,6 +44,10 @@ export const ERROR_CODES = {
     retryable: false,
     doc: 'WINDOW_UPDATE would grow a send window past 2^31-1',
   },
+  ERR_PROTOCOL_BAD_INITIAL_WINDOW: {
+    retryable: false,
+    doc: 'SYN or ACK advertises an initial window below the 256 KiB protocol base',
+  },
   ERR_PROTOCOL_UNEXPECTED_FRAME: {
     retryable: false,
     doc: 'frame not valid in the current stream or tunnel state',
