@@ -20,28 +20,6 @@ export {
 } from './mux/stream-transport.ts';
 export type { FrameTransport, FrameTransportHandlers } from './mux/transport.ts';
 export { CreditBudget, processCreditBudget, type RttStats } from './mux/window.ts';
-export {
-  BASE_STREAM_WINDOW,
-  DEFAULT_MUX_CONFIG,
-  type MuxConfig,
-  resolveMuxConfig,
-} from './mux/config.ts';
-export { createMemoryPair } from './mux/memory-pair.ts';
-export {
-  type CloseOptions,
-  Session,
-  type SessionOptions,
-  type SessionRole,
-  type SessionState,
-} from './mux/session.ts';
-export { MuxStream } from './mux/stream.ts';
-export {
-  DEFAULT_TRANSPORT_HIGH_WATER_MARK,
-  StreamTransport,
-  type StreamTransportOptions,
-} from './mux/stream-transport.ts';
-export type { FrameTransport, FrameTransportHandlers } from './mux/transport.ts';
-export { CreditBudget, processCreditBudget, type RttStats } from './mux/window.ts';
 export * from './proxy/index.ts';
 export * from './routing/index.ts';
 export {
