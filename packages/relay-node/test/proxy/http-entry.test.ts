@@ -2,7 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMesh, rawExchange, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
+import {
+  buildMesh,
+  type Mesh,
+  rawExchange,
+  route,
+  sha256,
+  startOrigin,
+  type TestOrigin,
+} from './mesh.ts';
 
 const BIG = randomBytes(3 * 1024 * 1024 + 123);
 
@@ -11,7 +19,11 @@ function originHandler(): Parameters<typeof startOrigin>[0] {
     if (req.url === '/big') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       // Chunked, in pieces, so the exit streams rather than receives one buffer.
-      const r = Readable.from((function* () { for (let i = 0; i < BIG.length; i += 100_000) yield BIG.subarray(i, i + 100_000); })());
+      const r = Readable.from(
+        (function* () {
+          for (let i = 0; i < BIG.length; i += 100_000) yield BIG.subarray(i, i + 100_000);
+        })(),
+      );
       r.pipe(res);
       return;
     }
@@ -27,7 +39,16 @@ function originHandler(): Parameters<typeof startOrigin>[0] {
         h.update(c);
         n += c.length;
       });
-      req.on('end', () => res.end(JSON.stringify({ n, sha: h.digest('hex'), te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null })));
+      req.on('end', () =>
+        res.end(
+          JSON.stringify({
+            n,
+            sha: h.digest('hex'),
+            te: req.headers['transfer-encoding'] ?? null,
+            cl: req.headers['content-length'] ?? null,
+          }),
+        ),
+      );
       return;
     }
     res.setHeader('connection', 'keep-alive, x-hop');
@@ -48,7 +69,8 @@ describe.each([
   beforeAll(async () => {
     origin = await startOrigin(originHandler());
     const links: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < path.length; i++) links.push([path[i] as string, path[i + 1] as string]);
+    for (let i = 0; i + 1 < path.length; i++)
+      links.push([path[i] as string, path[i + 1] as string]);
     mesh = await buildMesh({
       nodes: [...path],
       links,
@@ -71,7 +93,11 @@ describe.each([
     expect(head).toMatch(/^HTTP\/1.1 200/);
     expect(head.toLowerCase()).toContain('x-relaymesh-path: ' + path.join(','));
     expect(head.toLowerCase()).not.toContain('x-hop');
-    const body = JSON.parse(text) as { method: string; url: string; headers: Record<string, string> };
+    const body = JSON.parse(text) as {
+      method: string;
+      url: string;
+      headers: Record<string, string>;
+    };
     expect(body.url).toBe('/hello?x=1');
     expect(body.headers.host).toBe('files.example');
     expect(body.headers['x-keep']).toBe('yes');
@@ -101,11 +127,19 @@ describe.each([
     const chunked = await request(`${url()}/sha`, {
       method: 'POST',
       headers: { host: 'files.example' },
-      body: Readable.from((function* () { for (let i = 0; i < BIG.length; i += 65_536) yield BIG.subarray(i, i + 65_536); })()),
+      body: Readable.from(
+        (function* () {
+          for (let i = 0; i < BIG.length; i += 65_536) yield BIG.subarray(i, i + 65_536);
+        })(),
+      ),
     });
     const c = (await chunked.body.json()) as { n: number; sha: string; te: string | null };
     expect(c).toMatchObject({ n: BIG.length, sha: sha256(BIG), te: 'chunked' });
-    const fixed = await request(`${url()}/sha`, { method: 'PUT', headers: { host: 'files.example' }, body: BIG });
+    const fixed = await request(`${url()}/sha`, {
+      method: 'PUT',
+      headers: { host: 'files.example' },
+      body: BIG,
+    });
     const f = (await fixed.body.json()) as { n: number; sha: string; cl: string | null };
     expect(f).toMatchObject({ n: BIG.length, sha: sha256(BIG), cl: String(BIG.length) });
   });
@@ -119,7 +153,11 @@ describe.each([
     });
     try {
       for (let i = 0; i < 5; i++) {
-        const res = await client.request({ path: `/k${i}`, method: 'GET', headers: { host: 'files.example' } });
+        const res = await client.request({
+          path: `/k${i}`,
+          method: 'GET',
+          headers: { host: 'files.example' },
+        });
         expect(res.statusCode).toBe(200);
         await res.body.text();
       }

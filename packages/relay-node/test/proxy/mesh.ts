@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import { type Dialer, DirectDialer } from '@relaymesh/shared';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
 import { Session } from '../../src/mux/session.ts';
@@ -53,7 +53,13 @@ export interface Mesh {
 
 /** A route record with a path and optional alternates. */
 export function route(origin: string, path: string[], ...alternates: string[][]): RouteEntry {
-  return { from: path[0] as string, origin, path, rttMs: 10, alternates: alternates.map((p) => ({ path: p, rttMs: 20 })) };
+  return {
+    from: path[0] as string,
+    origin,
+    path,
+    rttMs: 10,
+    alternates: alternates.map((p) => ({ path: p, rttMs: 20 })),
+  };
 }
 
 async function socketPair(): Promise<[net.Socket, net.Socket]> {
@@ -88,7 +94,12 @@ function makeNode(id: string, o: MeshOptions, catalog: OriginTable): MeshNode {
     exit,
     ...(o.responseHeadTimeoutMs ? { responseHeadTimeoutMs: o.responseHeadTimeoutMs } : {}),
   });
-  const entry = new EntryServer({ nodeId: id, catalog, connector, debugHeaders: o.debugHeaders ?? true });
+  const entry = new EntryServer({
+    nodeId: id,
+    catalog,
+    connector,
+    debugHeaders: o.debugHeaders ?? true,
+  });
   return { id, sessions, opener, routes, exit, server, connector, entry, url: '', port: 0 };
 }
 
