@@ -158,7 +158,7 @@ export class WsTransport extends EventEmitter implements FrameTransport {
   }
 
   end(): void {
-    if (this.#ended || this.#destroyed || this.#closed) return;
+    if (this.#ended || this.#failed || this.#destroyed || this.#closed) return;
     this.#ended = true;
     this.uncork();
     this.#closeWs(undefined);
@@ -229,8 +229,10 @@ export class WsTransport extends EventEmitter implements FrameTransport {
     if (this.#failed || this.#closed) return;
     this.#failed = true;
     this.#error ??= err;
-    this.#emitOrQueue({ error: err });
+    // Close first: the Session reacts to the error by ending us, and our coded close
+    // frame must be the one that goes out.
     if (!this.#destroyed) this.#closeWs(err);
+    this.#emitOrQueue({ error: err });
   }
 
   /** Sends a close frame (after queued data) and terminates if the peer does not answer. */
