@@ -498,7 +498,10 @@ export class Session extends EventEmitter implements StreamHost {
     this.#state = state;
     if (this.#closeTimer !== undefined) this.#clock.clearTimeout(this.#closeTimer);
     this.#keepalive.stop(streamErr);
-    for (const stream of [...this.#streams.values()]) stream.destroy(streamErr);
+    // Streams still in the backlog belong to nobody yet: no 'error' for them.
+    for (const stream of [...this.#streams.values()]) {
+      stream.destroy(this.#backlog.has(stream) ? undefined : streamErr);
+    }
     this.#streams.clear();
     this.#backlog.clear();
     this.#scheduler.close();

@@ -60,7 +60,8 @@ export class StreamTransport implements FrameTransport {
   }
 
   send(frame: Buffer): boolean {
-    if (this.#failed || this.#duplex.destroyed || this.#duplex.writableEnded) return false;
+    // A decode failure stops reading only: the session may still send its GO_AWAY.
+    if (this.#duplex.destroyed || this.#duplex.writableEnded) return false;
     this.#duplex.write(frame);
     if (this.#duplex.writableLength < this.#hwm) return true;
     this.#needDrain = true;

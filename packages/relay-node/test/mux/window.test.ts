@@ -1,0 +1,212 @@
+import { isRelayError } from '@relaymesh/shared';
+import { FakeClock } from '@relaymesh/shared/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  CreditBudget,
+  createMemoryPair,
+  type MuxStream,
+  resolveMuxConfig,
+  Session,
+  StreamTransport,
+} from '../../src/index.ts';
+import { ReceiveWindow } from '../../src/mux/window.ts';
+import { digest, nextStream, random, sha256, streamError, until, writeAll } from './helpers.ts';
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+function window(opts: { srtt?: number; budget?: CreditBudget; max?: number } = {}) {
+  let now = 0;
+  const w = new ReceiveWindow({
+    initial: 256 * KiB,
+    max: opts.max ?? 16 * MiB,
+    budget: opts.budget ?? new CreditBudget(1024 * MiB),
+    now: () => now,
+    srtt: () => opts.srtt,
+  });
+  return { w, advance: (ms: number) => (now += ms) };
+}
+
+describe('ReceiveWindow', () => {
+  it('returns credit once half the window is consumed, not before', () => {
+    const { w, advance } = window();
+    expect(w.receive(256 * KiB)).toBe(true);
+    expect(w.receive(1)).toBe(false);
+    advance(1000);
+    expect(w.consume(128 * KiB - 1)).toBe(0);
+    expect(w.consume(1)).toBe(128 * KiB);
+    expect(w.credit).toBe(128 * KiB);
+    expect(w.size).toBe(256 * KiB);
+  });
+
+  it('doubles when half the window went in under 2·SRTT', () => {
+    const { w, advance } = window({ srtt: 100 });
+    w.receive(128 * KiB);
+    advance(150);
+    expect(w.consume(128 * KiB)).toBe(128 * KiB + 256 * KiB);
+    expect(w.size).toBe(512 * KiB);
+  });
+
+  it('does not grow when consumption is slower than 2·SRTT, or without an RTT', () => {
+    const slow = window({ srtt: 100 });
+    slow.advance(250);
+    expect(slow.w.consume(128 * KiB)).toBe(128 * KiB);
+    expect(slow.w.size).toBe(256 * KiB);
+    const noRtt = window();
+    expect(noRtt.w.consume(128 * KiB)).toBe(128 * KiB);
+    expect(noRtt.w.size).toBe(256 * KiB);
+  });
+
+  it('stops at the max window', () => {
+    const { w } = window({ srtt: 100, max: 1 * MiB });
+    for (let i = 0; i < 10; i++) w.consume(w.size / 2);
+    expect(w.size).toBe(1 * MiB);
+  });
+
+  it('stops growing when the budget is exhausted', () => {
+    const budget = new CreditBudget(512 * KiB);
+    budget.tryReserve(256 * KiB); // the initial window
+    const { w } = window({ srtt: 100, budget });
+    w.consume(128 * KiB);
+    expect(w.size).toBe(512 * KiB);
+    w.consume(256 * KiB);
+    expect(w.size).toBe(512 * KiB);
+    expect(budget.used).toBe(512 * KiB);
+  });
+});
+
+describe('CreditBudget', () => {
+  it('charges parents and is all-or-nothing', () => {
+    const process = new CreditBudget(1000);
+    const a = new CreditBudget(800, process);
+    const b = new CreditBudget(800, process);
+    expect(a.tryReserve(600)).toBe(true);
+    expect(b.tryReserve(600)).toBe(false);
+    expect(b.tryReserve(400)).toBe(true);
+    expect(process.used).toBe(1000);
+    a.release(600);
+    expect(process.used).toBe(400);
+    expect(b.available).toBe(400);
+  });
+});
+
+describe('session flow control with an injected clock', () => {
+  const sessions: Session[] = [];
+  afterEach(() => {
+    for (const s of sessions.splice(0)) s.destroy();
+  });
+
+  function pair(clock: FakeClock, serverBudget?: CreditBudget) {
+    const [a, b] = createMemoryPair();
+    const client = new Session({ transport: new StreamTransport(a), role: 'client', clock });
+    const server = new Session({
+      transport: new StreamTransport(b),
+      role: 'server',
+      clock,
+      ...(serverBudget ? { creditBudget: serverBudget } : {}),
+    });
+    sessions.push(client, server);
+    return { client, server };
+  }
+
+  it('auto-tunes a fast stream up from 256 KiB, data intact', async () => {
+    const clock = new FakeClock();
+    const { client, server } = pair(clock);
+    clock.advance(50); // SRTT = 50 ms once the start-up pings are answered
+    await until(() => server.rttStats.samples === 1);
+    const inbound = nextStream(server);
+    const s = client.open();
+    s.on('error', () => {});
+    const data = random(8 * MiB);
+    const ss = await inbound;
+    const [got] = await Promise.all([digest(ss), writeAll(s, data)]);
+    expect(got.sha256).toBe(sha256(data));
+    // Frozen clock: every epoch took 0 ms < 2·SRTT, so each update doubled the window.
+    expect(ss.receiveWindow).toBeGreaterThanOrEqual(4 * MiB);
+    expect(ss.receiveWindow).toBeLessThanOrEqual(16 * MiB);
+  });
+
+  it('does not grow windows of a slow reader', async () => {
+    const clock = new FakeClock();
+    const { client, server } = pair(clock);
+    clock.advance(10);
+    await until(() => server.rttStats.samples === 1);
+    const inbound = nextStream(server);
+    const s = client.open();
+    s.on('error', () => {});
+    const data = random(2 * MiB);
+    const ss = await inbound;
+    const writing = writeAll(s, data);
+    let got = 0;
+    clock.advance(100);
+    for await (const chunk of ss) {
+      got += (chunk as Buffer).length;
+      clock.advance(100); // far slower than 2·SRTT per half window
+    }
+    await writing;
+    expect(got).toBe(data.length);
+    expect(ss.receiveWindow).toBe(256 * KiB);
+  });
+
+  it('refuses inbound streams with MEMORY_LIMIT when the budget is exhausted', async () => {
+    const clock = new FakeClock();
+    const budget = new CreditBudget(600 * KiB);
+    const { client, server } = pair(clock, budget);
+    const taken: MuxStream[] = [];
+    server.on('stream', (st: MuxStream) => {
+      st.on('error', () => {});
+      taken.push(st);
+    });
+    const streams = [client.open(), client.open(), client.open()];
+    for (const st of streams.slice(0, 2)) st.on('error', () => {});
+    const err = await streamError(streams[2]!);
+    expect(isRelayError(err, 'ERR_MUX_MEMORY_LIMIT')).toBe(true);
+    await until(() => taken.length === 2);
+    expect(budget.used).toBe(512 * KiB);
+    // Locally, the server cannot open either.
+    expect(() => server.open()).toThrow(expect.objectContaining({ code: 'ERR_MUX_MEMORY_LIMIT' }));
+    // Closing a stream gives its credit back.
+    taken[0]!.reset();
+    expect(budget.used).toBe(256 * KiB);
+  });
+
+  it('releases every reservation when the session ends', async () => {
+    const clock = new FakeClock();
+    const budget = new CreditBudget(64 * MiB);
+    const { client, server } = pair(clock, budget);
+    server.on('stream', (st: MuxStream) => st.on('error', () => {}));
+    for (let i = 0; i < 5; i++) client.open().on('error', () => {});
+    await until(() => budget.used === 5 * 256 * KiB);
+    server.destroy();
+    expect(budget.used).toBe(0);
+  });
+});
+
+describe('resolveMuxConfig', () => {
+  it('fills defaults', () => {
+    expect(resolveMuxConfig()).toMatchObject({
+      initialStreamWindow: 256 * KiB,
+      maxStreamWindow: 16 * MiB,
+      acceptBacklog: 256,
+      keepAliveIntervalMs: 5000,
+      deadTimeoutMs: 15_000,
+    });
+  });
+
+  it.each([
+    [{ initialStreamWindow: 1000 }, 'initialStreamWindow'],
+    [{ dataFrameSize: 100_000 }, 'dataFrameSize'],
+    [{ maxConcurrentStreams: 1.5 }, 'maxConcurrentStreams'],
+    [{ maxStreamWindow: 300 * KiB, initialStreamWindow: 400 * KiB }, 'maxStreamWindow'],
+    [{ keepAliveIntervalMs: 20_000 }, 'deadTimeoutMs'],
+    [{ bogus: 1 } as never, 'bogus'],
+  ])('rejects %o naming %s', (partial, field) => {
+    try {
+      resolveMuxConfig(partial);
+      expect.unreachable();
+    } catch (err) {
+      expect(isRelayError(err, 'ERR_CONFIG_INVALID')).toBe(true);
+      expect((err as { details: { field: string } }).details.field).toBe(field);
+    }
+  });
+});
