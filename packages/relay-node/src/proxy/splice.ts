@@ -92,7 +92,10 @@ class PairEnd extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const peer = this.peer;
     this.peer = undefined;
-    if (peer && !peer.destroyed) peer.destroy();
+    // autoDestroy after a clean FIN both ways is not a reset: the peer may still hold
+    // unread data. Anything else is an abort and kills the peer too (like a TCP RST).
+    const clean = err === null && this.readableEnded && this.writableFinished;
+    if (peer && !peer.destroyed && !clean) peer.destroy();
     cb(err);
   }
 }

@@ -1,0 +1,92 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildMesh, type Mesh, route, startOrigin, type TestOrigin } from './mesh.ts';
+
+async function get(
+  mesh: Mesh,
+  host: string,
+  path = '/',
+): Promise<{ status: number; body: string }> {
+  const r = await request(`${mesh.node('en').url}${path}`, { headers: { host } });
+  return { status: r.statusCode, body: await r.body.text() };
+}
+
+describe('exit load balancing and health checks', () => {
+  let mesh: Mesh;
+  const origins: Record<string, TestOrigin> = {};
+  let cHealthy = false;
+
+  beforeAll(async () => {
+    for (const name of ['a', 'b', 'd'])
+      origins[name] = await startOrigin((_req, res) => res.end(name));
+    origins.c = await startOrigin((req, res) => {
+      if (req.url === '/health' && !cHealthy) res.statusCode = 503;
+      res.end('c');
+    });
+    const u = (n: string) => (origins[n] as TestOrigin).url;
+    mesh = await buildMesh({
+      nodes: ['en', 'ex'],
+      links: [['en', 'ex']],
+      origins: [
+        { name: 'lb', hosts: ['lb.example'], upstreams: [u('a'), u('b')] },
+        {
+          name: 'hc',
+          hosts: ['hc.example'],
+          upstreams: [u('c'), u('d')],
+          healthCheck: { path: '/health', intervalMs: 600_000, timeoutMs: 1_000 },
+        },
+        { name: 'local', hosts: ['local.example'], upstreams: [u('a')] },
+      ],
+      routes: [route('lb', ['en', 'ex']), route('hc', ['en', 'ex']), route('local', ['en'])],
+    });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    for (const o of Object.values(origins)) await o.close();
+  });
+
+  it('spreads requests over both upstreams, and keeps succeeding when one is killed mid-run', async () => {
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 10; i++) {
+      const r = await get(mesh, 'lb.example');
+      expect(r.status).toBe(200);
+      seen[r.body] = (seen[r.body] ?? 0) + 1;
+    }
+    expect(seen.a).toBeGreaterThan(0);
+    expect(seen.b).toBeGreaterThan(0);
+
+    await (origins.b as TestOrigin).close();
+    const after: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await get(mesh, 'lb.example');
+      expect(r.status, r.body).toBe(200);
+      after.push(r.body);
+    }
+    expect(new Set(after)).toEqual(new Set(['a']));
+    const pool = mesh.node('ex').exit.poolFor('lb');
+    const b = pool?.upstreams.find((x) => x.address.port === (origins.b as TestOrigin).port);
+    expect(b && pool?.isHealthy(b)).toBe(false);
+  });
+
+  it('active health checks keep traffic off an unhealthy upstream until it recovers', async () => {
+    const exit = mesh.node('ex').exit;
+    exit.poolFor('hc');
+    await exit.checkerFor('hc')?.checkNow();
+    const bodies = new Set<string>();
+    for (let i = 0; i < 8; i++) bodies.add((await get(mesh, 'hc.example')).body);
+    expect(bodies).toEqual(new Set(['d']));
+
+    cHealthy = true;
+    await exit.checkerFor('hc')?.checkNow();
+    const later = new Set<string>();
+    for (let i = 0; i < 8; i++) later.add((await get(mesh, 'hc.example')).body);
+    expect(later).toEqual(new Set(['c', 'd']));
+  });
+
+  it('serves locally when the entry is also the exit (a one-node path)', async () => {
+    const r = await request(`${mesh.node('en').url}/x`, { headers: { host: 'local.example' } });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['x-relaymesh-path']).toBe('en');
+    expect(await r.body.text()).toBe('a');
+  });
+});
