@@ -63,3 +63,4 @@ export {
   loadCoordinatorProto,
   PROTO_LOADER_OPTIONS,
 } from './proto.ts';
+export { ERROR_CODE_METADATA_KEY, fromGrpcError, toGrpcStatus } from './status.ts';

@@ -7,6 +7,7 @@ import type { GetRoutesRequest as _relaymesh_v1_GetRoutesRequest, GetRoutesReque
 import type { GetRoutesResponse as _relaymesh_v1_GetRoutesResponse, GetRoutesResponse__Output as _relaymesh_v1_GetRoutesResponse__Output } from './relaymesh/v1/GetRoutesResponse.ts';
 import type { HealthCheck as _relaymesh_v1_HealthCheck, HealthCheck__Output as _relaymesh_v1_HealthCheck__Output } from './relaymesh/v1/HealthCheck.ts';
 import type { Heartbeat as _relaymesh_v1_Heartbeat, Heartbeat__Output as _relaymesh_v1_Heartbeat__Output } from './relaymesh/v1/Heartbeat.ts';
+import type { Leave as _relaymesh_v1_Leave, Leave__Output as _relaymesh_v1_Leave__Output } from './relaymesh/v1/Leave.ts';
 import type { LinkInfo as _relaymesh_v1_LinkInfo, LinkInfo__Output as _relaymesh_v1_LinkInfo__Output } from './relaymesh/v1/LinkInfo.ts';
 import type { ListNodesRequest as _relaymesh_v1_ListNodesRequest, ListNodesRequest__Output as _relaymesh_v1_ListNodesRequest__Output } from './relaymesh/v1/ListNodesRequest.ts';
 import type { ListNodesResponse as _relaymesh_v1_ListNodesResponse, ListNodesResponse__Output as _relaymesh_v1_ListNodesResponse__Output } from './relaymesh/v1/ListNodesResponse.ts';
@@ -38,6 +39,7 @@ export interface ProtoGrpcType {
       GetRoutesResponse: MessageTypeDefinition<_relaymesh_v1_GetRoutesResponse, _relaymesh_v1_GetRoutesResponse__Output>
       HealthCheck: MessageTypeDefinition<_relaymesh_v1_HealthCheck, _relaymesh_v1_HealthCheck__Output>
       Heartbeat: MessageTypeDefinition<_relaymesh_v1_Heartbeat, _relaymesh_v1_Heartbeat__Output>
+      Leave: MessageTypeDefinition<_relaymesh_v1_Leave, _relaymesh_v1_Leave__Output>
       LinkInfo: MessageTypeDefinition<_relaymesh_v1_LinkInfo, _relaymesh_v1_LinkInfo__Output>
       ListNodesRequest: MessageTypeDefinition<_relaymesh_v1_ListNodesRequest, _relaymesh_v1_ListNodesRequest__Output>
       ListNodesResponse: MessageTypeDefinition<_relaymesh_v1_ListNodesResponse, _relaymesh_v1_ListNodesResponse__Output>

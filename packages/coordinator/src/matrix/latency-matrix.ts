@@ -1,0 +1,139 @@
+import type { LinkEstimate, OriginLegEstimate } from '../paths/index.ts';
+
+/** One peer sample from a node's report. */
+export interface PeerSample {
+  peerId: string;
+  srttMs: number;
+  jitterMs: number;
+  reachable: boolean;
+}
+
+/** One origin-upstream sample from a node's report. */
+export interface OriginSample {
+  origin: string;
+  upstream: string;
+  rttMs: number;
+  reachable: boolean;
+}
+
+/** Smoothing knobs. */
+export interface MatrixOptions {
+  /** EWMA weight of a new sample (the node already smooths its PINGs). @default 0.3 */
+  alpha: number;
+  /** Link cost = smoothed RTT + jitterWeight x smoothed jitter. @default 1 */
+  jitterWeight: number;
+  /** Samples above this are treated as garbage and ignored. @default 60000 */
+  maxRttMs: number;
+  /** Most entries kept from one report (peers and origin samples each). @default 4096 */
+  maxEntriesPerReport: number;
+}
+
+export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
+  alpha: 0.3,
+  jitterWeight: 1,
+  maxRttMs: 60_000,
+  maxEntriesPerReport: 4096,
+};
+
+interface Smoothed {
+  rttMs: number;
+  jitterMs: number;
+}
+
+function valid(v: number, max: number): boolean {
+  return Number.isFinite(v) && v >= 0 && v <= max;
+}
+
+/**
+ * The coordinator's view of the mesh: per directed link (reporter -> peer) a smoothed RTT
+ * and jitter, per (node, origin, upstream) a smoothed connect RTT.
+ *
+ * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
+ * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
+ * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
+ * lists, or lists as unreachable, are dropped at once (a dead link must leave routes now).
+ */
+export class LatencyMatrix {
+  readonly #opts: MatrixOptions;
+  readonly #links = new Map<string, Map<string, Smoothed>>();
+  readonly #origins = new Map<string, Map<string, Map<string, Smoothed>>>();
+
+  constructor(options: Partial<MatrixOptions> = {}) {
+    this.#opts = { ...DEFAULT_MATRIX_OPTIONS, ...options };
+  }
+
+  #smooth(prev: Smoothed | undefined, rtt: number, jitter: number): Smoothed {
+    if (prev === undefined) return { rttMs: rtt, jitterMs: jitter };
+    const a = this.#opts.alpha;
+    const swing = Math.max(jitter, Math.abs(rtt - prev.rttMs));
+    return {
+      rttMs: prev.rttMs + a * (rtt - prev.rttMs),
+      jitterMs: prev.jitterMs + a * (swing - prev.jitterMs),
+    };
+  }
+
+  /** Applies one node's report. Self-links and garbage values are ignored. */
+  applyReport(
+    nodeId: string,
+    peers: readonly PeerSample[],
+    origins: readonly OriginSample[],
+  ): void {
+    const max = this.#opts.maxRttMs;
+    const oldLinks = this.#links.get(nodeId);
+    const links = new Map<string, Smoothed>();
+    for (const p of peers.slice(0, this.#opts.maxEntriesPerReport)) {
+      if (!p.reachable || p.peerId === nodeId || p.peerId === '' || !valid(p.srttMs, max)) continue;
+      const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
+      links.set(p.peerId, this.#smooth(oldLinks?.get(p.peerId), p.srttMs, jitter));
+    }
+    this.#links.set(nodeId, links);
+    const oldOrigins = this.#origins.get(nodeId);
+    const byOrigin = new Map<string, Map<string, Smoothed>>();
+    for (const o of origins.slice(0, this.#opts.maxEntriesPerReport)) {
+      if (!o.reachable || !valid(o.rttMs, max)) continue;
+      const ups = byOrigin.get(o.origin) ?? new Map<string, Smoothed>();
+      ups.set(o.upstream, this.#smooth(oldOrigins?.get(o.origin)?.get(o.upstream), o.rttMs, 0));
+      byOrigin.set(o.origin, ups);
+    }
+    this.#origins.set(nodeId, byOrigin);
+  }
+
+  /** Forgets everything a node reported and every link towards it. */
+  removeNode(nodeId: string): void {
+    this.#links.delete(nodeId);
+    this.#origins.delete(nodeId);
+    for (const row of this.#links.values()) row.delete(nodeId);
+  }
+
+  /** Smoothed links between nodes in `among` (all when omitted), sorted. */
+  links(among?: ReadonlySet<string>): LinkEstimate[] {
+    const out: LinkEstimate[] = [];
+    for (const [from, row] of this.#links) {
+      if (among !== undefined && !among.has(from)) continue;
+      for (const [to, s] of row) {
+        if (among !== undefined && !among.has(to)) continue;
+        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs;
+        out.push({ from, to, rttMs: s.rttMs, costMs });
+      }
+    }
+    return out.sort((a, b) => cmp(a.from, b.from) || cmp(a.to, b.to));
+  }
+
+  /** Per node and origin, the best reachable upstream's smoothed RTT. */
+  legs(among?: ReadonlySet<string>): OriginLegEstimate[] {
+    const out: OriginLegEstimate[] = [];
+    for (const [node, byOrigin] of this.#origins) {
+      if (among !== undefined && !among.has(node)) continue;
+      for (const [origin, ups] of byOrigin) {
+        let best = Number.POSITIVE_INFINITY;
+        for (const s of ups.values()) best = Math.min(best, s.rttMs);
+        if (best < Number.POSITIVE_INFINITY) out.push({ node, origin, rttMs: best, costMs: best });
+      }
+    }
+    return out.sort((a, b) => cmp(a.node, b.node) || cmp(a.origin, b.origin));
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { LatencyMatrix } from '../src/matrix/latency-matrix.ts';
+
+const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) => ({
+  peerId,
+  srttMs,
+  jitterMs,
+  reachable,
+});
+
+describe('LatencyMatrix', () => {
+  it('smooths RTT with an EWMA and charges swings as jitter', () => {
+    const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
+    m.applyReport('a', [peer('b', 100)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
+    m.applyReport('a', [peer('b', 200)], []);
+    const [l] = m.links();
+    expect(l!.rttMs).toBe(150);
+    // jitter: 0 + 0.5 * (|200 - 100| - 0) = 50; cost = rtt + jitter.
+    expect(l!.costMs).toBe(200);
+  });
+
+  it('treats each report as a full snapshot: missing or unreachable peers drop at once', () => {
+    const m = new LatencyMatrix();
+    m.applyReport('a', [peer('b', 10), peer('c', 20)], []);
+    m.applyReport('a', [peer('b', 10, 0, false)], []);
+    expect(m.links()).toEqual([]);
+  });
+
+  it('ignores self links and garbage values', () => {
+    const m = new LatencyMatrix();
+    m.applyReport(
+      'a',
+      [peer('a', 1), peer('b', Number.NaN), peer('c', -1), peer('d', 1e9), peer('e', 5)],
+      [],
+    );
+    expect(m.links().map((l) => l.to)).toEqual(['e']);
+  });
+
+  it('keeps the best reachable upstream per origin as the leg', () => {
+    const m = new LatencyMatrix();
+    m.applyReport(
+      'a',
+      [],
+      [
+        { origin: 'o', upstream: 'tcp://x:1', rttMs: 30, reachable: true },
+        { origin: 'o', upstream: 'tcp://y:1', rttMs: 10, reachable: false },
+        { origin: 'o', upstream: 'tcp://z:1', rttMs: 20, reachable: true },
+      ],
+    );
+    expect(m.legs()).toEqual([{ node: 'a', origin: 'o', rttMs: 20, costMs: 20 }]);
+  });
+
+  it('removeNode drops its reports and every link towards it', () => {
+    const m = new LatencyMatrix();
+    m.applyReport('a', [peer('b', 10)], []);
+    m.applyReport(
+      'b',
+      [peer('a', 10)],
+      [{ origin: 'o', upstream: 'u', rttMs: 1, reachable: true }],
+    );
+    m.removeNode('b');
+    expect(m.links()).toEqual([]);
+    expect(m.legs()).toEqual([]);
+  });
+});

@@ -1,0 +1,27 @@
+/** A node's current view of one peer tunnel (from the tunnel's PING samples). */
+export interface PeerMeasurement {
+  peerId: string;
+  /** Smoothed RTT of the tunnel. */
+  srttMs: number;
+  jitterMs: number;
+  /** False when the tunnel is down: the coordinator drops the link at once. */
+  reachable: boolean;
+}
+
+/** A node's current view of one origin upstream (from the origin prober). */
+export interface OriginMeasurement {
+  origin: string;
+  /** The upstream URL as declared, e.g. `tcp://127.0.0.1:22`. */
+  upstream: string;
+  rttMs: number;
+  reachable: boolean;
+}
+
+/**
+ * Where the coordinator client takes each report from. Called once per report period;
+ * must be cheap and must not throw (a throw skips that report and is logged).
+ */
+export interface MeasurementSource {
+  peers(): PeerMeasurement[];
+  origins(): OriginMeasurement[];
+}
