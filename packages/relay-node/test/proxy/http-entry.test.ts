@@ -91,7 +91,7 @@ describe.each([
     );
     const [head = '', text = ''] = raw.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1.1 200/);
-    expect(head.toLowerCase()).toContain('x-relaymesh-path: ' + path.join(','));
+    expect(head.toLowerCase()).toContain(`x-relaymesh-path: ${path.join(',')}`);
     expect(head.toLowerCase()).not.toContain('x-hop');
     const body = JSON.parse(text) as {
       method: string;
