@@ -54,3 +54,4 @@ export {
   WsTransport,
   type WsTransportOptions,
 } from './tunnel/ws-transport.ts';
+export * from './control/index.ts';

@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { registerCoordinatorCommand } from './coordinator-command.ts';
+import { registerNodesCommand } from './nodes-command.ts';
+import { registerRoutesCommand } from './routes-command.ts';
 
 /**
  * The `relaymesh` command-line program. The only module that reads process.env, builds
@@ -13,5 +16,8 @@ program
 
 // Subcommands register themselves here, one line each:
 // registerXCommand(program);
+registerCoordinatorCommand(program);
+registerRoutesCommand(program);
+registerNodesCommand(program);
 
 await program.parseAsync(process.argv);
