@@ -1,3 +1,9 @@
+// @relaymesh/world: the simulated world (docs/world.md).
+export {
+  type ControlServer,
+  type ControlTarget,
+  startControlServer,
+} from './control-api.ts';
 export {
   EgressProxy,
   type EgressProxyOptions,
@@ -15,3 +21,44 @@ export {
   mathisBandwidthBps,
   NO_JITTER,
 } from './link/profile.ts';
+export { startHttpEchoServer, startTcpEchoServer } from './origins/echo-servers.ts';
+export { generatedBytes, generatedRange, generatedSha256 } from './origins/file-content.ts';
+export {
+  type FileServerOptions,
+  type OriginServer,
+  startFileServer,
+} from './origins/file-server.ts';
+export { type OriginConfig, startOrigin } from './origins/start-origin.ts';
+export {
+  type ProcessSpec,
+  parseJsonReadyLine,
+  type ReadyInfo,
+  STOP_GRACE_MS,
+  WorldProcess,
+} from './runner/world-process.ts';
+export {
+  type OriginAddress,
+  type StartWorldOptions,
+  startWorld,
+  WorldHandle,
+} from './runner/world-runner.ts';
+export {
+  type LoadWorldOptions,
+  linkBetween,
+  loadWorld,
+  resolveWorld,
+  WORLD_DEFAULTS,
+  WORLDS_DIR,
+} from './world/loader.ts';
+export { DATA_DIR, type LatencyMatrix, loadLatencyMatrix } from './world/matrix.ts';
+export { type RelayWin, relayWins } from './world/relay-wins.ts';
+export type {
+  LinkSource,
+  OriginKind,
+  ResolvedLink,
+  World,
+  WorldClient,
+  WorldNode,
+  WorldOrigin,
+  WorldRegion,
+} from './world/types.ts';

@@ -1,0 +1,134 @@
+import http from 'node:http';
+import { HttpConnectDialer } from '@relaymesh/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  generatedBytes,
+  loadWorld,
+  startWorld,
+  type WorldHandle,
+  WorldProcess,
+} from '../src/index.ts';
+
+// These tests spawn the compiled entries in dist/: run `pnpm exec tsc -b` first.
+let handle: WorldHandle | undefined;
+afterEach(async () => {
+  await handle?.close();
+  handle = undefined;
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** GET through the egress proxy of `region`, as a node there would. */
+async function getVia(
+  w: WorldHandle,
+  region: string,
+  port: number,
+  headers: http.OutgoingHttpHeaders,
+): Promise<{ status: number; body: Buffer }> {
+  const socket = await new HttpConnectDialer(w.proxyUrlFor(region), { timeoutMs: 5000 }).dial({
+    host: '127.0.0.1',
+    port,
+  });
+  return new Promise((resolve, reject) => {
+    const req = http.request({ createConnection: () => socket, headers, path: '/file' }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('world runner', () => {
+  it('starts the seed world as processes, carries traffic over its links, and stops clean', async () => {
+    const world = loadWorld('seed');
+    const t0 = performance.now();
+    handle = await startWorld(world, { fileSizeBytes: 1 << 20 });
+    const startMs = performance.now() - t0;
+    const pids = handle.pids();
+    expect(pids).toHaveLength(world.regions.length + world.origins.length);
+    expect(pids.every(alive)).toBe(true);
+    expect(startMs).toBeLessThan(10_000);
+
+    const files = handle.originAddress('files');
+    const t1 = performance.now();
+    const got = await getVia(handle, 'cn-chengdu', files.port, { range: 'bytes=0-999' });
+    const elapsed = performance.now() - t1;
+    expect(got.status).toBe(206);
+    expect(got.body.equals(await generatedBytes(files.contentSeed, 0, 1000))).toBe(true);
+    // One RTT to connect plus one for the request over the 176 ms Chengdu-Tokyo link.
+    expect(elapsed).toBeGreaterThan(2 * 176 * 0.95);
+
+    const fault = await handle.controlLinks('cn-chengdu', 'ap-northeast-1', { fault: 'blackhole' });
+    expect(fault.directions).toBe(4); // both directions, in each end's proxy
+    await handle.controlLinks('cn-chengdu', 'ap-northeast-1', { fault: 'heal' });
+    const stats = await handle.linkStats();
+    const used = stats.find(
+      (l) => l.from === 'cn-chengdu' && l.to === 'ap-northeast-1' && l.bytes > 0,
+    );
+    expect(used?.totalConnections).toBe(1);
+
+    const t2 = performance.now();
+    await handle.close();
+    expect(performance.now() - t2).toBeLessThan(5000);
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('plugs in extra processes by spec and routes to their ports', async () => {
+    const world = loadWorld('seed');
+    handle = await startWorld(world, { inProcess: true, skipOrigins: true });
+    expect(handle.pids()).toEqual([]);
+    const script = `const s=require('node:net').createServer(c=>c.pipe(c)).listen(0,'127.0.0.1',()=>console.log(JSON.stringify({ready:true,port:s.address().port})));process.stdin.on('end',()=>process.exit(0));process.stdin.resume();`;
+    const p = await handle.startProcess({
+      name: 'fake-tool',
+      region: 'ap-east-1',
+      command: process.execPath,
+      args: ['-e', script],
+    });
+    const port = p.ready.ports[0] ?? 0;
+    const socket = await new HttpConnectDialer(handle.proxyUrlFor('cn-north-1')).dial({
+      host: '127.0.0.1',
+      port,
+    });
+    const t = performance.now();
+    socket.write('x');
+    await new Promise((r) => socket.once('data', r));
+    expect(performance.now() - t).toBeGreaterThan(51 * 0.9);
+    socket.destroy();
+    await handle.close();
+    expect(alive(p.pid)).toBe(false);
+  });
+
+  it('fails clearly and leaves nothing when a process never becomes ready or dies', async () => {
+    const hang = WorldProcess.start({
+      name: 'hangs',
+      region: 'x',
+      command: process.execPath,
+      args: ['-e', 'console.log("booting"); setInterval(() => {}, 1000)'],
+      readyTimeoutMs: 300,
+    });
+    const hangErr = await hang.catch((e: { code: string; details: { pid: number } }) => e);
+    expect(hangErr).toMatchObject({ code: 'ERR_WORLD_PROCESS' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(alive((hangErr as { details: { pid: number } }).details.pid)).toBe(false);
+    const dies = WorldProcess.start({
+      name: 'dies',
+      region: 'x',
+      command: process.execPath,
+      args: ['-e', 'console.error("bad config"); process.exit(3)'],
+    });
+    const err = await dies.catch((e: { code: string; details: { tail: string[] } }) => e);
+    expect(err).toMatchObject({ code: 'ERR_WORLD_PROCESS', details: { tail: ['bad config'] } });
+  });
+});
