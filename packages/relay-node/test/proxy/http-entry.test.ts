@@ -145,7 +145,7 @@ describe.each([
   });
 
   it('keeps client and origin connections alive across requests', async () => {
-    const client = new Client(url(), { connections: 1, pipelining: 1 });
+    const client = new Client(url(), { pipelining: 1 });
     const before = origin.connections;
     let clientSockets = 0;
     client.on('connect', () => {
