@@ -16,6 +16,14 @@ import { Keepalive } from './keepalive.ts';
 import { Scheduler, type StreamSendQueue } from './scheduler.ts';
 import { MuxStream, type StreamHost } from './stream.ts';
 import type { FrameTransport } from './transport.ts';
+import {
+  badInitialWindow,
+  badStreamId,
+  duplicateStream,
+  goAwayCodeFor,
+  neverOpened,
+  rstOnData,
+} from './violations.ts';
 import { CreditBudget, processCreditBudget, ReceiveWindow, type RttStats } from './window.ts';
 
 export type SessionRole = 'client' | 'server';
@@ -36,13 +44,6 @@ export interface CloseOptions {
   /** Aborting destroys the session with ERR_MUX_SESSION_CLOSED. */
   signal?: AbortSignal;
 }
-
-/** Violations whose GO_AWAY carries FLOW_CONTROL_ERROR rather than PROTOCOL_ERROR. */
-const FLOW_CONTROL_CODES = new Set([
-  'ERR_PROTOCOL_WINDOW_EXCEEDED',
-  'ERR_PROTOCOL_WINDOW_OVERFLOW',
-  'ERR_PROTOCOL_BAD_INITIAL_WINDOW',
-]);
 
 /** Answering pings stops while this much is queued: a peer that does not read gets none. */
 const PONG_QUEUE_LIMIT = 4 * 1024 * 1024;
@@ -70,6 +71,8 @@ export class Session extends EventEmitter implements StreamHost {
   readonly #keepalive: Keepalive;
   readonly #streams = new Map<number, MuxStream>();
   readonly #backlog = new Set<MuxStream>();
+  /** Every stream not yet destroyed, including wire-closed ones with unread data. */
+  readonly #live = new Set<MuxStream>();
   #state: SessionState = 'open';
   #nextId: number;
   #lastPeerId = 0;
@@ -233,9 +236,16 @@ export class Session extends EventEmitter implements StreamHost {
   }
 
   /** @internal */
-  streamClosed(stream: MuxStream): void {
+  streamWireClosed(stream: MuxStream): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);
+    this.#maybeEndTransport();
+  }
+
+  /** @internal */
+  streamClosed(stream: MuxStream): void {
+    if (!this.#live.delete(stream)) return;
+    if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id);
     this.#backlog.delete(stream);
     this.#budget.release(stream.reservedCredit);
     this.#maybeEndTransport();
@@ -264,11 +274,7 @@ export class Session extends EventEmitter implements StreamHost {
 
   #onData(f: Frame): void {
     if ((f.flags & Flag.RST) !== 0) {
-      this.#violation(
-        new RelayError('ERR_PROTOCOL_BAD_FLAGS', `RST on a DATA frame (stream ${f.streamId})`, {
-          details: { streamId: f.streamId, flags: f.flags },
-        }),
-      );
+      this.#violation(rstOnData(f));
       return;
     }
     let stream: MuxStream | undefined;
@@ -349,22 +355,12 @@ export class Session extends EventEmitter implements StreamHost {
    */
   #onSyn(id: number, peerWindow: number): MuxStream | undefined | 'violation' {
     if (this.#streams.has(id)) {
-      this.#violation(
-        new RelayError('ERR_PROTOCOL_DUPLICATE_STREAM', `SYN for open stream ${id}`, {
-          details: { streamId: id },
-        }),
-      );
+      this.#violation(duplicateStream(id));
       return 'violation';
     }
     const peerParity = this.role === 'client' ? 0 : 1;
     if (id % 2 !== peerParity || id <= this.#lastPeerId) {
-      this.#violation(
-        new RelayError(
-          'ERR_PROTOCOL_BAD_STREAM_ID',
-          `SYN for stream ${id}: wrong parity or not above ${this.#lastPeerId}`,
-          { details: { streamId: id, lastPeerId: this.#lastPeerId } },
-        ),
-      );
+      this.#violation(badStreamId(id, this.#lastPeerId));
       return 'violation';
     }
     this.#lastPeerId = id;
@@ -414,24 +410,14 @@ export class Session extends EventEmitter implements StreamHost {
   #unknownStream(f: Frame): void {
     const id = f.streamId;
     const ours = id % 2 === (this.role === 'client' ? 1 : 0);
-    const neverOpened = ours ? id >= this.#nextId : id > this.#lastPeerId;
+    const unopened = ours ? id >= this.#nextId : id > this.#lastPeerId;
     // A closed stream (ids are never reused, so any lower id is closed): a late frame, ignore.
-    if (!neverOpened) return;
-    this.#violation(
-      new RelayError('ERR_PROTOCOL_UNEXPECTED_FRAME', `frame for stream ${id}, never opened`, {
-        details: { streamId: id, type: f.type, flags: f.flags },
-      }),
-    );
+    if (!unopened) return;
+    this.#violation(neverOpened(f));
   }
 
   #badInitialWindow(f: Frame): void {
-    this.#violation(
-      new RelayError(
-        'ERR_PROTOCOL_BAD_INITIAL_WINDOW',
-        `initial window ${f.length} on stream ${f.streamId} is below ${BASE_STREAM_WINDOW}`,
-        { details: { streamId: f.streamId, window: f.length } },
-      ),
-    );
+    this.#violation(badInitialWindow(f));
   }
 
   /** Treats a returned stream error as a violation. True when there was one. */
@@ -448,9 +434,7 @@ export class Session extends EventEmitter implements StreamHost {
    */
   #violation(err: RelayError): void {
     if (this.#finished) return;
-    const wire = FLOW_CONTROL_CODES.has(err.code)
-      ? WireCode.FLOW_CONTROL_ERROR
-      : WireCode.PROTOCOL_ERROR;
+    const wire = goAwayCodeFor(err);
     this.#log.warn({ code: err.code, wireCode: wire, ...err.details }, 'peer violated relaymux');
     this.#scheduler.control(FrameType.GO_AWAY, Flag.NONE, 0, wire);
     const streamErr = new RelayError('ERR_MUX_SESSION_CLOSED', `session failed: ${err.message}`, {
@@ -498,7 +482,8 @@ export class Session extends EventEmitter implements StreamHost {
     this.#state = state;
     if (this.#closeTimer !== undefined) this.#clock.clearTimeout(this.#closeTimer);
     this.#keepalive.stop(streamErr);
-    // Streams still in the backlog belong to nobody yet: no 'error' for them.
+    // Streams still in the backlog belong to nobody yet: no 'error' for them. Streams
+    // done on the wire (FIN both ways) keep their unread data and close when it is read.
     for (const stream of [...this.#streams.values()]) {
       stream.destroy(this.#backlog.has(stream) ? undefined : streamErr);
     }
@@ -521,13 +506,15 @@ export class Session extends EventEmitter implements StreamHost {
       now: () => this.#clock.now(),
       srtt: () => this.#keepalive.rtt.srtt,
     });
-    return new MuxStream({
+    const stream = new MuxStream({
       id,
       host: this,
       recv,
       sendCredit,
       sendQueueBytes: this.config.streamSendQueueBytes,
     });
+    this.#live.add(stream);
+    return stream;
   }
 
   #deliver(stream: MuxStream): void {

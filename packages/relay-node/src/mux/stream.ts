@@ -8,7 +8,12 @@ export interface StreamHost {
   enqueue(q: StreamSendQueue): void;
   sendWindowUpdate(streamId: number, delta: number): void;
   sendReset(streamId: number, code: WireCode): void;
-  /** The stream is finished (both directions done, or reset): drop it from the table. */
+  /**
+   * FIN went both ways: the stream is done on the wire (its buffered data may still be
+   * unread). Leaves the stream table; the credit reservation stays until `streamClosed`.
+   */
+  streamWireClosed(stream: MuxStream): void;
+  /** The Duplex is gone (closed or reset): forget it and release its credit. Once. */
   streamClosed(stream: MuxStream): void;
 }
 
@@ -60,6 +65,7 @@ export class MuxStream extends Duplex {
   #pendingOffset = 0;
   #pendingCb: ((err?: Error | null) => void) | undefined;
   #finalCb: ((err?: Error | null) => void) | undefined;
+  #wireClosed = false;
 
   /** @internal created by Session only. */
   constructor(init: MuxStreamInit) {
@@ -163,6 +169,18 @@ export class MuxStream extends Duplex {
     if (this.#remoteFin) return;
     this.#remoteFin = true;
     this.push(null);
+    this.#checkWireClosed();
+  }
+
+  /** @internal true once FIN went both ways (nothing more can happen on the wire). */
+  get wireClosed(): boolean {
+    return this.#wireClosed;
+  }
+
+  #checkWireClosed(): void {
+    if (this.#wireClosed || !this.#remoteFin || !this.#queue.finSent) return;
+    this.#wireClosed = true;
+    this.#host.streamWireClosed(this);
   }
 
   /** @internal the peer reset the stream. */
@@ -242,6 +260,7 @@ export class MuxStream extends Duplex {
     if (finSent && this.#finalCb) {
       const cb = this.#finalCb;
       this.#finalCb = undefined;
+      this.#checkWireClosed();
       cb();
       return;
     }
