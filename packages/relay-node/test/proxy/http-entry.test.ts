@@ -51,6 +51,12 @@ function originHandler(): Parameters<typeof startOrigin>[0] {
       );
       return;
     }
+    if (req.url === '/cookies') {
+      res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
+      res.statusCode = 204;
+      res.end();
+      return;
+    }
     res.setHeader('connection', 'keep-alive, x-hop');
     res.setHeader('x-hop', 'must-be-removed');
     res.setHeader('keep-alive', 'timeout=10');
@@ -166,5 +172,16 @@ describe.each([
     }
     expect(clientSockets).toBe(1);
     expect(origin.connections - before).toBeLessThanOrEqual(1);
+  });
+
+  it('answers HEAD without a body, and passes 204 with repeated Set-Cookie fields', async () => {
+    const head = await request(`${url()}/big-fixed`, { method: 'HEAD', headers: { host: 'files.example' } });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-length']).toBe(String(BIG.length));
+    expect((await head.body.arrayBuffer()).byteLength).toBe(0);
+    const cookies = await request(`${url()}/cookies`, { headers: { host: 'files.example' } });
+    expect(cookies.statusCode).toBe(204);
+    expect(cookies.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    await cookies.body.dump();
   });
 });
