@@ -203,6 +203,10 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.length === 0) {
+      cb();
+      return;
+    }
     this.#pending = chunk;
     this.#pendingOffset = 0;
     this.#pendingCb = cb;

@@ -226,3 +226,41 @@ describe('peer violations', () => {
     expect(ack.length).toBe(WINDOW);
   });
 });
+
+describe('accepting peers', () => {
+  it('accepts DATA|SYN (0-RTT open with the payload in the SYN frame)', async () => {
+    const [a, b] = createMemoryPair();
+    const session = new Session({
+      transport: new StreamTransport(a),
+      role: 'server',
+      config: QUIET,
+    });
+    b.on('error', () => {});
+    const inbound = new Promise<MuxStream>((r) => session.once('stream', r));
+    b.write(encodeFrame(FrameType.DATA, Flag.SYN | Flag.FIN, 1, 5, Buffer.from('hello')));
+    const s = await within(inbound, 3000, 'stream');
+    expect((await collect(s)).toString()).toBe('hello');
+    session.destroy();
+  });
+
+  it('a zero-length write completes even with no send credit', async () => {
+    const [a, b] = createMemoryPair();
+    const session = new Session({
+      transport: new StreamTransport(a),
+      role: 'client',
+      config: QUIET,
+    });
+    b.on('error', () => {});
+    const s = session.open();
+    s.on('error', () => {});
+    s.write(Buffer.alloc(256 * 1024)); // spends the whole base credit; no ACK ever comes
+    await within(
+      new Promise<void>((resolve, reject) =>
+        s.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())),
+      ),
+      3000,
+      'empty write',
+    );
+    session.destroy();
+  });
+});
