@@ -188,3 +188,46 @@ describe('link sharing and ordering', () => {
     for (let i = 0; i < count; i++) expect(all.readUInt32BE(i * 4)).toBe(i);
   });
 });
+
+describe('stream semantics through the link', () => {
+  it('carries a half-close: data after our FIN still comes back, then the FIN', async () => {
+    const echo = await res.listen((s) => s.pipe(s));
+    const proxy = await proxyAB({ rttMs: 20, bandwidthBps: 50e6, jitter: NO_JITTER }, echo);
+    const s = await dialVia(proxy, echo);
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    const ended = new Promise((r) => s.once('end', r));
+    s.end(Buffer.alloc(200_000, 1));
+    await ended;
+    expect(Buffer.concat(parts).length).toBe(200_000);
+  });
+
+  it('a destination that stops reading stops the proxy reading the client (bounded memory)', async () => {
+    const held: net.Socket[] = [];
+    const stuck = await res.listen((s) => {
+      held.push(s);
+      s.pause();
+    });
+    const proxy = await proxyAB({ rttMs: 10, bandwidthBps: 1e9, jitter: NO_JITTER }, stuck);
+    const s = await dialVia(proxy, stuck);
+    const block = Buffer.alloc(64 * 1024);
+    let accepted = 0;
+    const deadline = performance.now() + 1500;
+    // Write until the socket pushes back for good (no drain within 300 ms).
+    while (performance.now() < deadline) {
+      accepted += block.length;
+      if (!s.write(block)) {
+        const drained = await Promise.race([
+          once(s, 'drain').then(() => true),
+          sleep(300).then(() => false),
+        ]);
+        if (!drained) break;
+      }
+    }
+    expect(performance.now()).toBeLessThan(deadline);
+    // Kernel buffers on both loopback hops plus the link's in-flight bound: megabytes, not unbounded.
+    expect(accepted).toBeLessThan(48 * 1024 * 1024);
+    const link = proxy.linkStats().find((l) => l.from === 'a');
+    expect(link?.inflightBytes).toBeLessThanOrEqual((link?.inflightLimitBytes ?? 0) + 64 * 1024);
+  });
+});

@@ -10,7 +10,8 @@ export interface Closable {
 /**
  * Shared life of the world's process entries: config as JSON from argv (`'{...}'` or
  * `--config FILE`), logs as JSON on stderr (stdout carries only the ready line), exit on
- * SIGTERM/SIGINT, and exit when stdin closes, so a child never outlives a parent that died.
+ * SIGTERM/SIGINT. With `--exit-with-parent` (the runner passes it) it also exits when stdin
+ * closes, so a child never outlives a parent that died.
  */
 export async function runEntry(
   name: string,
@@ -34,15 +35,18 @@ export async function runEntry(
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  process.stdin.on('end', () => stop('stdin closed'));
-  process.stdin.on('error', () => stop('stdin error'));
-  process.stdin.resume();
+  if (process.argv.includes('--exit-with-parent')) {
+    process.stdin.on('end', () => stop('stdin closed'));
+    process.stdin.on('error', () => stop('stdin error'));
+    process.stdin.resume();
+  }
   process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, ...ready })}\n`);
 }
 
 function readConfig(argv: string[]): unknown {
   const i = argv.indexOf('--config');
-  const text = i >= 0 ? readFileSync(argv[i + 1] ?? '', 'utf8') : (argv[0] ?? '{}');
+  const positional = argv.find((a) => !a.startsWith('--'));
+  const text = i >= 0 ? readFileSync(argv[i + 1] ?? '', 'utf8') : (positional ?? '{}');
   return JSON.parse(text);
 }
 

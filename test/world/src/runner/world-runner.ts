@@ -237,7 +237,7 @@ export class WorldHandle {
       name: `egress-${regions.join('+')}`,
       region: regions[0] ?? '',
       command: process.execPath,
-      args: [`${DIST_BIN}egress-proxy.js`, JSON.stringify(config)],
+      args: [`${DIST_BIN}egress-proxy.js`, JSON.stringify(config), '--exit-with-parent'],
       readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
     });
     this.#proxyProcs.push(p);
@@ -266,7 +266,7 @@ export class WorldHandle {
         name: `origin-${origin.name}`,
         region: origin.region,
         command: process.execPath,
-        args: [`${DIST_BIN}origin.js`, JSON.stringify(config)],
+        args: [`${DIST_BIN}origin.js`, JSON.stringify(config), '--exit-with-parent'],
         readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
       });
       this.#originProcs.push(p);
