@@ -160,6 +160,7 @@ export class EntryConnector {
     try {
       return this.#opener.open(path[1] as string);
     } catch (err) {
+      this.#routes.markPeerDown?.(path[1] as string);
       this.#log.warn(
         { [F.ORIGIN]: origin, [F.PATH]: path.join(','), err },
         'first hop unavailable, trying the next path',

@@ -25,6 +25,8 @@ export interface StreamOpener {
 export interface RouteSource {
   /** Paths to the exit for `origin`, best first, each `[entry, ..., exit]`; [] if none. */
   pathsFor(origin: string): string[][];
+  /** Local failover hint: no stream could be opened to this first hop just now. */
+  markPeerDown?(peerNodeId: string): void;
 }
 
 /** One origin server endpoint, parsed from `http://h:p` or `tcp://h:p`. */

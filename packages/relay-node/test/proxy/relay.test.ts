@@ -110,6 +110,8 @@ describe('relay: per-hop backpressure, reset propagation, loop and hop limits', 
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-relaymesh-path']).toBe('en,rl,ex');
     await res.body.dump();
+    // The failed first hop is remembered: the alternate now comes first.
+    expect(mesh.node('en').routes.pathsFor('detour')[0]).toEqual(['en', 'rl', 'ex']);
   });
 
   it('answers 502 when a relay cannot open the next hop', async () => {
