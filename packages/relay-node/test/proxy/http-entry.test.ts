@@ -175,7 +175,10 @@ describe.each([
   });
 
   it('answers HEAD without a body, and passes 204 with repeated Set-Cookie fields', async () => {
-    const head = await request(`${url()}/big-fixed`, { method: 'HEAD', headers: { host: 'files.example' } });
+    const head = await request(`${url()}/big-fixed`, {
+      method: 'HEAD',
+      headers: { host: 'files.example' },
+    });
     expect(head.statusCode).toBe(200);
     expect(head.headers['content-length']).toBe(String(BIG.length));
     expect((await head.body.arrayBuffer()).byteLength).toBe(0);
