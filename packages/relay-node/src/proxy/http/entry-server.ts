@@ -82,8 +82,12 @@ export class EntryServer {
     });
     this.#server.maxConnections = options.maxConnections ?? 4096;
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
-    this.#server.on('connect', (req, socket, head) => void this.#onConnect(req, socket, head));
-    this.#server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket, head));
+    this.#server.on('connect', (req, socket, head) => {
+      this.#onConnect(req, socket, head).catch((err) => this.#bug(err, socket));
+    });
+    this.#server.on('upgrade', (req, socket, head) => {
+      this.#onUpgrade(req, socket, head).catch((err) => this.#bug(err, socket));
+    });
     this.#server.on('clientError', (err, socket) => this.#onClientError(err, socket));
   }
 
@@ -113,7 +117,13 @@ export class EntryServer {
       sendError(res, f);
       return;
     }
-    void proxyRequest(this.#ctx, req, res);
+    proxyRequest(this.#ctx, req, res).catch((err) => this.#bug(err, res));
+  }
+
+  /** Handlers never throw: an unexpected failure is logged and the client connection dropped. */
+  #bug(err: unknown, target: { destroy(): unknown }): void {
+    this.#log.error({ err }, 'entry handler failed');
+    target.destroy();
   }
 
   #rawFail(socket: Duplex, req: IncomingMessage, f: EntryFailure, path?: string[]): void {

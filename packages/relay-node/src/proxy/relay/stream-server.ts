@@ -75,7 +75,10 @@ export class StreamServer {
     this.#live.add(stream);
     stream.once('close', () => this.#live.delete(stream));
     stream.on('error', () => {}); // reported through 'close'/resetCode
-    void this.#handle(stream);
+    this.#handle(stream).catch((err) => {
+      this.#log.error({ err }, 'stream handler failed');
+      resetStream(stream, WireCode.INTERNAL_ERROR);
+    });
   }
 
   async #handle(stream: HopStream): Promise<void> {

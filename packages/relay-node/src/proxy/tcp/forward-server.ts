@@ -52,10 +52,12 @@ export class ForwardServer {
       [F.COMPONENT]: 'forward',
       [F.ORIGIN]: options.rule.origin,
     });
-    this.#server = net.createServer(
-      { allowHalfOpen: true, pauseOnConnect: true },
-      (s) => void this.#onConnection(s),
-    );
+    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      this.#onConnection(s).catch((err) => {
+        this.#log.error({ err }, 'forward handler failed');
+        s.destroy();
+      });
+    });
     this.#server.maxConnections = options.maxConnections ?? 1024;
   }
 
