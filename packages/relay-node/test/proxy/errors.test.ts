@@ -14,6 +14,7 @@ describe('entry errors are specific, fast and never an open proxy', () => {
   let mesh: Mesh;
   let origin: TestOrigin;
   let slow: TestOrigin;
+  let resetter: TestOrigin;
   const pending = new Set<import('node:http').ServerResponse>();
 
   beforeAll(async () => {
@@ -22,6 +23,8 @@ describe('entry errors are specific, fast and never an open proxy', () => {
     slow = await startOrigin((_req, res) => {
       pending.add(res);
     });
+    // Reads the request, then drops the connection: a failure after the request was sent.
+    resetter = await startOrigin((req) => req.socket.destroy());
     const dead = await closedPort();
     mesh = await buildMesh({
       nodes: ['en', 'ex'],
@@ -31,11 +34,13 @@ describe('entry errors are specific, fast and never an open proxy', () => {
         { name: 'dead', hosts: ['dead.example'], upstreams: [`http://127.0.0.1:${dead}`] },
         { name: 'slow', hosts: ['slow.example'], upstreams: [slow.url] },
         { name: 'unrouted', hosts: ['unrouted.example'], upstreams: [origin.url] },
+        { name: 'resetter', hosts: ['resetter.example'], upstreams: [resetter.url, origin.url] },
       ],
       routes: [
         route('files', ['en', 'ex']),
         route('dead', ['en', 'ex']),
         route('slow', ['en', 'ex']),
+        route('resetter', ['en', 'ex']),
       ],
       exit: { pool: { headersTimeoutMs: 300 } },
     });
@@ -45,6 +50,7 @@ describe('entry errors are specific, fast and never an open proxy', () => {
     await mesh?.close();
     await origin?.close();
     await slow?.close();
+    await resetter?.close();
   });
 
   const get = (host: string, path = '/') =>
@@ -134,6 +140,34 @@ describe('entry errors are specific, fast and never an open proxy', () => {
     );
     expect(badPort).toMatch(/^HTTP\/1.1 403/);
     expect(badPort).toContain('ERR_PROXY_NOT_DECLARED');
+  });
+
+  it('never retries a request the origin already received: 502 and no duplicate', async () => {
+    const before = origin.requests;
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await request(`${mesh.node('en').url}/once`, {
+        method: 'POST',
+        headers: { host: 'resetter.example' },
+        body: 'x',
+      });
+      statuses.push(r.statusCode);
+      if (r.statusCode === 502)
+        expect(r.headers['x-relaymesh-error']).toBe('ERR_PROXY_UPSTREAM_RESET');
+      await r.body.dump();
+    }
+    expect(statuses).toContain(502);
+    // Every request went to exactly one upstream: the 200s are the only ones the good one saw.
+    expect(origin.requests - before).toBe(statuses.filter((s) => s === 200).length);
+    expect(resetter.requests).toBe(statuses.filter((s) => s === 502).length);
+  });
+
+  it('refuses a WebSocket upgrade to an undeclared host with 421', async () => {
+    const raw = await rawExchange(
+      mesh.node('en').port,
+      'GET /ws HTTP/1.1\r\nHost: evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1.1 421/);
   });
 
   it('keeps serving after all of the above', async () => {
