@@ -85,10 +85,13 @@ describe('world runner', () => {
     expect(pids.filter(alive)).toEqual([]);
   });
 
-  it('plugs in extra processes by spec and routes to their ports', async () => {
+  it('plugs in extra processes by spec and routes to their ports (in-process, shared proxy)', async () => {
     const world = loadWorld('seed');
-    handle = await startWorld(world, { inProcess: true, skipOrigins: true });
+    handle = await startWorld(world, { inProcess: true, skipOrigins: true, egress: 'shared' });
     expect(handle.pids()).toEqual([]);
+    expect(handle.proxies()).toHaveLength(1);
+    const fault = await handle.controlLinks('cn-north-1', 'ap-east-1', { fault: 'heal' });
+    expect(fault.directions).toBe(2);
     const script = `const s=require('node:net').createServer(c=>c.pipe(c)).listen(0,'127.0.0.1',()=>console.log(JSON.stringify({ready:true,port:s.address().port})));process.stdin.on('end',()=>process.exit(0));process.stdin.resume();`;
     const p = await handle.startProcess({
       name: 'fake-tool',

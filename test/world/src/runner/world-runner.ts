@@ -112,6 +112,8 @@ export class WorldHandle {
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
+    const order = this.world.origins.map((o) => o.name);
+    this.origins.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
     await this.#pushEndpoints();
     for (const spec of this.#options.processes ?? []) await this.startProcess(spec);
     this.#log.info(
@@ -185,6 +187,15 @@ export class WorldHandle {
       }),
     );
     return all.flat();
+  }
+
+  /** Every egress proxy: the regions it serves, their listener ports, its control API port. */
+  proxies(): { regions: string[]; ports: Record<string, number>; controlPort: number }[] {
+    return this.#proxies.map(({ regions, ports, controlPort }) => ({
+      regions,
+      ports,
+      controlPort,
+    }));
   }
 
   /** Pids of every child process still owned by the world. */
