@@ -82,96 +82,150 @@ interface HandshakeArgs {
 }
 
 function handshake(socket: net.Socket, args: HandshakeArgs): Promise<net.Socket> {
-  const where = formatHostPort(args.target);
-  return new Promise((resolve, reject) => {
-    let head = Buffer.alloc(0);
-    const timer = setTimeout(
-      () =>
-        fail(
-          new RelayError(
-            'ERR_DIAL_TIMEOUT',
-            `connect to ${where} via ${args.proxy} timed out after ${args.totalTimeoutMs} ms`,
-            { details: { proxy: args.proxy, target: where } },
-          ),
-        ),
-      args.timeoutMs,
-    );
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('readable', onReadable);
-      socket.off('error', onError);
-      socket.off('end', onEnd);
-      args.signal?.removeEventListener('abort', onAbort);
-    };
-    const fail = (err: RelayError) => {
-      cleanup();
-      socket.destroy();
-      reject(err);
-    };
-    const protocolError = (what: string) =>
-      new RelayError('ERR_DIAL_PROXY_PROTOCOL', `egress proxy ${args.proxy} ${what}`, {
-        details: { proxy: args.proxy, target: where },
-      });
-    const onAbort = () =>
-      fail(
-        new RelayError('ERR_DIAL_REFUSED', `connect to ${where} via ${args.proxy} aborted`, {
-          cause: args.signal?.reason,
+  return new Promise((resolve, reject) =>
+    new ConnectExchange(socket, args, resolve, reject).start(),
+  );
+}
+
+/**
+ * One CONNECT request/response on a fresh proxy socket. Reads with 'readable' + read(), not
+ * 'data': that never switches the socket to flowing mode, so no tunnel byte can be emitted
+ * before the caller attaches its own listeners.
+ */
+class ConnectExchange {
+  readonly #socket: net.Socket;
+  readonly #args: HandshakeArgs;
+  readonly #where: string;
+  readonly #resolve: (socket: net.Socket) => void;
+  readonly #reject: (err: RelayError) => void;
+  #head = Buffer.alloc(0);
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    socket: net.Socket,
+    args: HandshakeArgs,
+    resolve: (socket: net.Socket) => void,
+    reject: (err: RelayError) => void,
+  ) {
+    this.#socket = socket;
+    this.#args = args;
+    this.#where = formatHostPort(args.target);
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    const { signal } = this.#args;
+    if (signal?.aborted) return this.#onAbort();
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#timer = setTimeout(this.#onTimeout, this.#args.timeoutMs);
+    this.#socket.on('readable', this.#onReadable);
+    this.#socket.once('error', this.#onError);
+    this.#socket.once('end', this.#onEnd);
+    this.#socket.write(connectRequest(this.#where, this.#args.authorization));
+  }
+
+  readonly #onReadable = (): void => {
+    for (let chunk = this.#socket.read() as Buffer | null; chunk; chunk = this.#socket.read()) {
+      this.#head = Buffer.concat([this.#head, chunk]);
+      const end = this.#head.indexOf(HEAD_END);
+      if (end !== -1) {
+        return this.#settle(
+          this.#head.subarray(0, end),
+          this.#head.subarray(end + HEAD_END.length),
+        );
+      }
+      if (this.#head.length > MAX_CONNECT_RESPONSE_HEAD_BYTES) {
+        return this.#fail(
+          this.#protocolError(`sent a response head over ${MAX_CONNECT_RESPONSE_HEAD_BYTES} bytes`),
+        );
+      }
+    }
+  };
+
+  #settle(headBytes: Buffer, rest: Buffer): void {
+    const statusLine = headBytes.toString('latin1').split('\r\n', 1)[0] ?? '';
+    const m = STATUS_LINE.exec(statusLine);
+    if (!m) {
+      const shown = JSON.stringify(statusLine.slice(0, 80));
+      return this.#fail(this.#protocolError(`sent a non-HTTP reply: ${shown}`));
+    }
+    const status = Number(m[1]);
+    if (status < 200 || status > 299) {
+      const reason = m[2] ?? '';
+      const message = `egress proxy ${this.#args.proxy} refused CONNECT ${this.#where}: ${status} ${reason}`;
+      return this.#fail(
+        new RelayError('ERR_DIAL_PROXY_REJECTED', message.trimEnd(), {
+          details: { proxy: this.#args.proxy, target: this.#where, status, reason },
         }),
       );
-    const onError = (err: Error) =>
-      fail(
-        new RelayError(
-          'ERR_DIAL_REFUSED',
-          `connect to ${where} via ${args.proxy} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
-          { cause: err },
-        ),
-      );
-    const onEnd = () => fail(protocolError('closed the connection before answering CONNECT'));
-    const onReadable = () => {
-      for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read()) {
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(HEAD_END);
-        if (end === -1) {
-          if (head.length > MAX_CONNECT_RESPONSE_HEAD_BYTES)
-            return fail(
-              protocolError(`sent a response head over ${MAX_CONNECT_RESPONSE_HEAD_BYTES} bytes`),
-            );
-          continue;
-        }
-        return settle(head.subarray(0, end), head.subarray(end + HEAD_END.length));
-      }
-    };
-    const settle = (headBytes: Buffer, rest: Buffer) => {
-      const statusLine = headBytes.toString('latin1').split('\r\n', 1)[0] ?? '';
-      const m = STATUS_LINE.exec(statusLine);
-      if (!m)
-        return fail(
-          protocolError(`sent a non-HTTP reply: ${JSON.stringify(statusLine.slice(0, 80))}`),
-        );
-      const status = Number(m[1]);
-      if (status < 200 || status > 299) {
-        const reason = m[2] ?? '';
-        return fail(
-          new RelayError(
-            'ERR_DIAL_PROXY_REJECTED',
-            `egress proxy ${args.proxy} refused CONNECT ${where}: ${status} ${reason}`.trimEnd(),
-            { details: { proxy: args.proxy, target: where, status, reason } },
-          ),
-        );
-      }
-      cleanup();
-      // Bytes the far end sent right after the head belong to the tunnel, not to us.
-      if (rest.length > 0) socket.unshift(rest);
-      socket.setNoDelay(true);
-      resolve(socket);
-    };
-    if (args.signal?.aborted) return onAbort();
-    args.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('readable', onReadable);
-    socket.once('error', onError);
-    socket.once('end', onEnd);
-    socket.write(connectRequest(where, args.authorization));
-  });
+    }
+    this.#cleanup();
+    // Bytes the far end sent right after the head belong to the tunnel, not to us.
+    if (rest.length > 0) this.#socket.unshift(rest);
+    this.#socket.setNoDelay(true);
+    this.#resolve(this.#socket);
+  }
+
+  readonly #onTimeout = (): void => {
+    const { proxy, totalTimeoutMs } = this.#args;
+    this.#fail(
+      new RelayError(
+        'ERR_DIAL_TIMEOUT',
+        `connect to ${this.#where} via ${proxy} timed out after ${totalTimeoutMs} ms`,
+        { details: { proxy, target: this.#where } },
+      ),
+    );
+  };
+
+  readonly #onAbort = (): void => {
+    this.#fail(
+      new RelayError(
+        'ERR_DIAL_REFUSED',
+        `connect to ${this.#where} via ${this.#args.proxy} aborted`,
+        {
+          cause: this.#args.signal?.reason,
+        },
+      ),
+    );
+  };
+
+  readonly #onError = (err: Error): void => {
+    const why = (err as NodeJS.ErrnoException).code ?? err.message;
+    this.#fail(
+      new RelayError(
+        'ERR_DIAL_REFUSED',
+        `connect to ${this.#where} via ${this.#args.proxy} failed: ${why}`,
+        {
+          cause: err,
+        },
+      ),
+    );
+  };
+
+  readonly #onEnd = (): void => {
+    this.#fail(this.#protocolError('closed the connection before answering CONNECT'));
+  };
+
+  #protocolError(what: string): RelayError {
+    return new RelayError('ERR_DIAL_PROXY_PROTOCOL', `egress proxy ${this.#args.proxy} ${what}`, {
+      details: { proxy: this.#args.proxy, target: this.#where },
+    });
+  }
+
+  #fail(err: RelayError): void {
+    this.#cleanup();
+    this.#socket.destroy();
+    this.#reject(err);
+  }
+
+  #cleanup(): void {
+    clearTimeout(this.#timer);
+    this.#socket.off('readable', this.#onReadable);
+    this.#socket.off('error', this.#onError);
+    this.#socket.off('end', this.#onEnd);
+    this.#args.signal?.removeEventListener('abort', this.#onAbort);
+  }
 }
 
 function connectRequest(where: string, authorization: string | undefined): string {
