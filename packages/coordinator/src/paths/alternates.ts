@@ -17,18 +17,24 @@ function key(nodes: readonly number[]): string {
  */
 function disjointPath(g: CompiledGraph, t: DownTable, chosen: readonly IndexedPath[]) {
   const entry = chosen[0]!.nodes[0]!;
-  const forbidden = new Uint8Array(g.n);
+  // Reused (cleared below): this runs twice per route, thousands of times per recompute.
+  if (forbiddenScratch.length < g.n) forbiddenScratch = new Uint8Array(g.n);
+  const forbidden = forbiddenScratch;
   for (const p of chosen) for (const v of p.nodes) if (v !== entry) forbidden[v] = 1;
   const found = searchSpur(g, t, {
     start: entry,
     startCost: 0,
     startLinks: 0,
     forbidden,
-    bannedFirstHops: new Set(),
+    bannedFirstHops: NO_NODES,
     exitAtStart: !chosen.some((p) => p.nodes.length === 1),
   });
+  for (const p of chosen) for (const v of p.nodes) forbidden[v] = 0;
   return found && { nodes: [entry, ...found.suffix], costMs: found.costMs };
 }
+
+const NO_NODES: ReadonlySet<number> = new Set();
+let forbiddenScratch = new Uint8Array(0);
 
 function prefixCost(g: CompiledGraph, nodes: readonly number[], links: number): number {
   let cost = 0;

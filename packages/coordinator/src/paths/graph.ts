@@ -79,29 +79,42 @@ export function compileGraph(graph: RoutingGraph, options: PathOptions): Compile
   const ids = [...new Set(graph.nodes)].sort();
   const n = ids.length;
   const index = new Map(ids.map((id, i) => [id, i]));
-  const best = new Map<number, { cost: number; rtt: number }>();
+  // Parallel arrays, one entry per distinct (from, to) pair, the cheapest report winning.
+  const pairIndex = new Map<number, number>();
+  const from: number[] = [];
+  const to: number[] = [];
+  const cost: number[] = [];
+  const rtt: number[] = [];
   for (const l of graph.links) {
     const a = index.get(l.from);
     const b = index.get(l.to);
     if (a === undefined || b === undefined || a === b || !finiteCost(l.costMs)) continue;
-    const key = a * n + b;
-    const prev = best.get(key);
-    if (prev === undefined || l.costMs < prev.cost) best.set(key, { cost: l.costMs, rtt: l.rttMs });
+    const at = pairIndex.get(a * n + b);
+    if (at === undefined) {
+      pairIndex.set(a * n + b, from.length);
+      from.push(a);
+      to.push(b);
+      cost.push(l.costMs);
+      rtt.push(l.rttMs);
+    } else if (l.costMs < cost[at]!) {
+      cost[at] = l.costMs;
+      rtt[at] = l.rttMs;
+    }
   }
-  const keys = [...best.keys()].sort((x, y) => x - y);
+  // Out-edges of each node cheapest first, so searches can stop scanning early.
+  const order = from.map((_, i) => i);
+  order.sort((x, y) => from[x]! - from[y]! || cost[x]! - cost[y]! || to[x]! - to[y]!);
   const outStart = new Int32Array(n + 1);
-  const edgeTo = new Int32Array(keys.length);
-  const edgeCost = new Float64Array(keys.length);
-  const edgeRtt = new Float64Array(keys.length);
+  const edgeTo = new Int32Array(order.length);
+  const edgeCost = new Float64Array(order.length);
+  const edgeRtt = new Float64Array(order.length);
   const edgeOf = new Map<number, number>();
-  keys.forEach((key, e) => {
-    const from = Math.floor(key / n);
-    const v = best.get(key)!;
-    outStart[from + 1]!++;
-    edgeTo[e] = key % n;
-    edgeCost[e] = Math.max(MIN_COST_MS, v.cost + options.hopPenaltyMs);
-    edgeRtt[e] = v.rtt;
-    edgeOf.set(key, e);
+  order.forEach((i, e) => {
+    outStart[from[i]! + 1]!++;
+    edgeTo[e] = to[i]!;
+    edgeCost[e] = Math.max(MIN_COST_MS, cost[i]! + options.hopPenaltyMs);
+    edgeRtt[e] = rtt[i]!;
+    edgeOf.set(from[i]! * n + to[i]!, e);
   });
   for (let v = 0; v < n; v++) outStart[v + 1]! += outStart[v]!;
   const origins = [...new Set(graph.origins)].sort();

@@ -13,6 +13,8 @@ export interface DownTable {
   readonly down: Float64Array;
   /** succ[h * n + v]: next node on that best path, -1 = v is the exit. */
   readonly succ: Int32Array;
+  /** floor[h]: min over v of down[h * n + v], a bound that needs no node lookup. */
+  readonly floor: Float64Array;
 }
 
 /** Builds the DownTable of one origin. O(maxLinks * links). */
@@ -40,7 +42,11 @@ export function buildDownTable(g: CompiledGraph, originIdx: number): DownTable {
       succ[row + v] = next;
     }
   }
-  return { originIdx, down, succ };
+  const floor = new Float64Array(maxLinks + 1).fill(INF);
+  for (let h = 0; h <= maxLinks; h++) {
+    for (let v = 0; v < n; v++) floor[h] = Math.min(floor[h]!, down[h * n + v]!);
+  }
+  return { originIdx, down, succ, floor };
 }
 
 /** The best path from `entry` per the DownTable, or undefined when none exists. */
@@ -82,6 +88,7 @@ export function searchSpur(g: CompiledGraph, t: DownTable, q: SpurQuery) {
   const leg = g.legCost[t.originIdx]!;
   const layers = maxLinks - q.startLinks;
   if (layers < 0) return undefined;
+  const floor = t.floor;
   const { dist, prev } = scratch((layers + 1) * n);
   const touched: number[] = [q.start];
   let best = INF;
@@ -107,6 +114,8 @@ export function searchSpur(g: CompiledGraph, t: DownTable, q: SpurQuery) {
         if (u === q.start || q.forbidden[u] === 1) continue;
         if (h === 0 && q.bannedFirstHops.has(u)) continue;
         const c = d + edgeCost[e]!;
+        // Edges are sorted by cost: once even the cheapest finish cannot win, stop.
+        if (c + floor[layers - h - 1]! >= best) break;
         const slot = (h + 1) * n + u;
         if (c >= dist[slot]! || c + t.down[(layers - h - 1) * n + u]! >= best) continue;
         if (dist[slot] === INF) {
