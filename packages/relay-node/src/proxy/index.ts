@@ -1,3 +1,4 @@
+export { DataPlane, type DataPlaneOptions } from './data-plane.ts';
 export {
   EntryConnector,
   type EntryConnectorOptions,

@@ -6,10 +6,11 @@ import { type Dialer, DirectDialer } from '@relaymesh/shared';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
 import { Session } from '../../src/mux/session.ts';
 import { StreamTransport } from '../../src/mux/stream-transport.ts';
-import { EntryConnector } from '../../src/proxy/entry-connector.ts';
-import { ExitHandler, type ExitHandlerOptions } from '../../src/proxy/exit/exit-handler.ts';
-import { EntryServer } from '../../src/proxy/http/entry-server.ts';
-import { StreamServer } from '../../src/proxy/relay/stream-server.ts';
+import { DataPlane, type DataPlaneOptions } from '../../src/proxy/data-plane.ts';
+import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
+import type { ExitHandler } from '../../src/proxy/exit/exit-handler.ts';
+import type { EntryServer } from '../../src/proxy/http/entry-server.ts';
+import type { StreamServer } from '../../src/proxy/relay/stream-server.ts';
 import type { HopStream, StreamOpener } from '../../src/proxy/types.ts';
 import { type OriginConfig, OriginTable } from '../../src/routing/origin-catalog.ts';
 import { type RouteEntry, RouteTable } from '../../src/routing/route-table.ts';
@@ -20,6 +21,7 @@ export interface MeshNode {
   sessions: Map<string, Session>;
   opener: StreamOpener;
   routes: RouteTable;
+  plane: DataPlane;
   exit: ExitHandler;
   server: StreamServer;
   connector: EntryConnector;
@@ -40,7 +42,7 @@ export interface MeshOptions {
   transport?: 'memory' | 'tcp';
   debugHeaders?: boolean;
   dialer?: Dialer;
-  exit?: Partial<ExitHandlerOptions>;
+  exit?: DataPlaneOptions['exit'];
   responseHeadTimeoutMs?: number;
 }
 
@@ -84,23 +86,30 @@ function makeNode(id: string, o: MeshOptions, catalog: OriginTable): MeshNode {
   };
   const routes = new RouteTable({ nodeId: id });
   routes.update(o.routes ?? []);
-  const dialer = o.dialer ?? new DirectDialer();
-  const exit = new ExitHandler({ catalog, dialer, ...o.exit });
-  const server = new StreamServer({ nodeId: id, opener, exit });
-  const connector = new EntryConnector({
-    nodeId: id,
-    routes,
-    opener,
-    exit,
-    ...(o.responseHeadTimeoutMs ? { responseHeadTimeoutMs: o.responseHeadTimeoutMs } : {}),
-  });
-  const entry = new EntryServer({
+  const plane = new DataPlane({
     nodeId: id,
     catalog,
-    connector,
+    routes,
+    opener,
+    dialer: o.dialer ?? new DirectDialer(),
+    httpListen: { host: '127.0.0.1', port: 0 },
     debugHeaders: o.debugHeaders ?? true,
+    ...(o.exit ? { exit: o.exit } : {}),
+    ...(o.responseHeadTimeoutMs ? { responseHeadTimeoutMs: o.responseHeadTimeoutMs } : {}),
   });
-  return { id, sessions, opener, routes, exit, server, connector, entry, url: '', port: 0 };
+  return {
+    id,
+    sessions,
+    opener,
+    routes,
+    plane,
+    exit: plane.exit,
+    server: plane.streams,
+    connector: plane.connector,
+    entry: plane.entry as EntryServer,
+    url: '',
+    port: 0,
+  };
 }
 
 /** Builds nodes, joins them with real mux sessions, starts every entry on port 0. */
@@ -119,13 +128,13 @@ export async function buildMesh(o: MeshOptions): Promise<Mesh> {
     const sb = new Session({ transport: new StreamTransport(y), role: 'server' });
     sa.on('error', () => {});
     sb.on('error', () => {});
-    sa.on('stream', (s) => node(a).server.handle(s as HopStream));
-    sb.on('stream', (s) => node(b).server.handle(s as HopStream));
+    sa.on('stream', (s) => node(a).plane.handleStream(s as HopStream));
+    sb.on('stream', (s) => node(b).plane.handleStream(s as HopStream));
     node(a).sessions.set(b, sa);
     node(b).sessions.set(a, sb);
   }
   for (const n of nodes.values()) {
-    const addr = await n.entry.listen(0);
+    const addr = (await n.plane.start()).http as AddressInfo;
     n.port = addr.port;
     n.url = `http://127.0.0.1:${addr.port}`;
   }
@@ -135,10 +144,8 @@ export async function buildMesh(o: MeshOptions): Promise<Mesh> {
     catalog,
     async close() {
       for (const n of nodes.values()) {
-        n.entry.destroy();
-        n.server.destroy();
+        await n.plane.destroy();
         for (const s of n.sessions.values()) s.destroy();
-        await n.exit.destroy();
       }
     },
   };
