@@ -126,7 +126,10 @@ export class Session extends EventEmitter implements StreamHost {
     return this.#streams.size;
   }
 
-  /** Receive credit this session has granted and not yet had consumed, in bytes. */
+  /**
+   * Receive windows reserved by this session's streams, in bytes: the most its peer can
+   * make it buffer (charged to the session and process budgets).
+   */
   get creditInUse(): number {
     return this.#budget.used;
   }
@@ -230,9 +233,10 @@ export class Session extends EventEmitter implements StreamHost {
   }
 
   /** @internal */
-  sendReset(streamId: number, code: WireCode): void {
-    if (this.#finished) return;
+  sendReset(streamId: number, code: WireCode): boolean {
+    if (this.#finished) return false;
     this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.RST, streamId, code);
+    return true;
   }
 
   /** @internal */

@@ -7,7 +7,8 @@ import type { ReceiveWindow } from './window.ts';
 export interface StreamHost {
   enqueue(q: StreamSendQueue): void;
   sendWindowUpdate(streamId: number, delta: number): void;
-  sendReset(streamId: number, code: WireCode): void;
+  /** False when nothing was sent (the session is already gone). */
+  sendReset(streamId: number, code: WireCode): boolean;
   /**
    * FIN went both ways: the stream is done on the wire (its buffered data may still be
    * unread). Leaves the stream table; the credit reservation stays until `streamClosed`.
@@ -50,7 +51,10 @@ export function resetError(streamId: number, code: number, acked: boolean): Rela
  */
 export class MuxStream extends Duplex {
   readonly id: number;
-  /** The WireCode of the RST that ended this stream (received or sent), if any. */
+  /**
+   * The WireCode of the RST that ended this stream (received or sent), if any. Undefined
+   * for a clean FIN/FIN close and when the whole session died (see the stream's error).
+   */
   resetCode: WireCode | undefined;
   readonly #host: StreamHost;
   readonly #recv: ReceiveWindow;
@@ -221,9 +225,14 @@ export class MuxStream extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const cleanEnd = this.#remoteFin && this.#queue.finSent;
-    if (!cleanEnd && this.resetCode === undefined) {
+    // resetCode records an RST that really crossed the wire: none is sent once the
+    // session is gone (the stream error, ERR_MUX_SESSION_CLOSED, says why it died).
+    if (
+      !cleanEnd &&
+      this.resetCode === undefined &&
+      this.#host.sendReset(this.id, WireCode.CANCEL)
+    ) {
       this.resetCode = WireCode.CANCEL;
-      this.#host.sendReset(this.id, WireCode.CANCEL);
     }
     this.#queue.dead = true;
     this.#queue.clear();

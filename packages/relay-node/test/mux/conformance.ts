@@ -242,6 +242,8 @@ export function runMuxConformance(name: string, makePair: () => Promise<MuxPair>
       for (const e of await Promise.all(errors)) {
         expect(isRelayError(e, 'ERR_MUX_SESSION_CLOSED')).toBe(true);
       }
+      // No RST crossed the wire: the stream error says why they died.
+      for (const s of streams) expect(s.resetCode).toBeUndefined();
       await within(client.closed, 5000, 'client closed');
       expect(client.state).toBe('destroyed');
       expect(() => client.open()).toThrow(
