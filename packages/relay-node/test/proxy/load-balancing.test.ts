@@ -90,3 +90,32 @@ describe('exit load balancing and health checks', () => {
     expect(await r.body.text()).toBe('a');
   });
 });
+
+describe('exit pools follow origin declarations', () => {
+  it('keeps a pool across identical pushes and replaces it when upstreams change', async () => {
+    const a = await startOrigin((_q, r) => r.end('a'));
+    const b = await startOrigin((_q, r) => r.end('b'));
+    const mesh = await buildMesh({
+      nodes: ['en', 'ex'],
+      links: [['en', 'ex']],
+      origins: [{ name: 'o', hosts: ['o.example'], upstreams: [a.url] }],
+      routes: [route('o', ['en', 'ex'])],
+    });
+    try {
+      expect((await get(mesh, 'o.example')).body).toBe('a');
+      const exit = mesh.node('ex').exit;
+      const first = exit.poolFor('o');
+      mesh.catalog.replace([{ name: 'o', hosts: ['o.example'], upstreams: [a.url] }]);
+      expect(exit.poolFor('o')).toBe(first);
+      mesh.catalog.replace([{ name: 'o', hosts: ['o.example'], upstreams: [b.url] }]);
+      expect((await get(mesh, 'o.example')).body).toBe('b');
+      expect(exit.poolFor('o')).not.toBe(first);
+      mesh.catalog.replace([]);
+      expect((await get(mesh, 'o.example')).status).toBe(421);
+    } finally {
+      await mesh.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -7,7 +7,7 @@ import {
   systemClock,
 } from '@relaymesh/shared';
 import type { OpenHeader } from '../open-header.ts';
-import type { HopStream, OriginCatalog } from '../types.ts';
+import type { HopStream, Origin, OriginCatalog } from '../types.ts';
 import { HealthChecker } from './health-checker.ts';
 import { replyError, serveHttp } from './http-exit.ts';
 import { serveRaw } from './tcp-exit.ts';
@@ -52,9 +52,16 @@ export class ExitHandler {
 
   /** The pool of a declared origin (creating it and starting its health checks). */
   poolFor(originName: string): UpstreamPool | undefined {
-    const known = this.#pools.get(originName);
-    if (known) return known.pool;
     const origin = this.#catalog.byName(originName);
+    const known = this.#pools.get(originName);
+    if (known && origin && sameOrigin(known.pool.origin, origin)) return known.pool;
+    if (known) {
+      // The declaration changed (or went away): new requests use a new pool; the old
+      // one finishes what it has in flight, then closes.
+      this.#pools.delete(originName);
+      known.checker?.close();
+      void known.pool.close();
+    }
     if (!origin || this.#closed) return undefined;
     const pool = new UpstreamPool({
       ...this.#poolOptions,
@@ -122,4 +129,11 @@ export class ExitHandler {
     for (const p of all) p.checker?.destroy();
     await Promise.all(all.map((p) => p.pool.destroy(err)));
   }
+}
+
+/** Same upstreams and health check: the pool (connections, health state) can be kept. */
+function sameOrigin(a: Origin, b: Origin): boolean {
+  if (a === b) return true;
+  const key = (o: Origin) => JSON.stringify([o.upstreams.map((u) => u.url), o.healthCheck ?? null]);
+  return key(a) === key(b);
 }
