@@ -144,6 +144,21 @@ export async function proxyRequest(
     });
   }
   const { stream, path } = open;
+  const started = performance.now();
+  res.once('finish', () => {
+    const durationMs = Math.round(performance.now() - started);
+    ctx.log.debug(
+      {
+        reqId: open.id,
+        method: req.method,
+        [F.ORIGIN]: origin.name,
+        [F.PATH]: path.join(','),
+        status: res.statusCode,
+        [F.DURATION_MS]: durationMs,
+      },
+      'request done',
+    );
+  });
   stream.on('error', () => {}); // surfaced through 'close' and resetCode
   res.once('close', () => {
     if (!res.writableFinished) resetStream(stream, WireCode.CANCEL);
