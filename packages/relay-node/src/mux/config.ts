@@ -39,6 +39,8 @@ export interface MuxConfig {
   keepAliveIntervalMs: number;
   /** No frame at all from the peer for this long: ERR_MUX_KEEPALIVE_TIMEOUT. Default 15000 ms. */
   deadTimeoutMs: number;
+  /** An opened stream not ACKed by the peer in this long fails with ERR_MUX_OPEN_TIMEOUT. Default 30000 ms. */
+  openTimeoutMs: number;
   /** `session.ping()` rejects after this long. Default 10000 ms. */
   pingTimeoutMs: number;
   /** Upper bound on `close()` waiting for streams to finish. Default 30000 ms. */
@@ -57,6 +59,7 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   streamSendQueueBytes: 256 * 1024,
   keepAliveIntervalMs: 5000,
   deadTimeoutMs: 15_000,
+  openTimeoutMs: 30_000,
   pingTimeoutMs: 10_000,
   closeTimeoutMs: 30_000,
   violationFlushMs: 1000,
@@ -74,6 +77,7 @@ const RULES: Record<keyof MuxConfig, Rule> = {
   streamSendQueueBytes: [1, MAX_WINDOW],
   keepAliveIntervalMs: [1, 3_600_000],
   deadTimeoutMs: [1, 3_600_000],
+  openTimeoutMs: [1, 3_600_000],
   pingTimeoutMs: [1, 3_600_000],
   closeTimeoutMs: [0, 3_600_000],
   violationFlushMs: [0, 60_000],

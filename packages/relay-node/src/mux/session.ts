@@ -141,6 +141,8 @@ export class Session extends EventEmitter implements StreamHost {
   /**
    * Opens a stream (synchronous; sends WINDOW_UPDATE|SYN carrying our receive window).
    * Data may be written at once, before the peer's ACK.
+   * The stream fails with ERR_MUX_OPEN_TIMEOUT if the peer does not ACK it within
+   * openTimeoutMs.
    * @throws RelayError ERR_MUX_SESSION_CLOSED, ERR_MUX_GOING_AWAY, ERR_MUX_TOO_MANY_STREAMS
    *   (local limit or ids exhausted), ERR_MUX_MEMORY_LIMIT (credit budget exhausted).
    */
@@ -168,6 +170,7 @@ export class Session extends EventEmitter implements StreamHost {
     const stream = this.#makeStream(id, BASE_STREAM_WINDOW);
     this.#streams.set(id, stream);
     this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.SYN, id, window);
+    stream.armOpenTimer(this.#clock, this.config.openTimeoutMs);
     return stream;
   }
 

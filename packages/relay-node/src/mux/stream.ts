@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { type ErrorCode, RelayError, WireCode } from '@relaymesh/shared';
+import { type Clock, type ErrorCode, RelayError, WireCode } from '@relaymesh/shared';
 import { StreamSendQueue } from './scheduler.ts';
 import type { ReceiveWindow } from './window.ts';
 
@@ -70,6 +70,7 @@ export class MuxStream extends Duplex {
   #pendingCb: ((err?: Error | null) => void) | undefined;
   #finalCb: ((err?: Error | null) => void) | undefined;
   #wireClosed = false;
+  #cancelOpenTimer: (() => void) | undefined;
 
   /** @internal created by Session only. */
   constructor(init: MuxStreamInit) {
@@ -114,7 +115,23 @@ export class MuxStream extends Duplex {
   /** @internal the peer accepted our SYN; `extra` is its window beyond the base credit. */
   onAck(extra: number): RelayError | undefined {
     this.#acked = true;
+    this.#cancelOpenTimer?.();
     return this.onWindowUpdate(extra);
+  }
+
+  /** @internal fails the stream with ERR_MUX_OPEN_TIMEOUT unless the peer ACKs within `ms`. */
+  armOpenTimer(clock: Clock, ms: number): void {
+    const timer = clock.setTimeout(() => {
+      this.#cancelOpenTimer = undefined;
+      if (this.#acked || this.destroyed) return;
+      if (this.#host.sendReset(this.id, WireCode.CANCEL)) this.resetCode = WireCode.CANCEL;
+      this.destroy(
+        new RelayError('ERR_MUX_OPEN_TIMEOUT', `stream ${this.id} not accepted within ${ms} ms`, {
+          details: { streamId: this.id, timeoutMs: ms },
+        }),
+      );
+    }, ms);
+    this.#cancelOpenTimer = () => clock.clearTimeout(timer);
   }
 
   /** @internal inbound streams count as accepted from the start. */
@@ -234,6 +251,8 @@ export class MuxStream extends Duplex {
     ) {
       this.resetCode = WireCode.CANCEL;
     }
+    this.#cancelOpenTimer?.();
+    this.#cancelOpenTimer = undefined;
     this.#queue.dead = true;
     this.#queue.clear();
     const gone = err ?? new RelayError('ERR_DESTROYED', `stream ${this.id} destroyed`);

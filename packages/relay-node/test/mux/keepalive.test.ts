@@ -122,3 +122,44 @@ describe('keepalive and RTT', () => {
     expect(clock.pending).toBe(0);
   });
 });
+
+describe('open timeout', () => {
+  it('fails a stream the peer never ACKs with ERR_MUX_OPEN_TIMEOUT', async () => {
+    const clock = new FakeClock();
+    const [a, b] = createMemoryPair();
+    const session = new Session({
+      transport: new StreamTransport(a),
+      role: 'client',
+      clock,
+      config: { openTimeoutMs: 3000 },
+    });
+    sessions.push(session);
+    b.on('error', () => {});
+    b.resume();
+    const s = session.open();
+    const err = streamError(s);
+    clock.advance(2999);
+    expect(s.destroyed).toBe(false);
+    clock.advance(1);
+    expect(isRelayError(await err, 'ERR_MUX_OPEN_TIMEOUT')).toBe(true);
+    expect(s.resetCode).toBe(4);
+    expect(session.state).toBe('open');
+  });
+
+  it('an ACKed stream outlives the open timeout', async () => {
+    const clock = new FakeClock();
+    const { client, server } = pair(clock);
+    server.on('stream', (st) => st.on('error', () => {}));
+    const s = client.open();
+    s.on('error', () => {});
+    await until(() => server.streamCount === 1);
+    await new Promise((r) => setTimeout(r, 20)); // the ACK travels back
+    // Step time so the keepalive pings get answered (real I/O runs between steps).
+    for (let t = 0; t < 35_000; t += 5000) {
+      clock.advance(5000);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(client.state).toBe('open');
+    expect(s.destroyed).toBe(false);
+  });
+});
