@@ -51,7 +51,8 @@ export interface CoordinatorOptions {
   /**
    * After start, no routes are computed or pushed for this long, so that a restarted
    * coordinator hears from every node before it speaks: nodes keep their last tables
-   * instead of getting ones built from the first few reports. @default 3000
+   * instead of getting ones built from the first few reports. Longer than the nodes'
+   * re-registration backoff cap (5 s) so even a node deep in backoff makes it. @default 6000
    */
   warmupMs?: number;
   paths?: Partial<PathOptions>;
@@ -96,6 +97,8 @@ export class Coordinator {
   #routes: PlannedRoute[] = [];
   #routeVersion = 0;
   #slices = new Map<string, string>();
+  /** Nodes that reported since they registered: only they get route tables. */
+  readonly #reported = new Set<string>();
   #membershipVersion = 0;
   #membershipSig = '';
   #recomputeTimer: TimerHandle | undefined;
@@ -109,7 +112,7 @@ export class Coordinator {
     this.#heartbeatMs = options.heartbeatIntervalMs ?? 1000;
     this.#reportMs = options.reportIntervalMs ?? 1000;
     this.#recomputeMs = options.recomputeIntervalMs ?? 1000;
-    this.#warmupMs = options.warmupMs ?? 3000;
+    this.#warmupMs = options.warmupMs ?? 6000;
     this.#planOptions = {
       ...DEFAULT_PATH_OPTIONS,
       ...DEFAULT_HYSTERESIS,
@@ -130,12 +133,15 @@ export class Coordinator {
       clock: this.#clock,
       onReport: (id, peers, origins) => {
         this.#matrix.applyReport(id, peers, origins);
-        this.#scheduleRecompute(this.#recomputeMs);
+        // First report of this registration: push its table promptly.
+        const first = !this.#reported.has(id);
+        this.#reported.add(id);
+        this.#scheduleRecompute(first ? 0 : this.#recomputeMs);
       },
       onAttach: (s) => {
         s.sendMembership(this.#membershipFor(s.nodeId));
         // Version 0 = nothing computed yet (warm-up): the node keeps the table it has.
-        if (this.#routeVersion > 0) {
+        if (this.#routeVersion > 0 && this.#reported.has(s.nodeId)) {
           s.sendRoutes({
             version: this.#routeVersion,
             routes: this.#routesFor({ from: s.nodeId }),
@@ -270,6 +276,7 @@ export class Coordinator {
   #register(req: RegisterRequest__Output): RegisterResponse {
     const a = toAnnouncement(req);
     this.#sessions.supersede(a.id);
+    this.#reported.delete(a.id);
     const rec = this.#registry.register(a);
     this.#logger.info(
       { [F.NODE_ID]: a.id, [F.REGION]: a.region, advertise: a.advertise },
@@ -321,6 +328,7 @@ export class Coordinator {
   #onNodeDown(id: string): void {
     this.#logger.warn({ [F.NODE_ID]: id }, 'node down: lease expired or session ended');
     this.#matrix.removeNode(id);
+    this.#reported.delete(id);
     this.#sessions.endNode(id);
     // A dead node must leave routes now, not after the report throttle.
     this.#scheduleRecompute(0);
@@ -398,14 +406,19 @@ export class Coordinator {
     }
   }
 
-  /** Nodes whose routes (paths, not RTT estimates) differ from what they were last sent. */
+  /**
+   * Nodes whose routes (paths, not RTT estimates) differ from what they were last sent.
+   * A node that has not reported yet is left out: a table computed without its own
+   * measurements would be empty or wrong, and it still has its previous one.
+   */
   #changedSlices(up: ReadonlySet<string>): string[] {
     const next = new Map<string, string>();
     for (const r of this.#routes) {
+      if (!this.#reported.has(r.from)) continue;
       const s = `${next.get(r.from) ?? ''}|${r.origin}:${r.path.join('>')}/${r.alternates.map((a) => a.path.join('>')).join(',')}`;
       next.set(r.from, s);
     }
-    for (const id of up) if (!next.has(id)) next.set(id, '');
+    for (const id of up) if (this.#reported.has(id) && !next.has(id)) next.set(id, '');
     const changed = [...next].filter(([id, s]) => this.#slices.get(id) !== s).map(([id]) => id);
     this.#slices = next;
     return changed;
