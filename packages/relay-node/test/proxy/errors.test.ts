@@ -109,6 +109,14 @@ describe('entry errors are specific, fast and never an open proxy', () => {
     expect(noHost).toMatch(/^HTTP\/1.1 400/);
   });
 
+  it('refuses a request head over 16 KiB with 431', async () => {
+    const raw = await rawExchange(
+      mesh.node('en').port,
+      `GET / HTTP/1.1\r\nHost: files.example\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(raw).toMatch(/^HTTP\/1.1 431/);
+  });
+
   it('refuses https absolute-form and forward requests to undeclared hosts', async () => {
     const https = await rawExchange(
       mesh.node('en').port,
