@@ -13,6 +13,7 @@ export interface ControlTarget {
   setEndpoints(endpoints: Endpoint[]): void;
   endpoints(): Endpoint[];
   readonly maxTimerLateMs: number;
+  timerLateness(): { entries: number; over2Ms: number; over10Ms: number; maxMs: number };
 }
 
 export interface ControlServer {
@@ -23,7 +24,7 @@ export interface ControlServer {
 /**
  * A tiny JSON API on loopback:
  *
- * - `GET  /links` → `{ links: LinkDirectionStats[], maxTimerLateMs }`
+ * - `GET  /links` → `{ links: LinkDirectionStats[], maxTimerLateMs, timerLateness }`
  * - `POST /links/{a}/{b}` `{ fault: 'blackhole'|'reset'|'degrade'|'heal', rttMs?, bandwidthBps? }`
  *   → `{ directions, connections }` (404 when this proxy carries no link between a and b)
  * - `GET  /endpoints`, `POST /endpoints` `{ endpoints: [{ host, port, region }] }`
@@ -56,7 +57,11 @@ async function handle(
   const url = new URL(req.url ?? '/', 'http://control');
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   if (req.method === 'GET' && url.pathname === '/links')
-    return send(res, 200, { links: target.linkStats(), maxTimerLateMs: target.maxTimerLateMs });
+    return send(res, 200, {
+      links: target.linkStats(),
+      maxTimerLateMs: target.maxTimerLateMs,
+      timerLateness: target.timerLateness(),
+    });
   if (req.method === 'GET' && url.pathname === '/endpoints')
     return send(res, 200, { endpoints: target.endpoints() });
   if (req.method !== 'POST') return send(res, 404, { error: 'not found' });

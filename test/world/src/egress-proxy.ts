@@ -7,6 +7,8 @@ import type { LinkProfile } from './link/profile.ts';
 import { DelayScheduler } from './link/scheduler.ts';
 import { SplicedConnection } from './link/spliced-connection.ts';
 
+/** Names of the loopback host that resolve to the 127.0.0.1 entries of the table. */
+const LOOPBACK_NAMES = new Set(['localhost', '::1']);
 /** Size cap of a CONNECT request head. */
 const MAX_HEAD_BYTES = 8 * 1024;
 /** A client that does not finish its CONNECT head in this time is dropped. */
@@ -178,7 +180,12 @@ export class EgressProxy {
 
   /** Largest lateness of the delay timer so far, ms (emulator accuracy). */
   get maxTimerLateMs(): number {
-    return this.#scheduler.maxLateMs;
+    return this.#scheduler.lateness.maxMs;
+  }
+
+  /** How late delayed work ran (event-loop lag inside the emulator): counts and maximum. */
+  timerLateness(): { entries: number; over2Ms: number; over10Ms: number; maxMs: number } {
+    return { ...this.#scheduler.lateness };
   }
 
   /** Stops listening and drops every connection; idempotent. (No graceful drain is useful here.) */
@@ -240,7 +247,9 @@ export class EgressProxy {
     }
     const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
     const port = Number(m[2]);
-    const to = this.#endpoints.get(`${host}:${port}`);
+    const to =
+      this.#endpoints.get(`${host}:${port}`) ??
+      (LOOPBACK_NAMES.has(host) ? this.#endpoints.get(`127.0.0.1:${port}`) : undefined);
     if (to === undefined) {
       reply(client, 403, 'Forbidden', `${host}:${port} is not an address of this world`);
       return;

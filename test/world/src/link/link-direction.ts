@@ -1,5 +1,5 @@
 import { hashSeed, type LinkProfile, sampleJitterMs, seededRandom } from './profile.ts';
-import type { DelayScheduler } from './scheduler.ts';
+import { type DelayScheduler, EARLY_TOLERANCE_MS } from './scheduler.ts';
 
 /** The bottleneck queue holds at least this much, so one socket read fits. */
 export const QUEUE_MIN_BYTES = 32 * 1024;
@@ -98,7 +98,9 @@ export class LinkDirection {
   congested(now: number): boolean {
     if (this.#blackholed) return true;
     if (this.#inflight >= this.inflightLimitBytes()) return true;
-    return this.#backlogBytes(now) >= this.queueLimitBytes();
+    // Same tolerance as the scheduler: a wake that runs slightly early must see room, or it
+    // would re-arm itself for a time that is already (almost) now and spin.
+    return this.#backlogBytes(now + EARLY_TOLERANCE_MS) >= this.queueLimitBytes();
   }
 
   #backlogBytes(now: number): number {
@@ -137,7 +139,8 @@ export class LinkDirection {
     if (this.#blackholed) return;
     const at = this.#busyUntil - this.queueLimitBytes() / this.#bytesPerMs();
     // A past time means the queue is not what blocks (bytes in flight are): delivered() wakes.
-    if (!Number.isFinite(at) || at <= this.#scheduler.now() || at >= this.#wakeAt) return;
+    const now = this.#scheduler.now();
+    if (!Number.isFinite(at) || at <= now + EARLY_TOLERANCE_MS || at >= this.#wakeAt) return;
     this.#wakeAt = at;
     this.#scheduler.schedule(at, () => {
       this.#wakeAt = Number.POSITIVE_INFINITY;

@@ -20,8 +20,8 @@ export class DelayScheduler {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #closed = false;
-  /** Largest observed lateness (ms) of an entry, for the stats API. */
-  maxLateMs = 0;
+  /** Lateness of the delay line itself (event-loop lag), for the stats API. */
+  readonly lateness = { entries: 0, over2Ms: 0, over10Ms: 0, maxMs: 0 };
 
   now(): number {
     return performance.now();
@@ -61,8 +61,7 @@ export class DelayScheduler {
     const limit = this.now() + EARLY_TOLERANCE_MS;
     for (let head = this.#heap[0]; head && head.at <= limit; head = this.#heap[0]) {
       this.#pop();
-      const late = limit - EARLY_TOLERANCE_MS - head.at;
-      if (late > this.maxLateMs) this.maxLateMs = late;
+      this.#recordLateness(limit - EARLY_TOLERANCE_MS - head.at);
       try {
         head.fn();
       } catch {
@@ -71,6 +70,14 @@ export class DelayScheduler {
     }
     if (!this.#closed) this.#arm();
   };
+
+  #recordLateness(ms: number): void {
+    const l = this.lateness;
+    l.entries++;
+    if (ms > 2) l.over2Ms++;
+    if (ms > 10) l.over10Ms++;
+    if (ms > l.maxMs) l.maxMs = ms;
+  }
 
   #less(a: Entry, b: Entry): boolean {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
