@@ -4,6 +4,7 @@ import {
   F,
   type Logger,
   parseUpstream,
+  RelayError,
   silentLogger,
   systemClock,
   type TimerHandle,
@@ -148,23 +149,39 @@ export class OriginProber {
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, worker));
   }
 
-  async #probe(t: Target): Promise<void> {
-    const key = `${t.origin}\u0000${t.upstream.url}`;
+  /** Connect RTT through the dialer, or undefined on failure or timeout. */
+  async #connectRtt(t: Target): Promise<number | undefined> {
     const started = this.#clock.now();
-    let rtt: number | undefined;
+    // Our own deadline too: a dialer (or proxy) that ignores timeoutMs must not stall rounds.
+    const abort = new AbortController();
+    const onStop = () => abort.abort(this.#abort.signal.reason);
+    this.#abort.signal.addEventListener('abort', onStop, { once: true });
+    const timer = this.#clock.setTimeout(() => abort.abort(), this.#timeoutMs);
+    const dial = this.#dialer.dial(
+      { host: t.upstream.host, port: t.upstream.port },
+      { timeoutMs: this.#timeoutMs, signal: abort.signal },
+    );
     try {
-      const socket = await this.#dialer.dial(
-        { host: t.upstream.host, port: t.upstream.port },
-        { timeoutMs: this.#timeoutMs, signal: this.#abort.signal },
-      );
-      rtt = this.#clock.now() - started;
+      const socket = await Promise.race([dial, aborted(abort.signal, this.#timeoutMs)]);
       socket.destroy();
+      return this.#clock.now() - started;
     } catch (err) {
       this.#logger.debug(
         { [F.ORIGIN]: t.origin, upstream: t.upstream.url, err },
         'origin probe failed',
       );
+      // A connect that completes after we gave up must not leak its socket.
+      dial.then((late) => late.destroy()).catch(() => {});
+      return undefined;
+    } finally {
+      this.#clock.clearTimeout(timer);
+      this.#abort.signal.removeEventListener('abort', onStop);
     }
+  }
+
+  async #probe(t: Target): Promise<void> {
+    const key = `${t.origin}\u0000${t.upstream.url}`;
+    const rtt = await this.#connectRtt(t);
     if (!this.#targets.some((x) => x === t)) return; // origins changed meanwhile
     const prev = this.#results.get(key);
     if (rtt === undefined) {
@@ -184,4 +201,18 @@ export class OriginProber {
       reachable: true,
     });
   }
+}
+
+/** Rejects when `signal` aborts; never resolves otherwise. */
+function aborted(signal: AbortSignal, timeoutMs: number): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () =>
+      reject(
+        new RelayError('ERR_DIAL_TIMEOUT', `probe gave up after ${timeoutMs} ms`, {
+          cause: signal.reason,
+        }),
+      );
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
 }
