@@ -164,4 +164,22 @@ describe('relay: per-hop backpressure, reset propagation, loop and hop limits', 
       'streams closed',
     );
   });
+
+  it('a tunnel dying mid-response aborts the client, and new requests get 502 at once', async () => {
+    const req = http.get(`${mesh.node('en').url}/endless?id=cut`, {
+      headers: { host: 'files.example' },
+      agent: false,
+    });
+    const res = await new Promise<http.IncomingMessage>((r) => req.once('response', r));
+    res.resume();
+    const aborted = new Promise<void>((r) => res.once('close', () => r()));
+    await until(() => (generated.get('cut') ?? 0) > 0, 5_000, 'download started');
+    mesh.node('rl').sessions.get('ex')?.destroy();
+    await aborted;
+    expect(res.complete).toBe(false);
+    const after = await request(`${mesh.node('en').url}/x`, { headers: { host: 'files.example' } });
+    expect(after.statusCode).toBe(502);
+    expect(after.headers['x-relaymesh-error']).toBe('ERR_ROUTE_NONE');
+    await after.body.dump();
+  });
 });
