@@ -85,6 +85,23 @@ describe('world runner', () => {
     expect(pids.filter(alive)).toEqual([]);
   });
 
+  it('starts aws12 with one shared egress process and routes Bahrain to Calgary over the matrix RTT', async () => {
+    const world = loadWorld('aws12');
+    const t0 = performance.now();
+    handle = await startWorld(world, { egress: 'shared', fileSizeBytes: 64 * 1024 });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    const pids = handle.pids();
+    expect(pids).toHaveLength(1 + world.origins.length);
+    const api = handle.originAddress('yyc-api');
+    const t1 = performance.now();
+    const got = await getVia(handle, 'me-south-1', api.port, {});
+    expect(got.status).toBe(200);
+    // Set-up plus one request: two round trips of the 253.8 ms Bahrain-Calgary link.
+    expect(performance.now() - t1).toBeGreaterThan(2 * 253.8 * 0.95);
+    await handle.close();
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
   it('plugs in extra processes by spec and routes to their ports (in-process, shared proxy)', async () => {
     const world = loadWorld('seed');
     handle = await startWorld(world, { inProcess: true, skipOrigins: true, egress: 'shared' });
