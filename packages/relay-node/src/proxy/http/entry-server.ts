@@ -83,9 +83,11 @@ export class EntryServer {
     this.#server.maxConnections = options.maxConnections ?? 4096;
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('connect', (req, socket, head) => {
+      this.#track(socket);
       this.#onConnect(req, socket, head).catch((err) => this.#bug(err, socket));
     });
     this.#server.on('upgrade', (req, socket, head) => {
+      this.#track(socket);
       this.#onUpgrade(req, socket, head).catch((err) => this.#bug(err, socket));
     });
     this.#server.on('clientError', (err, socket) => this.#onClientError(err, socket));
@@ -118,6 +120,16 @@ export class EntryServer {
       return;
     }
     proxyRequest(this.#ctx, req, res).catch((err) => this.#bug(err, res));
+  }
+
+  /** CONNECT and upgrade sockets leave the http server's bookkeeping: destroy() needs them. */
+  #track(socket: Duplex): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    this.#raw.add(socket);
+    socket.once('close', () => this.#raw.delete(socket));
   }
 
   /** Handlers never throw: an unexpected failure is logged and the client connection dropped. */
@@ -171,9 +183,7 @@ export class EntryServer {
     if (socket.destroyed) return resetStream(stream, WireCode.CANCEL);
     if (established) socket.write(established);
     if (head.length > 0) stream.write(head);
-    this.#raw.add(socket);
     await splice(socket as HopStream, stream);
-    this.#raw.delete(socket);
   }
 
   async #onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
