@@ -175,6 +175,10 @@ describe('computeRoutes on the real AWS matrix', () => {
     ]);
     expect(viaCa!.rttMs).toBeCloseTo(50.9 + 162.4 + intra, 6);
     expect(r.best.costMs).toBeLessThanOrEqual(viaCa!.rttMs + 2);
+    // Today's data: via us-east-2 (214.8 ms), then via ca-central-1 and us-east-1 (215.9 ms).
+    expect(r.best.path).toEqual(['ca-west-1', 'us-east-2', 'me-south-1']);
+    expect(r.best.rttMs).toBeCloseTo(214.8, 6);
+    expect(r.alternates.map((a) => a.path[1])).toEqual(['ca-central-1', 'us-east-1']);
     expect(r.alternates).toHaveLength(2);
     // Every path shares the only exit, so none is disjoint: alternates are the next best.
     for (const a of r.alternates) {
