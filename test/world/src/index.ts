@@ -30,6 +30,7 @@ export {
 } from './origins/file-server.ts';
 export { type OriginConfig, startOrigin } from './origins/start-origin.ts';
 export {
+  logLineReady,
   type ProcessSpec,
   parseJsonReadyLine,
   type ReadyInfo,
@@ -37,6 +38,7 @@ export {
   WorldProcess,
 } from './runner/world-process.ts';
 export {
+  type ClusterOrigin,
   type OriginAddress,
   type StartWorldOptions,
   startWorld,

@@ -54,6 +54,31 @@ export function parseJsonReadyLine(line: string): ReadyInfo | undefined {
   return { ports: [...ports], info: msg };
 }
 
+/**
+ * A ready-line parser for processes that log JSON (pino) instead of printing a ready line:
+ * the first line whose `msg` is `msg` is the ready line, and its `field` holds the listening
+ * address (`host:port`, `[v6]:port`) or port. For the coordinator:
+ * `logLineReady('coordinator listening')`.
+ */
+export function logLineReady(
+  msg: string,
+  field = 'address',
+): (line: string) => ReadyInfo | undefined {
+  return (line) => {
+    if (!line.startsWith('{')) return undefined;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+    if (entry.msg !== msg) return undefined;
+    const value = entry[field];
+    const port = typeof value === 'number' ? value : Number(String(value).split(':').pop());
+    return Number.isInteger(port) && port > 0 ? { ports: [port], info: entry } : undefined;
+  };
+}
+
 /** A child process of the world, started and ready. */
 export class WorldProcess {
   readonly spec: ProcessSpec;

@@ -46,6 +46,14 @@ export interface OriginAddress extends WorldOrigin {
   url: string;
 }
 
+/** One entry of a cluster config's `origins:` list, as the coordinator reads it. */
+export interface ClusterOrigin {
+  name: string;
+  hosts: string[];
+  upstreams: string[];
+  healthCheck?: { path: string };
+}
+
 interface ProxyHandle {
   regions: string[];
   ports: Record<string, number>;
@@ -196,6 +204,19 @@ export class WorldHandle {
       ports,
       controlPort,
     }));
+  }
+
+  /**
+   * The `origins:` section of a cluster config (coordinator) for this running world: each
+   * origin's names and its one upstream (`http://` for file and http origins, with a
+   * `/health` check; `tcp://` for tcp origins).
+   */
+  clusterOrigins(): ClusterOrigin[] {
+    return this.origins.map((o) => {
+      const upstream = `${o.kind === 'tcp' ? 'tcp' : 'http'}://${o.host}:${o.port}`;
+      const base = { name: o.name, hosts: o.hosts, upstreams: [upstream] };
+      return o.kind === 'tcp' ? base : { ...base, healthCheck: { path: '/health' } };
+    });
   }
 
   /** Pids of every child process still owned by the world. */
