@@ -8,7 +8,8 @@ import { Duplex } from 'node:stream';
  */
 class MemoryEnd extends Duplex {
   peer: MemoryEnd | undefined;
-  #pendingWrite: (() => void) | undefined;
+  /** As a reader: the peer's write callback, held until we want more data. */
+  #blockedWriter: (() => void) | undefined;
 
   constructor(highWaterMark: number) {
     super({ highWaterMark, allowHalfOpen: true });
@@ -39,22 +40,13 @@ class MemoryEnd extends Duplex {
     // it has written (the mux never does; every frame is a fresh buffer).
     for (const c of chunks) ok = peer.push(c);
     if (ok) cb();
-    else peer.#waitForRead(cb);
-  }
-
-  #waitForRead(cb: () => void): void {
-    this.#pendingWrite = cb;
+    else peer.#blockedWriter = () => cb();
   }
 
   override _read(): void {
-    const peer = this.peer;
-    if (peer !== undefined) peer.#takePending()?.();
-  }
-
-  #takePending(): (() => void) | undefined {
-    const cb = this.#pendingWrite;
-    this.#pendingWrite = undefined;
-    return cb;
+    const release = this.#blockedWriter;
+    this.#blockedWriter = undefined;
+    release?.();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -65,9 +57,10 @@ class MemoryEnd extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const peer = this.peer;
     this.peer = undefined;
-    const pending = this.#pendingWrite;
-    this.#pendingWrite = undefined;
-    pending?.();
+    // A writer blocked on us must not hang: release it (it is destroyed just below).
+    const release = this.#blockedWriter;
+    this.#blockedWriter = undefined;
+    release?.();
     if (peer && !peer.destroyed) peer.destroy();
     cb(err);
   }
