@@ -79,6 +79,27 @@ export function logLineReady(
   };
 }
 
+/**
+ * Every live child, so that a parent exiting for any reason (a failed test run, an uncaught
+ * error) kills them: processes that are not ours (coordinator, nodes) do not watch stdin.
+ */
+const liveChildren = new Set<ChildProcess>();
+
+function trackChild(child: ChildProcess): void {
+  if (liveChildren.size === 0) process.once('exit', killLiveChildren);
+  liveChildren.add(child);
+  const forget = () => {
+    liveChildren.delete(child);
+    if (liveChildren.size === 0) process.off('exit', killLiveChildren);
+  };
+  child.once('exit', forget);
+  child.once('error', forget); // spawn failed: no 'exit' follows
+}
+
+function killLiveChildren(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
+}
+
 /** A child process of the world, started and ready. */
 export class WorldProcess {
   readonly spec: ProcessSpec;
@@ -116,6 +137,7 @@ export class WorldProcess {
       // stdin stays open: our entries exit when it closes, so a crashed parent leaves no child.
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    trackChild(child);
     const tail: string[] = [];
     const keep = (line: string) => {
       tail.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
