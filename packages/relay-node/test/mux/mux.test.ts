@@ -17,10 +17,11 @@ function sessions(clientEnd: StreamTransport, serverEnd: StreamTransport): MuxPa
   };
 }
 
-async function memoryPair(reversed: boolean): Promise<MuxPair> {
-  const [a, b] = createMemoryPair();
-  const first = new StreamTransport(a, { description: 'memory a' });
-  const second = new StreamTransport(b, { description: 'memory b' });
+async function memoryPair(reversed: boolean, buffer?: number): Promise<MuxPair> {
+  const [a, b] = createMemoryPair(buffer);
+  const opts = buffer === undefined ? {} : { highWaterMark: buffer };
+  const first = new StreamTransport(a, { description: 'memory a', ...opts });
+  const second = new StreamTransport(b, { description: 'memory b', ...opts });
   return reversed ? sessions(second, first) : sessions(first, second);
 }
 
@@ -46,5 +47,7 @@ async function tcpPair(clientAccepts: boolean): Promise<MuxPair> {
 
 runMuxConformance('memory pair', () => memoryPair(false));
 runMuxConformance('memory pair, roles reversed', () => memoryPair(true));
+// Tiny buffers: the transport pushes back after one frame, exercising drain paths.
+runMuxConformance('memory pair, 16 KiB buffers', () => memoryPair(false, 16 * 1024));
 runMuxConformance('tcp 127.0.0.1', () => tcpPair(false));
 runMuxConformance('tcp 127.0.0.1, roles reversed', () => tcpPair(true));
