@@ -118,6 +118,10 @@ export const ERROR_CODES = {
     retryable: false,
     doc: 'the listener answered with a node id other than the one the dialer expected',
   },
+  ERR_TUNNEL_DOWN: {
+    retryable: true,
+    doc: 'no tunnel to that peer is up right now (the entry tries the next path)',
+  },
 
   // ---- dialer ----
   ERR_DIAL_TIMEOUT: {
