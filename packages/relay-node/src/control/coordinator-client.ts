@@ -122,6 +122,18 @@ export class CoordinatorClient extends EventEmitter {
     return this.#routes?.routes.find((r) => r.origin === origin);
   }
 
+  /**
+   * Sends a measurement report now instead of at the next period, e.g. when a tunnel gave
+   * its first RTT sample, so routes exist seconds after start. Meant for rare events (the
+   * caller bounds how often); a no-op without a live session.
+   */
+  reportNow(): void {
+    const live = this.#live;
+    if (live === undefined || live.over) return;
+    live.lastReportAt = this.#clock.now();
+    this.#sendReport(live);
+  }
+
   /** Starts registering. Throws ERR_CLOSED after close/destroy. */
   start(): void {
     if (this.#state === 'closed')
