@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   type Clock,
+  F,
   Flag,
   type Frame,
   FrameType,
@@ -91,9 +92,9 @@ export class Session extends EventEmitter implements StreamHost {
     this.#transport = options.transport;
     this.#clock = options.clock ?? systemClock;
     this.#log = (options.logger ?? silentLogger()).child({
-      component: 'mux',
-      sessionId: ++sessionCounter,
-      remote: options.transport.description,
+      [F.COMPONENT]: 'mux',
+      [F.SESSION_ID]: ++sessionCounter,
+      [F.REMOTE]: options.transport.description,
     });
     this.#budget = new CreditBudget(
       this.config.sessionCreditLimit,
@@ -185,7 +186,7 @@ export class Session extends EventEmitter implements StreamHost {
     this.#sentGoAway = true;
     if (this.#state === 'open') this.#state = 'draining';
     this.#scheduler.control(FrameType.GO_AWAY, Flag.NONE, 0, code);
-    this.#log.info({ code }, 'go-away sent');
+    this.#log.info({ wireCode: code }, 'go-away sent');
   }
 
   /**
@@ -352,7 +353,7 @@ export class Session extends EventEmitter implements StreamHost {
 
   #onGoAway(code: number): void {
     if (this.#state === 'open') this.#state = 'draining';
-    this.#log.info({ code }, 'go-away received');
+    this.#log.info({ wireCode: code }, 'go-away received');
     this.#emitSafe('goaway', code);
   }
 
@@ -408,7 +409,13 @@ export class Session extends EventEmitter implements StreamHost {
     this.#scheduler.control(FrameType.WINDOW_UPDATE, Flag.RST, id, code);
     if (this.#refused++ === 0) {
       this.#log.warn(
-        { streamId: id, code, reason, streams: this.#streams.size, backlog: this.#backlog.size },
+        {
+          [F.STREAM_ID]: id,
+          wireCode: code,
+          reason,
+          streams: this.#streams.size,
+          backlog: this.#backlog.size,
+        },
         'refusing inbound streams',
       );
     }
@@ -442,7 +449,10 @@ export class Session extends EventEmitter implements StreamHost {
   #violation(err: RelayError): void {
     if (this.#finished) return;
     const wire = goAwayCodeFor(err);
-    this.#log.warn({ code: err.code, wireCode: wire, ...err.details }, 'peer violated relaymux');
+    this.#log.warn(
+      { ...err.details, [F.CODE]: err.code, wireCode: wire },
+      'peer violated relaymux',
+    );
     this.#scheduler.control(FrameType.GO_AWAY, Flag.NONE, 0, wire);
     const streamErr = new RelayError('ERR_MUX_SESSION_CLOSED', `session failed: ${err.message}`, {
       cause: err,
