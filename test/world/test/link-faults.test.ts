@@ -36,6 +36,25 @@ async function control(proxy: EgressProxy, body: object): Promise<number> {
   return r.status;
 }
 
+/** Sends `bytes` through an echo and waits for all of them to come back; returns ms. */
+async function echoBulk(s: net.Socket, bytes: number): Promise<number> {
+  const started = performance.now();
+  let got = 0;
+  const done = new Promise<void>((resolve) => {
+    const onData = (d: Buffer) => {
+      got += d.length;
+      if (got >= bytes) {
+        s.off('data', onData);
+        resolve();
+      }
+    };
+    s.on('data', onData);
+  });
+  s.write(Buffer.alloc(bytes));
+  await Promise.race([done, sleep(5000)]);
+  return performance.now() - started;
+}
+
 describe('faults on a live connection', () => {
   it('blackhole holds bytes without closing; heal delivers them in order', async () => {
     const echo = await res.listen((s) => s.pipe(s));
@@ -74,19 +93,24 @@ describe('faults on a live connection', () => {
     expect(await pingMs(s)).toBeLessThan(200);
   });
 
-  it('degrade changes delay for live connections; heal restores it', async () => {
+  it('degrade changes delay and bandwidth for live connections; heal restores them', async () => {
     const echo = await res.listen((s) => s.pipe(s));
     const proxy = await proxyAB({ rttMs: 20, bandwidthBps: 100e6, jitter: NO_JITTER }, echo);
     const s = await dialVia(proxy, echo);
     const before = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
-    expect(await control(proxy, { fault: 'degrade', rttMs: 200, bandwidthBps: 1e6 })).toBe(200);
+    expect(await control(proxy, { fault: 'degrade', rttMs: 200, bandwidthBps: 4e6 })).toBe(200);
     const degraded = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
-    expect(proxy.linkStats()[0]?.profile.bandwidthBps).toBe(1e6);
+    expect(proxy.linkStats()[0]?.profile.bandwidthBps).toBe(4e6);
+    // 200 kB each way at 4 Mbit/s: at least 0.4 s however the two directions overlap.
+    const bulkMs = await echoBulk(s, 200_000);
     await control(proxy, { fault: 'heal' });
     const after = median([await pingMs(s), await pingMs(s), await pingMs(s)]);
     expect(before).toBeLessThan(60);
     expect(degraded).toBeGreaterThan(180);
+    expect(bulkMs).toBeGreaterThan(400 * 0.9);
+    expect(bulkMs).toBeLessThan(3000);
     expect(after).toBeLessThan(60);
+    expect(await echoBulk(s, 200_000)).toBeLessThan(200);
   });
 
   it('reset kills live connections on both sides; new ones still work', async () => {
