@@ -32,7 +32,7 @@ async function getVia(
   port: number,
   headers: http.OutgoingHttpHeaders,
 ): Promise<{ status: number; body: Buffer }> {
-  const socket = await new HttpConnectDialer(w.proxyUrlFor(region), { timeoutMs: 5000 }).dial({
+  const socket = await w.dialerFor(region, { timeoutMs: 5000 }).dial({
     host: '127.0.0.1',
     port,
   });

@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Logger, RelayError, silentLogger } from '@relaymesh/shared';
+import {
+  type Dialer,
+  HttpConnectDialer,
+  type HttpConnectDialerOptions,
+  type Logger,
+  RelayError,
+  silentLogger,
+} from '@relaymesh/shared';
 import {
   type EgressProxy,
   type Endpoint,
@@ -137,6 +144,11 @@ export class WorldHandle {
     if (port === undefined)
       throw new RelayError('ERR_WORLD_CONFIG', `no egress proxy for region ${region}`);
     return `http://127.0.0.1:${port}`;
+  }
+
+  /** A Dialer that connects from `region` (through its egress proxy), e.g. for a test client. */
+  dialerFor(region: string, options: HttpConnectDialerOptions = {}): Dialer {
+    return new HttpConnectDialer(this.proxyUrlFor(region), options);
   }
 
   originAddress(name: string): OriginAddress {
