@@ -4,7 +4,7 @@ export {
   type MuxConfig,
   resolveMuxConfig,
 } from './mux/config.ts';
-export { createMemoryPair } from './mux/memory-pair.ts';
+export { createMemoryPair, type MemoryPairOptions } from './mux/memory-pair.ts';
 export {
   type CloseOptions,
   Session,
