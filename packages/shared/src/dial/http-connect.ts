@@ -116,7 +116,10 @@ class ConnectExchange {
 
   start(): void {
     const { signal } = this.#args;
-    if (signal?.aborted) return this.#onAbort();
+    if (signal?.aborted) {
+      this.#onAbort();
+      return;
+    }
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#timer = setTimeout(this.#onTimeout, this.#args.timeoutMs);
     this.#socket.on('readable', this.#onReadable);
@@ -130,15 +133,13 @@ class ConnectExchange {
       this.#head = Buffer.concat([this.#head, chunk]);
       const end = this.#head.indexOf(HEAD_END);
       if (end !== -1) {
-        return this.#settle(
-          this.#head.subarray(0, end),
-          this.#head.subarray(end + HEAD_END.length),
-        );
+        this.#settle(this.#head.subarray(0, end), this.#head.subarray(end + HEAD_END.length));
+        return;
       }
       if (this.#head.length > MAX_CONNECT_RESPONSE_HEAD_BYTES) {
-        return this.#fail(
-          this.#protocolError(`sent a response head over ${MAX_CONNECT_RESPONSE_HEAD_BYTES} bytes`),
-        );
+        const limit = MAX_CONNECT_RESPONSE_HEAD_BYTES;
+        this.#fail(this.#protocolError(`sent a response head over ${limit} bytes`));
+        return;
       }
     }
   };
@@ -148,17 +149,19 @@ class ConnectExchange {
     const m = STATUS_LINE.exec(statusLine);
     if (!m) {
       const shown = JSON.stringify(statusLine.slice(0, 80));
-      return this.#fail(this.#protocolError(`sent a non-HTTP reply: ${shown}`));
+      this.#fail(this.#protocolError(`sent a non-HTTP reply: ${shown}`));
+      return;
     }
     const status = Number(m[1]);
     if (status < 200 || status > 299) {
       const reason = m[2] ?? '';
       const message = `egress proxy ${this.#args.proxy} refused CONNECT ${this.#where}: ${status} ${reason}`;
-      return this.#fail(
+      this.#fail(
         new RelayError('ERR_DIAL_PROXY_REJECTED', message.trimEnd(), {
           details: { proxy: this.#args.proxy, target: this.#where, status, reason },
         }),
       );
+      return;
     }
     this.#cleanup();
     // Bytes the far end sent right after the head belong to the tunnel, not to us.
