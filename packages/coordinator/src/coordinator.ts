@@ -149,19 +149,25 @@ export class Coordinator {
         }
       },
     });
-    this.#server = new grpc.Server({
+    this.#server = this.#createServer();
+  }
+
+  #createServer(): grpc.Server {
+    const server = new grpc.Server({
       interceptors: [tokenAuthInterceptor(this.#config.token, this.#logger)],
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_timeout_ms': 20_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // Nodes ping every 10 s to notice a vanished coordinator: allow it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     });
-    this.#server.addService(loadCoordinatorProto().Coordinator.service, {
+    server.addService(loadCoordinatorProto().Coordinator.service, {
       Register: this.#unary((req: RegisterRequest__Output) => this.#register(req)),
       Session: (call: Parameters<SessionHandler['handle']>[0]) => this.#sessions.handle(call),
       ListNodes: this.#unary(() => this.#listNodes()),
       GetRoutes: this.#unary((req: GetRoutesRequest__Output) => this.#getRoutes(req)),
     });
+    return server;
   }
 
   /** The bound address (HOST:PORT) once started. */
