@@ -40,3 +40,5 @@ export {
   type UpstreamTarget,
   validateClusterConfig,
 } from './config/cluster.ts';
+// YAML for config files in packages that do not depend on `yaml` themselves (node.yaml).
+export { parse as parseYaml } from 'yaml';
