@@ -202,7 +202,15 @@ export class Session extends EventEmitter implements StreamHost {
       const abort = () =>
         this.destroy(new RelayError('ERR_MUX_SESSION_CLOSED', 'close did not finish in time'));
       this.#closeTimer = this.#clock.setTimeout(abort, this.config.closeTimeoutMs);
-      options.signal?.addEventListener('abort', abort, { once: true });
+      const signal = options.signal;
+      if (signal?.aborted) {
+        abort();
+        return this.#closed;
+      }
+      if (signal) {
+        signal.addEventListener('abort', abort, { once: true });
+        this.#closed.then(() => signal.removeEventListener('abort', abort));
+      }
       this.#maybeEndTransport();
     }
     return this.#closed;

@@ -84,6 +84,15 @@ describe('session lifecycle', () => {
     expect(isRelayError(await err, 'ERR_MUX_SESSION_CLOSED')).toBe(true);
   });
 
+  it('close() with an already aborted signal destroys at once', async () => {
+    const { client, server } = pair();
+    server.on('stream', (st: MuxStream) => st.on('error', () => {}));
+    const err = streamError(client.open());
+    await within(client.close({ signal: AbortSignal.abort() }), 3000, 'close');
+    expect(client.state).toBe('destroyed');
+    expect(isRelayError(await err, 'ERR_MUX_SESSION_CLOSED')).toBe(true);
+  });
+
   it('close() gives up after closeTimeoutMs', async () => {
     const clock = new FakeClock();
     const { client, server } = pair({ clock, config: { closeTimeoutMs: 1000 } });
