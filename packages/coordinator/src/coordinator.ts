@@ -125,7 +125,9 @@ export class Coordinator {
       clock: this.#clock,
       ...(options.maxNodes === undefined ? {} : { maxNodes: options.maxNodes }),
     });
-    this.#registry.on('down', (id: string) => this.#onNodeDown(id));
+    this.#registry.on('down', (id: string, reason: 'lease' | 'left') =>
+      this.#onNodeDown(id, reason),
+    );
     this.#registry.on('change', () => this.#onMembershipChange());
     this.#sessions = new SessionHandler({
       registry: this.#registry,
@@ -331,8 +333,9 @@ export class Coordinator {
     };
   }
 
-  #onNodeDown(id: string): void {
-    this.#logger.warn({ [F.NODE_ID]: id }, 'node down: lease expired or session ended');
+  #onNodeDown(id: string, reason: 'lease' | 'left'): void {
+    if (reason === 'lease') this.#logger.warn({ [F.NODE_ID]: id }, 'node down: lease expired');
+    else this.#logger.info({ [F.NODE_ID]: id }, 'node left');
     this.#matrix.removeNode(id);
     this.#reported.delete(id);
     this.#sessions.endNode(id);

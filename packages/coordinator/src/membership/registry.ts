@@ -42,8 +42,9 @@ interface Entry {
 
 /**
  * Membership with leases. Events: 'change' () after any registration, expiry or removal
- * (the caller recomputes), 'down' (id) when a lease expires. Driven by the injected Clock:
- * one timer per node, re-armed lazily, so renewing a lease costs no timer churn.
+ * (the caller recomputes); 'down' (id, reason: 'lease' | 'left') when a node goes down.
+ * Driven by the injected Clock: one timer per node, re-armed lazily, so renewing a lease
+ * costs no timer churn.
  */
 export class Registry extends EventEmitter {
   readonly #opts: RegistryOptions;
@@ -111,7 +112,7 @@ export class Registry extends EventEmitter {
     this.#clearTimer(e);
     e.record.status = 'down';
     this.#arm(e, this.#opts.forgetAfterMs);
-    this.emit('down', id);
+    this.emit('down', id, 'left');
     this.emit('change');
     return true;
   }
@@ -170,7 +171,7 @@ export class Registry extends EventEmitter {
     }
     e.record.status = 'down';
     this.#arm(e, this.#opts.forgetAfterMs);
-    this.emit('down', e.record.id);
+    this.emit('down', e.record.id, 'lease');
     this.emit('change');
   }
 }

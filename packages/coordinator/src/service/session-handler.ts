@@ -151,9 +151,8 @@ export class SessionHandler {
     if (msg.body === 'report' && msg.report) {
       this.#opts.onReport(session.nodeId, msg.report.peers, msg.report.origins);
     } else if (msg.body === 'leave') {
-      if (this.#opts.registry.markDown(session.nodeId, session.sessionId)) {
-        this.#opts.logger.info({ [F.NODE_ID]: session.nodeId }, 'node left');
-      }
+      // Logged by the coordinator's 'down' handler.
+      this.#opts.registry.markDown(session.nodeId, session.sessionId);
     }
   }
 }
