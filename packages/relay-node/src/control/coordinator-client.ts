@@ -303,7 +303,8 @@ export class CoordinatorClient extends EventEmitter {
 
   #retry(err: RelayError): void {
     const delay = this.#backoff.next();
-    const level = this.#backoff.attempt <= 1 ? 'warn' : 'debug';
+    // A rejected token will not fix itself: say so at every attempt (at most every 5 s).
+    const level = !err.retryable ? 'error' : this.#backoff.attempt <= 1 ? 'warn' : 'debug';
     this.#logger[level](
       { [F.CODE]: err.code, err: err.message, retryInMs: delay },
       'coordinator unavailable; will register again',
