@@ -218,7 +218,8 @@ describe('auto-tuning on a link with latency (real clock)', () => {
     const server = new Session({ transport: new StreamTransport(b), role: 'server' });
     try {
       await until(() => server.rttStats.samples >= 1, 3000, 'first RTT sample');
-      expect(server.rttStats.srttMs).toBeGreaterThanOrEqual(40);
+      // 2 × 20 ms, minus libuv's cached loop time (timers may fire a little early).
+      expect(server.rttStats.srttMs).toBeGreaterThan(30);
       const inbound = nextStream(server);
       const s = client.open();
       s.on('error', () => {});
