@@ -64,48 +64,74 @@ describe('egress proxy as a CONNECT proxy', () => {
   });
 });
 
+// CPU contention (2 cores shared with other test runs) only ever adds delay and takes away
+// throughput, one-sidedly; a retry tells a busy machine from an emulator that is wrong,
+// which fails every attempt. Each attempt logs its figures.
+const ACCURACY = { retry: 2 } as const;
+
 describe('link emulation accuracy', () => {
-  it('a 180 ms link costs 180 ms per round trip (+/-5 %) and one RTT to connect', async () => {
-    const echo = await echoServer();
-    const proxy = await proxyAB({ rttMs: 180, bandwidthBps: 100e6, jitter: NO_JITTER }, [
-      { port: echo },
-    ]);
-    const started = performance.now();
-    const s = await dialVia(proxy, echo);
-    const setupMs = performance.now() - started;
-    const rtts: number[] = [];
-    for (let i = 0; i < 9; i++) rtts.push(await pingMs(s));
-    console.log(
-      `180 ms link: set-up ${setupMs.toFixed(1)} ms, RTT median ${median(rtts).toFixed(1)} ms`,
-    );
-    expect(median(rtts)).toBeGreaterThanOrEqual(171);
-    expect(median(rtts)).toBeLessThanOrEqual(189);
-    expect(setupMs).toBeGreaterThanOrEqual(171);
-    expect(setupMs).toBeLessThanOrEqual(189 + 20);
-  });
+  it(
+    'a 180 ms link costs 180 ms per round trip (+/-5 %) and one RTT to connect',
+    ACCURACY,
+    async () => {
+      const echo = await echoServer();
+      const proxy = await proxyAB({ rttMs: 180, bandwidthBps: 100e6, jitter: NO_JITTER }, [
+        { port: echo },
+      ]);
+      // Medians, so one event-loop stall on a busy 2-core machine does not decide the result.
+      const setups: number[] = [];
+      let s: net.Socket | undefined;
+      for (let i = 0; i < 5; i++) {
+        const started = performance.now();
+        s?.destroy();
+        s = await dialVia(proxy, echo);
+        setups.push(performance.now() - started);
+      }
+      const rtts: number[] = [];
+      for (let i = 0; i < 9; i++) rtts.push(await pingMs(s!));
+      const setupMs = median(setups);
+      console.log(
+        `180 ms link: set-up ${setupMs.toFixed(1)} ms, RTT median ${median(rtts).toFixed(1)} ms`,
+      );
+      expect(median(rtts)).toBeGreaterThanOrEqual(171);
+      expect(median(rtts)).toBeLessThanOrEqual(189);
+      expect(setupMs).toBeGreaterThanOrEqual(171);
+      expect(setupMs).toBeLessThanOrEqual(189 + 10);
+    },
+  );
 
-  it('a 20 Mbit/s link carries 20 Mbit/s (+/-10 %) and pushes back on the sender', async () => {
-    const run = await measureThroughput({ rttMs: 40, bandwidthBps: 20e6, windowMs: 4000 });
-    expect(run.mbps).toBeGreaterThanOrEqual(18);
-    expect(run.mbps).toBeLessThanOrEqual(22);
-    // Without backpressure the sender would have pushed gigabytes into loopback by now.
-    expect(run.maxGapBytes).toBeLessThan(8 * 1024 * 1024);
-    // One timer entry per piece and per wake, not a spin (a regression once made 50k here).
-    expect(run.timer.entries).toBeLessThan(10_000);
-    const link = run.link;
-    expect(link?.maxInflightBytes).toBeLessThanOrEqual((link?.inflightLimitBytes ?? 0) + 64 * 1024);
-  });
+  it(
+    'a 20 Mbit/s link carries 20 Mbit/s (+/-10 %) and pushes back on the sender',
+    ACCURACY,
+    async () => {
+      const run = await measureThroughput({ rttMs: 40, bandwidthBps: 20e6, windowMs: 4000 });
+      expect(run.mbps).toBeGreaterThanOrEqual(18);
+      expect(run.mbps).toBeLessThanOrEqual(22);
+      // Without backpressure the sender would have pushed gigabytes into loopback by now.
+      expect(run.maxGapBytes).toBeLessThan(8 * 1024 * 1024);
+      // One timer entry per piece and per wake, not a spin (a regression once made 50k here).
+      expect(run.timer.entries).toBeLessThan(10_000);
+      const link = run.link;
+      expect(link?.maxInflightBytes).toBeLessThanOrEqual(
+        (link?.inflightLimitBytes ?? 0) + 64 * 1024,
+      );
+    },
+  );
 
-  it('a 100 Mbit/s, 84 ms link (the seed backbone) carries at least 90 Mbit/s', async () => {
-    const run = await measureThroughput({
-      rttMs: 84,
-      bandwidthBps: 100e6,
-      windowMs: 2000,
-      jitter: jitterPreset('cloud', 84),
-    });
-    expect(run.mbps).toBeGreaterThanOrEqual(90);
-    expect(run.mbps).toBeLessThanOrEqual(110);
-  });
+  it(
+    'a 100 Mbit/s, 84 ms link (the seed backbone) carries at least 90 Mbit/s',
+    ACCURACY,
+    async () => {
+      const run = await measureThroughput({
+        rttMs: 84,
+        bandwidthBps: 100e6,
+        windowMs: 2000,
+        jitter: jitterPreset('cloud', 84),
+      });
+      expect(run.mbps).toBeGreaterThanOrEqual(90);
+      expect(run.mbps).toBeLessThanOrEqual(110);
+    },
+  );
 });
 
 /** Sends as fast as backpressure allows for `windowMs` and measures what arrives. */

@@ -153,7 +153,8 @@ describe('faults on a live connection', () => {
 });
 
 describe('link sharing and ordering', () => {
-  it('connections in one direction share its bandwidth', async () => {
+  // Retried like the accuracy tests: contention only lowers throughput, one-sidedly.
+  it('connections in one direction share its bandwidth', { retry: 2 }, async () => {
     const windowMs = 2000;
     let received = 0;
     let firstAt = 0;
