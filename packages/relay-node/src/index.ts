@@ -55,3 +55,4 @@ export {
   type WsTransportOptions,
 } from './tunnel/ws-transport.ts';
 export * from './control/index.ts';
+export * from './node/index.ts';

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { registerCoordinatorCommand } from './coordinator-command.ts';
+import { registerNearestCommand } from './nearest-command.ts';
+import { registerNodeCommand } from './node-command.ts';
 import { registerNodesCommand } from './nodes-command.ts';
 import { registerRoutesCommand } from './routes-command.ts';
 
@@ -19,5 +21,7 @@ program
 registerCoordinatorCommand(program);
 registerRoutesCommand(program);
 registerNodesCommand(program);
+registerNodeCommand(program);
+registerNearestCommand(program);
 
 await program.parseAsync(process.argv);

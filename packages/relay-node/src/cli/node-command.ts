@@ -1,0 +1,143 @@
+import { createRootLogger, type Logger } from '@relaymesh/shared';
+import type { Command, CommanderError } from 'commander';
+import { pino } from 'pino';
+import {
+  loadNodeConfigFile,
+  type NodeSettings,
+  type ResolvedNodeSettings,
+  resolveNodeSettings,
+} from '../node/node-config.ts';
+import { RelayNode, type RelayNodeAddresses } from '../node/relay-node.ts';
+import { EXIT, failCommand } from './coordinator-command.ts';
+
+interface NodeFlags {
+  config?: string;
+  id?: string;
+  region?: string;
+  coordinator?: string;
+  token?: string;
+  tunnelListen?: string;
+  advertise?: string;
+  egressProxy?: string;
+  httpListen?: string;
+  httpAdvertise?: string;
+  forward?: string[];
+  debugHeaders?: boolean;
+  logLevel?: string;
+  closeGraceMs?: string;
+}
+
+/** Flags over the config file, field by field; the token: flag, RELAYMESH_TOKEN, file. */
+function mergeSettings(flags: NodeFlags): NodeSettings {
+  const file = flags.config === undefined ? {} : loadNodeConfigFile(flags.config);
+  const merged: NodeSettings = { ...file };
+  const set = <K extends keyof NodeSettings>(key: K, value: NodeSettings[K] | undefined) => {
+    if (value !== undefined) merged[key] = value;
+  };
+  set('id', flags.id);
+  set('region', flags.region);
+  set('coordinator', flags.coordinator);
+  set('tunnelListen', flags.tunnelListen);
+  set('advertise', flags.advertise);
+  set('egressProxy', flags.egressProxy);
+  set('httpListen', flags.httpListen);
+  set('httpAdvertise', flags.httpAdvertise);
+  set('forwards', flags.forward);
+  set('debugHeaders', flags.debugHeaders);
+  set('logLevel', flags.logLevel);
+  set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
+  if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
+  return merged;
+}
+
+/** The one stdout line a supervisor (the world runner, tests) waits for. */
+function readyLine(id: string, a: RelayNodeAddresses): string {
+  const ports: Record<string, number> = { tunnel: a.tunnel.port };
+  if (a.http) ports.http = a.http.port;
+  return JSON.stringify({
+    ready: true,
+    id,
+    tunnelPort: a.tunnel.port,
+    ...(a.http ? { httpPort: a.http.port } : {}),
+    ...(a.forwards.length > 0 ? { forwardPorts: a.forwards.map((f) => f.port) } : {}),
+    advertise: a.advertise,
+    ...(a.httpAdvertise === undefined ? {} : { httpAdvertise: a.httpAdvertise }),
+    ports,
+  });
+}
+
+/** First signal: graceful close within the grace; second: destroy at once. */
+function untilSignalled(node: RelayNode, logger: Logger, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let count = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      count++;
+      if (count === 1) {
+        logger.info({ signal, graceMs }, 'shutting down gracefully');
+        void node.close(graceMs).then(resolve);
+        return;
+      }
+      logger.warn({ signal }, 'second signal: stopping at once');
+      node.destroy();
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function runNode(flags: NodeFlags): Promise<void> {
+  const settings: ResolvedNodeSettings = resolveNodeSettings(mergeSettings(flags));
+  // Logs on stderr: stdout carries only the ready line, for machines.
+  const logger = createRootLogger({
+    name: 'relay-node',
+    level: settings.logLevel,
+    base: { nodeId: settings.node.id },
+    destination: pino.destination({ fd: 2, sync: true }),
+  });
+  const node = new RelayNode({ ...settings.node, logger });
+  const addresses = await node.start();
+  process.stdout.write(`${readyLine(node.id, addresses)}\n`);
+  await untilSignalled(node, logger, settings.closeGraceMs);
+  logger.info('relay node exiting');
+  // Exit explicitly: a half-closed gRPC channel or a peer's socket must not hold us up.
+  process.exit(EXIT.OK);
+}
+
+/** Commander's own usage errors (unknown flag, missing value) are exit code 2 too. */
+function usageExit(err: CommanderError): never {
+  process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `relaymesh node --id ID --region R --coordinator HOST:PORT --tunnel-listen HOST:PORT ...` */
+export function registerNodeCommand(program: Command): void {
+  program
+    .command('node')
+    .description('run a relay node: tunnels to peers, entry, relay and exit for the mesh')
+    .option('--config <file>', 'node config (YAML); flags override it field by field')
+    .option('--id <id>', 'node id, unique in the mesh')
+    .option('--region <region>', 'region name, e.g. ap-northeast-1')
+    .option('--coordinator <host:port>', 'coordinator gRPC address')
+    .option('--token <token>', 'cluster token (default: RELAYMESH_TOKEN, then tokenFile)')
+    .option('--tunnel-listen <host:port>', 'tunnel listener address (port 0: any free port)')
+    .option('--advertise <url>', 'ws://HOST:PORT peers dial (default: the bound address)')
+    .option('--egress-proxy <url>', 'every outbound connection through this HTTP CONNECT proxy')
+    .option('--http-listen <host:port>', 'HTTP entry for clients (reverse/forward proxy)')
+    .option('--http-advertise <url>', 'http://HOST:PORT clients are told (default: bound)')
+    .option('--forward <rule>', 'raw TCP forward [HOST:]PORT=ORIGIN (repeatable)', collect)
+    .option('--debug-headers', 'add x-relaymesh-path to responses')
+    .option('--log-level <level>', 'pino level (default info)')
+    .option('--close-grace-ms <ms>', 'graceful shutdown bound (default 10000)')
+    .exitOverride(usageExit)
+    .action(async (flags: NodeFlags) => {
+      try {
+        await runNode(flags);
+      } catch (err) {
+        failCommand('node', err);
+      }
+    });
+}

@@ -1,0 +1,30 @@
+export {
+  type EntryCandidate,
+  type MeasureNearestOptions,
+  measureNearest,
+  type NearestEntry,
+} from './nearest.ts';
+export {
+  loadNodeConfigFile,
+  type NodeSettings,
+  parseHostPort,
+  parseNodeConfig,
+  type ResolvedNodeSettings,
+  resolveNodeSettings,
+} from './node-config.ts';
+export { NodeMeasurements, type NodeMeasurementsOptions } from './node-measurements.ts';
+export {
+  dialsPeer,
+  type PeerLinkView,
+  PeerManager,
+  type PeerManagerOptions,
+} from './peer-manager.ts';
+export {
+  DEFAULT_CLOSE_GRACE_MS,
+  type HostPort,
+  RELAYMESH_VERSION,
+  RelayNode,
+  type RelayNodeAddresses,
+  type RelayNodeOptions,
+  type RelayNodeTimers,
+} from './relay-node.ts';

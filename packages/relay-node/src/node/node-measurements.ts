@@ -1,0 +1,59 @@
+import { type Clock, systemClock } from '@relaymesh/shared';
+import type {
+  MeasurementSource,
+  OriginMeasurement,
+  PeerMeasurement,
+} from '../control/measurements.ts';
+import type { OriginProber } from '../control/origin-prober.ts';
+import type { PeerManager } from './peer-manager.ts';
+
+export interface NodeMeasurementsOptions {
+  peers: PeerManager;
+  prober: OriginProber;
+  /**
+   * A link is reachable only while its newest RTT sample is at most this old: a tunnel
+   * that is "up" but no longer answers PINGs must leave the routes before the mux
+   * declares it dead. @default 15000 (the mux deadTimeoutMs)
+   */
+  freshMs?: number;
+  clock?: Clock;
+}
+
+/**
+ * The node's {@link MeasurementSource}: peer links from each tunnel's mux RTT estimator
+ * (srtt, jitter = rttvar), origin legs from the {@link OriginProber}. Every peer in the
+ * membership is reported, unreachable ones too, so the coordinator drops their links at
+ * once instead of waiting for a lease.
+ */
+export class NodeMeasurements implements MeasurementSource {
+  readonly #peers: PeerManager;
+  readonly #prober: OriginProber;
+  readonly #freshMs: number;
+  readonly #clock: Clock;
+
+  constructor(options: NodeMeasurementsOptions) {
+    this.#peers = options.peers;
+    this.#prober = options.prober;
+    this.#freshMs = options.freshMs ?? 15_000;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  peers(): PeerMeasurement[] {
+    const ids = new Set([...this.#peers.knownPeers, ...this.#peers.connectedPeers]);
+    const now = this.#clock.now();
+    return [...ids].sort().map((id) => {
+      const v = this.#peers.view(id);
+      const fresh = v.lastRttAt !== undefined && now - v.lastRttAt <= this.#freshMs;
+      return {
+        peerId: id,
+        srttMs: v.srttMs ?? 0,
+        jitterMs: v.rttvarMs ?? 0,
+        reachable: v.up && fresh && v.srttMs !== undefined,
+      };
+    });
+  }
+
+  origins(): OriginMeasurement[] {
+    return this.#prober.origins();
+  }
+}

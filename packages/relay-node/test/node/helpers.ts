@@ -1,0 +1,131 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { createDialer, type Dialer, RelayError } from '@relaymesh/shared';
+
+export const TOKEN = 'node-test-token-0123456789abcdef';
+export const ORIGIN_HOST = 'files.example.test';
+
+/** Polls `fn` every 20 ms until it returns a truthy value; fails after `timeoutMs`. */
+export async function waitFor<T>(
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 8000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000; i++) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A test origin answering `origin:<url path>` to every request. */
+export async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`origin:${req.url}`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A direct dialer with a firewall: connections to `blockedPort` are refused. */
+export function blockingDialer(blockedPort: number): Dialer {
+  const inner = createDialer();
+  return {
+    description: `direct, port ${blockedPort} blocked`,
+    dial(target, options) {
+      if (target.port === blockedPort) {
+        return Promise.reject(new RelayError('ERR_DIAL_REFUSED', `port ${blockedPort} blocked`));
+      }
+      return inner.dial(target, options);
+    },
+  };
+}
+
+/** GET through an entry: status, body and the path header. */
+export function get(
+  entryPort: number,
+  urlPath: string,
+  host = ORIGIN_HOST,
+): Promise<{ status: number; body: string; path: string | undefined; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: entryPort, path: urlPath, headers: { host }, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => {
+          const path = res.headers['x-relaymesh-path'];
+          const error = res.headers['x-relaymesh-error'];
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            path: typeof path === 'string' ? path : undefined,
+            ...(typeof error === 'string' ? { error } : {}),
+          });
+        });
+      },
+    );
+    req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * A minimal HTTP CONNECT egress proxy that refuses one destination port (the node behind
+ * it cannot reach that origin directly) and pipes everything else.
+ */
+export async function startBlockingProxy(
+  blockedPort: () => number,
+): Promise<{ url: string; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((_req, res) => {
+    res.writeHead(405);
+    res.end();
+  });
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
+    sockets.add(client);
+    client.on('error', () => {});
+    client.on('close', () => sockets.delete(client));
+    const [host, port] = (req.url ?? '').split(':');
+    if (Number(port) === blockedPort()) {
+      client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const upstream = net.connect(Number(port), host ?? '127.0.0.1', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
