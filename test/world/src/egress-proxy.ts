@@ -100,9 +100,10 @@ export class EgressProxy {
 
   /**
    * Starts the listeners (and the control API).
-   * @throws ERR_WORLD_CONFIG when a served region has no links.
+   * @throws ERR_WORLD_CONFIG when a served region has no links or a profile is invalid.
    */
   static async start(options: EgressProxyOptions): Promise<EgressProxy> {
+    validateOptions(options);
     const proxy = new EgressProxy(options);
     try {
       for (const region of options.regions) {
@@ -350,6 +351,22 @@ export class EgressProxy {
 /** Starts an emulator; see {@link EgressProxy}. */
 export function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
   return EgressProxy.start(options);
+}
+
+function validateOptions(options: EgressProxyOptions): void {
+  for (const region of options.regions) {
+    if (!options.links.some((l) => l.from === region)) {
+      throw new RelayError('ERR_WORLD_CONFIG', `egress proxy region ${region} has no links`);
+    }
+  }
+  for (const l of options.links) {
+    if (!(l.rttMs >= 0) || !(l.bandwidthBps > 0)) {
+      throw new RelayError(
+        'ERR_WORLD_CONFIG',
+        `link ${l.from} -> ${l.to} needs rttMs >= 0 and bandwidthBps > 0 (got ${l.rttMs}, ${l.bandwidthBps})`,
+      );
+    }
+  }
 }
 
 function key(from: string, to: string): string {

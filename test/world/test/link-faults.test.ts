@@ -136,6 +136,22 @@ describe('faults on a live connection', () => {
     expect(await pingMs(again)).toBeLessThan(200);
   });
 
+  it('refuses a configuration without links for a served region or with a bad profile', async () => {
+    const bad = [
+      {
+        regions: ['a'],
+        links: [{ from: 'b', to: 'a', rttMs: 1, bandwidthBps: 1e6, jitter: NO_JITTER }],
+      },
+      {
+        regions: ['a'],
+        links: [{ from: 'a', to: 'a', rttMs: 1, bandwidthBps: 0, jitter: NO_JITTER }],
+      },
+    ];
+    for (const options of bad) {
+      await expect(startEgressProxy(options)).rejects.toMatchObject({ code: 'ERR_WORLD_CONFIG' });
+    }
+  });
+
   it('answers 404 for links it does not carry and 400 for unknown faults', async () => {
     const echo = await res.listen((s) => s.pipe(s));
     const proxy = await proxyAB({ rttMs: 0, bandwidthBps: 1e9, jitter: NO_JITTER }, echo);

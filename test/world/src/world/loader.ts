@@ -201,6 +201,8 @@ function resolveLink(
     (a.id === b.id
       ? WORLD_DEFAULTS.intraRegionBandwidthMbps
       : WORLD_DEFAULTS.backboneBandwidthMbps);
+  if (mbps <= 0) fail(`link ${a.id} -> ${b.id}: bandwidthMbps must be above 0`);
+  if (lossPct >= 100) fail(`link ${a.id} -> ${b.id}: lossPct must be below 100`);
   const bandwidthBps = Math.round(Math.min(mbps * 1e6, mathisBandwidthBps(rttMs, lossPct)));
   const jitterSpec: JitterSpec = ov?.jitter ?? (lossPct > 1 ? 'lossy' : WORLD_DEFAULTS.jitter);
   const jitter = typeof jitterSpec === 'string' ? jitterPreset(jitterSpec, rttMs) : jitterSpec;
