@@ -140,6 +140,10 @@ describe('world file errors', () => {
         regions: [{ id: 'us-east-1' }],
         links: [{ from: 'us-east-1', to: 'us-east-1', rttMs: -1 }],
       },
+      {
+        regions: [{ id: 'us-east-1' }],
+        links: [{ from: 'us-east-1', to: 'us-east-1', bandwidthMbps: 0 }],
+      },
       'not an object',
     ];
     for (const doc of bad) {
