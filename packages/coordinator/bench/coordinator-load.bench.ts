@@ -112,7 +112,8 @@ function startClient(proto: ReturnType<typeof loadCoordinatorProto>, address: st
 }
 
 const child = fork(fileURLToPath(new URL('./coordinator-process.ts', import.meta.url)), [], {
-  execArgv: ['--import', 'tsx'],
+  // Same loader and conditions as this process (tsx; @relaymesh/source under pnpm bench).
+  execArgv: process.execArgv,
   env: { ...process.env, BENCH_TOKEN: TOKEN, BENCH_ORIGINS: String(ORIGINS) },
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });
