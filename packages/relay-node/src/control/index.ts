@@ -4,7 +4,6 @@ export {
   type NodeIdentity,
 } from './coordinator-client.ts';
 export type { MeasurementSource, OriginMeasurement, PeerMeasurement } from './measurements.ts';
-export { NodeControl, type NodeControlOptions } from './node-control.ts';
 export { OriginProber, type OriginProberOptions, type ProbeOrigin } from './origin-prober.ts';
 export {
   type NodesReport,
