@@ -24,7 +24,11 @@ export interface MuxConfig {
   maxStreamWindow: number;
   /** Cap on the sum of receive windows granted on one session. Default 256 MiB. */
   sessionCreditLimit: number;
-  /** Streams open at once (both directions together). Default 1024. */
+  /**
+   * Streams open at once (both directions together). Default 1024: with the 256 KiB
+   * initial window that is exactly the default 256 MiB session credit limit, so every
+   * admitted stream can get its window (more streams would be refused for memory anyway).
+   */
   maxConcurrentStreams: number;
   /** Inbound streams admitted but not yet taken by a 'stream' listener. Default 256. */
   acceptBacklog: number;
