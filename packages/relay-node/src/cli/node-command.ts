@@ -92,14 +92,14 @@ async function runNode(flags: NodeFlags): Promise<void> {
   const logger = createRootLogger({
     name: 'relay-node',
     level: settings.logLevel,
-    base: { nodeId: settings.node.id },
     destination: pino.destination({ fd: 2, sync: true }),
   });
   const node = new RelayNode({ ...settings.node, logger });
   const addresses = await node.start();
   process.stdout.write(`${readyLine(node.id, addresses)}\n`);
-  await untilSignalled(node, logger, settings.closeGraceMs);
-  logger.info('relay node exiting');
+  const log = logger.child({ nodeId: node.id });
+  await untilSignalled(node, log, settings.closeGraceMs);
+  log.info('relay node exiting');
   // Exit explicitly: a half-closed gRPC channel or a peer's socket must not hold us up.
   process.exit(EXIT.OK);
 }

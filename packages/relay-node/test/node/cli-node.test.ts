@@ -1,0 +1,246 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryNodes, queryRoutes } from '../../src/control/queries.ts';
+import { get, ORIGIN_HOST, startBlockingProxy, startOrigin, TOKEN, waitFor } from './helpers.ts';
+
+// A real coordinator and three real `relaymesh node` processes on loopback:
+// `pnpm exec tsc -b` first. Node a sits behind an egress proxy that refuses the origin's
+// port, so its requests must cross the mesh to b or c.
+const BIN = fileURLToPath(new URL('../../bin/relaymesh.js', import.meta.url));
+const DIST = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const ENV = { ...process.env, RELAYMESH_TOKEN: TOKEN };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Ready {
+  ready: true;
+  id: string;
+  tunnelPort: number;
+  httpPort: number;
+  ports: Record<string, number>;
+}
+
+interface Proc {
+  child: ChildProcess;
+  ready: Ready;
+  stderr: () => string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Spawns `relaymesh node ...` and waits for its one-line JSON ready announcement. */
+async function startNode(args: string[]): Promise<Proc> {
+  const child = spawn(process.execPath, [BIN, 'node', ...args], { env: ENV });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  children.push(child);
+  const line = await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`node exited ${child.exitCode}: ${err}`);
+      return out.includes('\n') ? out.split('\n')[0] : undefined;
+    },
+    10_000,
+    'node ready line',
+  );
+  return { child, ready: JSON.parse(line as string) as Ready, stderr: () => err };
+}
+
+const children: ChildProcess[] = [];
+const closers: Array<() => unknown> = [];
+let address = '';
+let dir = '';
+const procs = new Map<string, Proc>();
+
+function proc(id: string): Proc {
+  const p = procs.get(id);
+  if (!p) throw new Error(`no node ${id}`);
+  return p;
+}
+
+beforeAll(async () => {
+  if (!existsSync(DIST)) throw new Error('CLI not built: run `pnpm exec tsc -b` first');
+  const origin = await startOrigin();
+  closers.push(() => origin.close());
+  dir = mkdtempSync(path.join(tmpdir(), 'relaymesh-node-'));
+  const cfg = path.join(dir, 'cluster.yaml');
+  writeFileSync(
+    cfg,
+    `origins:\n  - name: files\n    hosts: [${ORIGIN_HOST}]\n    upstreams: ["http://127.0.0.1:${origin.port}"]\n`,
+  );
+  const coordinator = spawn(
+    process.execPath,
+    [BIN, 'coordinator', '--config', cfg, '--grpc-listen', '127.0.0.1:0', '--warmup-ms', '0'],
+    { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.push(coordinator);
+  let out = '';
+  coordinator.stdout!.on('data', (d) => {
+    out += d;
+  });
+  address = await waitFor(() => /"address":"([^"]+)"/.exec(out)?.[1], 10_000, 'coordinator');
+
+  const proxy = await startBlockingProxy(() => origin.port);
+  closers.push(() => proxy.close());
+  // b reads everything but the id from a config file, its token from a tokenFile.
+  writeFileSync(path.join(dir, 'token'), `${TOKEN}\n`);
+  writeFileSync(
+    path.join(dir, 'node-b.yaml'),
+    `id: wrong\nregion: r-b\ncoordinator: "${address}"\ntokenFile: token\n` +
+      'tunnelListen: 127.0.0.1:0\nhttpListen: 127.0.0.1:0\ndebugHeaders: true\n',
+  );
+  const common = ['--coordinator', address, '--tunnel-listen', '127.0.0.1:0'];
+  const http = ['--http-listen', '127.0.0.1:0', '--debug-headers', '--log-level', 'warn'];
+  const started = await Promise.all([
+    startNode(['--id', 'a', '--region', 'r-a', ...common, ...http, '--egress-proxy', proxy.url]),
+    startNode(['--config', path.join(dir, 'node-b.yaml'), '--id', 'b', '--log-level', 'warn']),
+    startNode(['--id', 'c', '--region', 'r-c', ...common, ...http, '--close-grace-ms', '3000']),
+  ]);
+  for (const p of started) procs.set(p.ready.id, p);
+}, 20_000);
+
+afterAll(async () => {
+  for (const c of children.reverse()) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  }
+  for (const close of closers) await close();
+});
+
+describe('relaymesh node as real processes', () => {
+  it('announces ready with the bound ports', () => {
+    for (const id of ['a', 'b', 'c']) {
+      const r = proc(id).ready;
+      expect(r.ready).toBe(true);
+      expect(r.tunnelPort).toBeGreaterThan(0);
+      expect(r.httpPort).toBeGreaterThan(0);
+      expect(r.ports).toEqual({ tunnel: r.tunnelPort, http: r.httpPort });
+    }
+  });
+
+  it('routes a request from a through the mesh along `relaymesh routes --json`', async () => {
+    const opts = { address, token: TOKEN };
+    await waitFor(
+      async () => (await queryRoutes(opts, { from: 'a' })).routes[0]?.path.length,
+      10_000,
+      'a route from a',
+    );
+    // The first request can race a's table; the path must match once a has it.
+    const res = await waitFor(
+      async () => {
+        const r = await get(proc('a').ready.httpPort, '/through');
+        return r.status === 200 ? r : undefined;
+      },
+      5000,
+      'a 200 through a',
+    );
+    const cli = await run(['routes', '--coordinator', address, '--from', 'a', '--json']);
+    expect(cli.code).toBe(0);
+    const route = (JSON.parse(cli.stdout) as { routes: { path: string[] }[] }).routes[0];
+    expect(route?.path.length).toBeGreaterThanOrEqual(2);
+    expect(res.body).toBe('origin:/through');
+    expect(res.path).toBe(route?.path.join(','));
+  });
+
+  it('`relaymesh nearest --json` ranks every entry; unreachable ones last with an error', async () => {
+    const r = await run(['nearest', '--coordinator', address, '--json']);
+    expect(r.code).toBe(0);
+    const { entries } = JSON.parse(r.stdout) as {
+      entries: { id: string; http: string; rttMs: number | null }[];
+    };
+    expect(entries.map((e) => e.id).sort()).toEqual(['a', 'b', 'c']);
+    for (const e of entries) {
+      expect(e.http).toBe(`http://127.0.0.1:${proc(e.id).ready.httpPort}`);
+      expect(typeof e.rttMs).toBe('number');
+    }
+    const rtts = entries.map((e) => e.rttMs as number);
+    expect(rtts).toEqual([...rtts].sort((x, y) => x - y));
+
+    // Through a proxy that refuses c's entry: c is listed last, unreachable.
+    const proxy = await startBlockingProxy(() => proc('c').ready.httpPort);
+    closers.push(() => proxy.close());
+    const via = await run([
+      'nearest',
+      '--coordinator',
+      address,
+      '--json',
+      '--egress-proxy',
+      proxy.url,
+    ]);
+    expect(via.code).toBe(0);
+    const last = (JSON.parse(via.stdout) as { entries: Record<string, unknown>[] }).entries.at(-1);
+    expect(last).toMatchObject({ id: 'c', rttMs: null });
+    expect(typeof last?.error).toBe('string');
+  });
+
+  it('SIGTERM: the node exits 0 within its grace and the coordinator marks it down', async () => {
+    const c = proc('c').child;
+    const started = Date.now();
+    const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+    c.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000 + 1000);
+    const report = await queryNodes({ address, token: TOKEN });
+    expect(report.nodes.find((n) => n.id === 'c')?.status).toBe('down');
+  });
+
+  it('bad flags and config exit 2 with a message naming the field', async () => {
+    const base = ['node', '--id', 'x', '--region', 'r', '--coordinator', address];
+    const bad = await run([...base, '--tunnel-listen', 'nowhere']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--tunnel-listen');
+
+    const noId = await run(['node', '--region', 'r', '--coordinator', address]);
+    expect(noId.code).toBe(2);
+    expect(noId.stderr).toContain('--id');
+
+    const unknown = await run([...base, '--tunnel-listen', '127.0.0.1:0', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--bogus');
+
+    const noToken = await run([...base, '--tunnel-listen', '127.0.0.1:0'], {
+      ...process.env,
+      RELAYMESH_TOKEN: '',
+    });
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toContain('token');
+
+    writeFileSync(path.join(dir, 'typo.yaml'), 'id: x\nhttplisten: 127.0.0.1:0\n');
+    const typo = await run(['node', '--config', path.join(dir, 'typo.yaml')]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('httplisten');
+  });
+});
