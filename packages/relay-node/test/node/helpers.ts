@@ -22,11 +22,15 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** A test origin answering `origin:<url path>` to every request. */
+/** A test origin answering `origin:<url path>` to every request (`/slow...` after 400 ms). */
 export async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(`origin:${req.url}`);
+    // /slow answers after 400 ms: a request in flight while a node shuts down.
+    const delay = req.url?.startsWith('/slow') ? 400 : 0;
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`origin:${req.url}`);
+    }, delay);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {

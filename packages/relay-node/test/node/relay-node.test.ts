@@ -121,9 +121,13 @@ describe('RelayNode composed with a real coordinator', () => {
   it('a node that closes leaves: the coordinator marks it down, routes move, requests work', async () => {
     const leaving = coordinator.routes({ from: 'a', origin: 'files' })[0]?.path[1] ?? 'b';
     const other = leaving === 'b' ? 'c' : 'b';
+    // A request in flight through the leaving node finishes: GO_AWAY, then drain.
+    const inFlight = get(entryPort('a'), '/slow');
+    await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
     await node(leaving).close();
     expect(Date.now() - started).toBeLessThan(3500);
+    expect(await inFlight).toMatchObject({ status: 200, body: 'origin:/slow' });
     const report = await queryNodes({ address: coordinator.address as string, token: TOKEN });
     expect(report.nodes.find((n) => n.id === leaving)?.status).toBe('down');
     await waitFor(
@@ -133,8 +137,33 @@ describe('RelayNode composed with a real coordinator', () => {
     );
     const res = await get(entryPort('a'), '/after');
     expect(res).toMatchObject({ status: 200, body: 'origin:/after', path: `a,${other}` });
+    expect(node('a').peers.connectedPeers).not.toContain(leaving);
+    expect(node('a').peers.knownPeers.has(leaving)).toBe(false);
     // close is idempotent and destroy after close is harmless
     await node(leaving).close();
     node(leaving).destroy();
+    await expect(node(leaving).start()).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+  });
+
+  it('a node that comes back on a new port is dialed again and carries traffic', async () => {
+    const gone = ['b', 'c'].find((id) => node(id).coordinator?.connected !== true) as string;
+    const back = new RelayNode(nodeOptions(gone));
+    nodes.set(gone, back);
+    await back.start();
+    await waitFor(
+      () => [...nodes.values()].every((n) => n.peers.connectedPeers.length === 2),
+      8000,
+      'the full mesh again',
+    );
+    await waitFor(() => back.routes.pathsFor('files').length > 0, 5000, 'routes at the new node');
+    const res = await get(entryPort(gone), '/back');
+    expect(res).toMatchObject({ status: 200, body: 'origin:/back' });
+  });
+
+  it('keeps serving on the last routes while the coordinator is gone', async () => {
+    await coordinator.close(500);
+    await waitFor(() => node('a').coordinator?.connected === false, 5000, 'a to notice');
+    const res = await get(entryPort('a'), '/orphan');
+    expect(res).toMatchObject({ status: 200, body: 'origin:/orphan' });
   });
 });

@@ -1,0 +1,102 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  loadNodeConfigFile,
+  parseHostPort,
+  resolveNodeSettings,
+} from '../../src/node/node-config.ts';
+import { dialsPeer } from '../../src/node/peer-manager.ts';
+import { TOKEN } from './helpers.ts';
+
+const BASE = {
+  id: 'bj-1',
+  region: 'cn-north-1',
+  coordinator: '127.0.0.1:7400',
+  token: TOKEN,
+  tunnelListen: '127.0.0.1:0',
+};
+
+function fieldOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    expect(e.code).toBe('ERR_CONFIG_INVALID');
+    return e.message.split(':')[0];
+  }
+  return undefined;
+}
+
+describe('node settings', () => {
+  it('parses HOST:PORT and [v6]:PORT', () => {
+    expect(parseHostPort('127.0.0.1:0', 'x')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseHostPort('[::1]:7500', 'x')).toEqual({ host: '::1', port: 7500 });
+    expect(fieldOf(() => parseHostPort('localhost', '--tunnel-listen'))).toBe('--tunnel-listen');
+    expect(fieldOf(() => parseHostPort('h:70000', '--http-listen'))).toBe('--http-listen');
+    expect(fieldOf(() => parseHostPort('h:0', '--coordinator', false))).toBe('--coordinator');
+  });
+
+  it('resolves a complete set into RelayNode options with defaults', () => {
+    const r = resolveNodeSettings({ ...BASE, forwards: ['2222=ssh'], httpListen: '127.0.0.1:0' });
+    expect(r.logLevel).toBe('info');
+    expect(r.closeGraceMs).toBe(10_000);
+    expect(r.node).toMatchObject({
+      id: 'bj-1',
+      tunnelListen: { host: '127.0.0.1', port: 0 },
+      httpListen: { host: '127.0.0.1', port: 0 },
+      forwards: [{ host: '127.0.0.1', port: 2222, origin: 'ssh' }],
+      debugHeaders: false,
+    });
+    expect(r.node.advertise).toBeUndefined();
+  });
+
+  it('names the offending field', () => {
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: '' }))).toBe('--id');
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: 'a b' }))).toBe('--id');
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, token: 'short' }))).toBe('--token');
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, advertise: 'http://h:1' }))).toBe(
+      '--advertise',
+    );
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, egressProxy: 'socks5://h:1' }))).toBe(
+      '--egress-proxy',
+    );
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, httpAdvertise: 'http://h:1' }))).toBe(
+      '--http-advertise',
+    );
+    expect(fieldOf(() => resolveNodeSettings({ ...BASE, logLevel: 'loud' }))).toBe('--log-level');
+  });
+
+  it('reads a config file with a tokenFile; unknown keys are errors', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'relaymesh-node-cfg-'));
+    writeFileSync(path.join(dir, 'secret'), `${TOKEN}\n`);
+    const good = path.join(dir, 'node.yaml');
+    writeFileSync(
+      good,
+      'id: tk-1\ntokenFile: secret\nforwards: ["2222=ssh"]\ndebugHeaders: true\n',
+    );
+    expect(loadNodeConfigFile(good)).toEqual({
+      id: 'tk-1',
+      token: TOKEN,
+      forwards: ['2222=ssh'],
+      debugHeaders: true,
+    });
+    const typo = path.join(dir, 'typo.yaml');
+    writeFileSync(typo, 'id: tk-1\ntunnel_listen: 127.0.0.1:0\n');
+    expect(fieldOf(() => loadNodeConfigFile(typo))).toBe('tunnel_listen');
+    const both = path.join(dir, 'both.yaml');
+    writeFileSync(both, `token: ${TOKEN}\ntokenFile: secret\n`);
+    expect(fieldOf(() => loadNodeConfigFile(both))).toBe('token');
+    expect(fieldOf(() => loadNodeConfigFile(path.join(dir, 'missing.yaml')))).toBe('--config');
+  });
+
+  it('exactly one side of every pair dials', () => {
+    const ids = ['bj-1', 'tk-1', 'hk-1', 'B-2'];
+    for (const x of ids) {
+      for (const y of ids) {
+        if (x !== y) expect(dialsPeer(x, y)).toBe(!dialsPeer(y, x));
+      }
+    }
+  });
+});
