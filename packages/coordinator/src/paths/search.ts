@@ -89,6 +89,7 @@ export function searchSpur(g: CompiledGraph, t: DownTable, q: SpurQuery) {
   const layers = maxLinks - q.startLinks;
   if (layers < 0) return undefined;
   const floor = t.floor;
+  const banned = q.bannedFirstHops.size > 0;
   const { dist, prev } = scratch((layers + 1) * n);
   const touched: number[] = [q.start];
   let best = INF;
@@ -112,7 +113,7 @@ export function searchSpur(g: CompiledGraph, t: DownTable, q: SpurQuery) {
       for (let e = outStart[v]!; e < outStart[v + 1]!; e++) {
         const u = edgeTo[e]!;
         if (u === q.start || q.forbidden[u] === 1) continue;
-        if (h === 0 && q.bannedFirstHops.has(u)) continue;
+        if (h === 0 && banned && q.bannedFirstHops.has(u)) continue;
         const c = d + edgeCost[e]!;
         // Edges are sorted by cost: once even the cheapest finish cannot win, stop.
         if (c + floor[layers - h - 1]! >= best) break;
