@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   generatedBytes,
   loadWorld,
+  logLineReady,
+  parseJsonReadyLine,
   startWorld,
   type WorldHandle,
   WorldProcess,
@@ -150,5 +152,27 @@ describe('world runner', () => {
     });
     const err = await dies.catch((e: { code: string; details: { tail: string[] } }) => e);
     expect(err).toMatchObject({ code: 'ERR_WORLD_PROCESS', details: { tail: ['bad config'] } });
+  });
+});
+
+describe('ready lines', () => {
+  it('takes every listening port a ready line names', () => {
+    const line = JSON.stringify({
+      ready: true,
+      id: 'bj-1',
+      tunnelPort: 4001,
+      httpPort: 4002,
+      forwardPorts: [4003, 4004],
+      ports: { tunnel: 4001, http: 4002 },
+      controlPort: 4005,
+    });
+    expect(parseJsonReadyLine(line)?.ports.sort()).toEqual([4001, 4002, 4003, 4004, 4005]);
+    expect(parseJsonReadyLine('{"ready":false,"port":1}')).toBeUndefined();
+    expect(parseJsonReadyLine('listening on 4001')).toBeUndefined();
+    const coord = logLineReady('coordinator listening');
+    expect(
+      coord('{"level":30,"msg":"coordinator listening","address":"127.0.0.1:7400"}')?.ports,
+    ).toEqual([7400]);
+    expect(coord('{"level":30,"msg":"other","address":"127.0.0.1:7400"}')).toBeUndefined();
   });
 });

@@ -24,8 +24,7 @@ export interface ProcessSpec {
   /** @default 10000 */
   readyTimeoutMs?: number;
   /**
-   * Recognises the ready line on stdout. @default a JSON line with `ready: true` and
-   * `port` and/or `ports` (number or region → number map).
+   * Recognises the ready line on stdout. @default {@link parseJsonReadyLine}.
    */
   parseReady?: (line: string) => ReadyInfo | undefined;
   /** Register the ready ports in the egress proxies' endpoint table. @default true */
@@ -37,7 +36,11 @@ const TAIL_LINES = 20;
 /** SIGTERM first; SIGKILL when the process has not exited after this. */
 export const STOP_GRACE_MS = 3000;
 
-/** The default ready-line parser (see {@link ProcessSpec.parseReady}). */
+/**
+ * The default ready-line parser: a JSON line with `ready: true`; its ports are `port`, any
+ * `*Port` number, any `*Ports` number list and the values of a `ports` map (so
+ * `relaymesh node`'s `tunnelPort`, `httpPort`, `forwardPorts` are all registered).
+ */
 export function parseJsonReadyLine(line: string): ReadyInfo | undefined {
   if (!line.startsWith('{')) return undefined;
   let msg: Record<string, unknown>;
@@ -48,9 +51,15 @@ export function parseJsonReadyLine(line: string): ReadyInfo | undefined {
   }
   if (msg.ready !== true) return undefined;
   const ports = new Set<number>();
-  if (typeof msg.port === 'number') ports.add(msg.port);
-  if (typeof msg.ports === 'object' && msg.ports !== null)
-    for (const p of Object.values(msg.ports)) if (typeof p === 'number') ports.add(p);
+  const add = (v: unknown) => {
+    if (typeof v === 'number' && Number.isInteger(v) && v > 0) ports.add(v);
+  };
+  for (const [field, value] of Object.entries(msg)) {
+    if (field === 'port' || field.endsWith('Port')) add(value);
+    else if (field.endsWith('Ports') && Array.isArray(value)) value.forEach(add);
+    else if (field === 'ports' && typeof value === 'object' && value !== null)
+      Object.values(value).forEach(add);
+  }
   return { ports: [...ports], info: msg };
 }
 
