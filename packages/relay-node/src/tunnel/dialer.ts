@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import {
   type Clock,
   DEFAULT_DIAL_TIMEOUT_MS,
@@ -43,6 +44,11 @@ export interface TunnelDialerOptions {
   maxPayload?: number;
   transport?: Omit<WsTransportOptions, 'description' | 'clock'>;
   mux?: Partial<MuxConfig>;
+  /**
+   * For `wss://` peers: trust anchors (`ca`, e.g. the cluster's own CA) and the like.
+   * The listener's certificate is always verified against the URL's host.
+   */
+  tls?: Pick<tls.ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
   logger?: Logger;
   clock?: Clock;
 }
@@ -53,8 +59,15 @@ export interface DialTunnelOptions {
   signal?: AbortSignal;
 }
 
-/** `ws://host:port[/path]` → where to connect. Throws ERR_CONFIG_INVALID. */
-function parseTunnelUrl(url: string): { host: string; port: number; href: string } {
+interface TunnelTarget {
+  host: string;
+  port: number;
+  href: string;
+  secure: boolean;
+}
+
+/** `ws[s]://host:port[/path]` → where to connect. Throws ERR_CONFIG_INVALID. */
+function parseTunnelUrl(url: string): TunnelTarget {
   let u: URL;
   try {
     u = new URL(url);
@@ -63,11 +76,13 @@ function parseTunnelUrl(url: string): { host: string; port: number; href: string
       cause: err,
     });
   }
-  if (u.protocol !== 'ws:') {
-    throw new RelayError('ERR_CONFIG_INVALID', `tunnel url ${url}: only ws:// is supported`);
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') {
+    throw new RelayError('ERR_CONFIG_INVALID', `tunnel url ${url}: must be ws:// or wss://`);
   }
+  const secure = u.protocol === 'wss:';
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return { host, port: u.port === '' ? 80 : Number(u.port), href: u.href };
+  const port = u.port === '' ? (secure ? 443 : 80) : Number(u.port);
+  return { host, port, href: u.href, secure };
 }
 
 /** The RelayError for an HTTP answer instead of 101: the listener's code header when known. */
@@ -152,9 +167,52 @@ export class TunnelDialer {
     });
   }
 
+  /** TLS over the dialed socket (which may run through an egress proxy). */
+  #startTls(
+    socket: Socket,
+    target: TunnelTarget,
+    timeoutMs: number,
+    cb: (err: Error | null, socket?: Socket) => void,
+  ): void {
+    const o = this.#opts.tls ?? {};
+    const secure = tls.connect({
+      ...o,
+      socket,
+      // Identity is checked against the URL's host, not the socket's (maybe a proxy).
+      host: target.host,
+      ...(o.servername === undefined && isIP(target.host) === 0 ? { servername: target.host } : {}),
+      ALPNProtocols: ['http/1.1'],
+    });
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      this.#clock.clearTimeout(timer);
+      secure.destroy();
+      socket.destroy();
+      cb(
+        new RelayError('ERR_TUNNEL_CONNECT', `tls to ${target.href} failed: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    };
+    const timer = this.#clock.setTimeout(
+      () => fail(new Error(`handshake not done within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    secure.once('error', fail);
+    secure.once('secureConnect', () => {
+      if (done) return;
+      done = true;
+      this.#clock.clearTimeout(timer);
+      secure.off('error', fail);
+      cb(null, secure);
+    });
+  }
+
   /** TCP via the Dialer, the HTTP upgrade, then `onOpen` (the hello) on the open WebSocket. */
   #upgrade(
-    target: { host: string; port: number; href: string },
+    target: TunnelTarget,
     signal: AbortSignal | undefined,
     onOpen: (ws: WebSocket) => Promise<HelloResult>,
   ): Promise<HelloResult> {
@@ -177,7 +235,8 @@ export class TunnelDialer {
               return;
             }
             socket.setKeepAlive(true, 10_000);
-            cb(null, socket);
+            if (!target.secure) cb(null, socket);
+            else this.#startTls(socket, target, timeoutMs, cb);
           },
           (err: Error) => cb(err),
         );

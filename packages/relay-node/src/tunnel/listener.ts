@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -39,6 +40,11 @@ export interface TunnelListenerOptions {
   port?: number;
   /** Attach to this server's 'upgrade' events instead of owning one (the caller listens). */
   server?: http.Server;
+  /**
+   * Serve `wss://` (key and cert at least) on the owned server. Without it the listener
+   * speaks plain `ws://`: use it only on a private network or behind a TLS terminator.
+   */
+  tls?: https.ServerOptions;
   /** Only upgrades to this path are tunnels; others get 404. @default any path */
   path?: string;
   /** @default SUPPORTED_VERSIONS */
@@ -104,12 +110,25 @@ export class TunnelListener extends EventEmitter {
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
     });
     this.#ownsServer = options.server === undefined;
+    const plainHttp = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+      res.end('relaymux tunnel endpoint: websocket upgrade required\n');
+    };
     this.#server =
       options.server ??
-      http.createServer((_req, res) => {
-        res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
-        res.end('relaymux tunnel endpoint: websocket upgrade required\n');
-      });
+      (options.tls
+        ? https.createServer(
+            // A TLS handshake gets the same deadline as the hello, not https' 120 s.
+            {
+              handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
+              ...options.tls,
+            },
+            plainHttp,
+          )
+        : http.createServer(plainHttp));
+    this.#server.on('tlsClientError', (err: Error) =>
+      this.#log.debug({ err: err.message }, 'tls handshake failed'),
+    );
     this.#server.on('upgrade', this.#onUpgradeBound);
   }
 
@@ -136,12 +155,13 @@ export class TunnelListener extends EventEmitter {
     return a !== null && typeof a === 'object' ? a : undefined;
   }
 
-  /** `ws://host:port` for peers to dial (the bound address). */
+  /** `ws://host:port` (`wss://` with `tls`) for peers to dial (the bound address). */
   get url(): string {
     const a = this.address;
     if (!a) throw new RelayError('ERR_CLOSED', 'tunnel listener is not listening');
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `ws://${host}:${a.port}`;
+    const scheme = this.#server instanceof https.Server ? 'wss' : 'ws';
+    return `${scheme}://${host}:${a.port}`;
   }
 
   /** Live tunnels by peer node id. */
