@@ -94,6 +94,27 @@ describe('computeRoutes against brute force', () => {
     }
   });
 
+  it('matches exhaustive enumeration on 40 larger sparse graphs (9-14 nodes)', () => {
+    for (let seed = 1001; seed <= 1040; seed++) {
+      const rand = prng(seed);
+      const n = 9 + Math.floor(rand() * 6);
+      const graph = randomGraph(rand, n, 0.15 + rand() * 0.35, 1);
+      const routes = computeRoutes(graph, {
+        maxLinks: MAX_LINKS,
+        alternates: 2,
+        hopPenaltyMs: PENALTY,
+      });
+      const byKey = new Map(routes.map((r) => [`${r.from}/${r.origin}`, r]));
+      for (const entry of graph.nodes) {
+        try {
+          checkPair(graph, byKey.get(`${entry}/o0`), entry, 'o0');
+        } catch (err) {
+          throw new Error(`seed ${seed} entry ${entry}: ${(err as Error).message}`);
+        }
+      }
+    }
+  });
+
   it('never uses more than maxLinks node-to-node links', () => {
     // A chain n0 -> n1 -> ... -> n6 where only n6 reaches the origin: 6 links needed.
     const nodes = Array.from({ length: 7 }, (_, i) => `n${i}`);
