@@ -7,7 +7,12 @@ function bad(message: string): RelayError {
   return new RelayError('ERR_COORD_BAD_REQUEST', message);
 }
 
+/** Longest URL accepted: these are echoed to every node in every membership message. */
+const MAX_URL_LENGTH = 512;
+
 function checkUrl(value: string, field: string, schemes: readonly string[]): void {
+  if (value.length > MAX_URL_LENGTH)
+    throw bad(`${field} is longer than ${MAX_URL_LENGTH} characters`);
   let url: URL;
   try {
     url = new URL(value);
