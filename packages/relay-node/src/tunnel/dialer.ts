@@ -159,12 +159,20 @@ export class TunnelDialer {
       hello.transport.destroy();
       throw new RelayError('ERR_TUNNEL_CONNECT', `dial to ${target.href} aborted`);
     }
-    return new Tunnel(hello, {
-      role: 'client',
-      logger: this.#log,
-      clock: this.#clock,
-      ...(o.mux ? { mux: o.mux } : {}),
-    });
+    try {
+      return new Tunnel(hello, {
+        role: 'client',
+        logger: this.#log,
+        clock: this.#clock,
+        ...(o.mux ? { mux: o.mux } : {}),
+      });
+    } catch (err) {
+      const e = new RelayError('ERR_INTERNAL', 'could not start the tunnel session', {
+        cause: err,
+      });
+      hello.transport.fail(e);
+      throw e;
+    }
   }
 
   /** TLS over the dialed socket (which may run through an egress proxy). */

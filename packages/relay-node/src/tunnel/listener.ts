@@ -267,14 +267,24 @@ export class TunnelListener extends EventEmitter {
           hello.transport.fail(new RelayError('ERR_CLOSED', 'tunnel listener is closing'));
           return;
         }
-        this.#register(
-          new Tunnel(hello, {
+        let tunnel: Tunnel;
+        try {
+          tunnel = new Tunnel(hello, {
             role: 'server',
             logger: this.#log,
             clock: this.#clock,
             ...(o.mux ? { mux: o.mux } : {}),
-          }),
-        );
+          });
+        } catch (err) {
+          // Only a bug gets here (the mux config was checked in the constructor).
+          const e = new RelayError('ERR_INTERNAL', 'could not start the tunnel session', {
+            cause: err,
+          });
+          hello.transport.fail(e);
+          this.#rejected(e, remote);
+          return;
+        }
+        this.#register(tunnel);
       },
       (err: RelayError) => {
         release();

@@ -73,6 +73,8 @@ export class WsTransport extends EventEmitter implements FrameTransport {
   #inflight = 0;
   #needDrain = false;
   #corked = false;
+  /** The Session asked us to stop reading (receive buffers at their cap). */
+  #userPaused = false;
   #failed = false;
   #ended = false;
   #destroyed = false;
@@ -149,10 +151,12 @@ export class WsTransport extends EventEmitter implements FrameTransport {
   }
 
   pause(): void {
+    this.#userPaused = true;
     this.#ws.pause();
   }
 
   resume(): void {
+    this.#userPaused = false;
     if (this.#earlyBytes > this.#maxEarly && !this.#handlers) return;
     this.#ws.resume();
   }
@@ -222,7 +226,8 @@ export class WsTransport extends EventEmitter implements FrameTransport {
         this.#handlers!.close();
       }
     }
-    if (this.#ws.isPaused && !this.#closed) this.#ws.resume();
+    // Undo our own early-bytes pause, never the Session's.
+    if (this.#ws.isPaused && !this.#userPaused && !this.#closed) this.#ws.resume();
   }
 
   #fail(err: Error): void {
