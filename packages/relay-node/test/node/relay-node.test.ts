@@ -7,6 +7,9 @@ import { blockingDialer, get, ORIGIN_HOST, startOrigin, TOKEN, waitFor } from '.
 // Three in-process nodes and a real coordinator on loopback. Node `a` cannot reach the
 // origin itself (its dialer refuses the origin's port), so its requests must cross the mesh.
 let coordinator: Coordinator;
+const tcpHandles = () =>
+  process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP') || r === 'Timeout').length;
+let baseline = 0;
 let origin: Awaited<ReturnType<typeof startOrigin>>;
 const nodes = new Map<string, RelayNode>();
 
@@ -39,6 +42,7 @@ function entryPort(id: string): number {
 }
 
 beforeAll(async () => {
+  baseline = tcpHandles();
   origin = await startOrigin();
   coordinator = new Coordinator({
     config: parseClusterConfig(`
@@ -165,5 +169,16 @@ describe('RelayNode composed with a real coordinator', () => {
     await waitFor(() => node('a').coordinator?.connected === false, 5000, 'a to notice');
     const res = await get(entryPort('a'), '/orphan');
     expect(res).toMatchObject({ status: 200, body: 'origin:/orphan' });
+  });
+
+  it('destroy leaves no sockets, servers or timers behind', async () => {
+    for (const n of nodes.values()) n.destroy();
+    await origin.close();
+    const left = await waitFor(
+      () => tcpHandles() <= baseline,
+      5000,
+      `handles back to ${baseline} (${process.getActiveResourcesInfo().join(',')})`,
+    ).catch((err: Error) => err.message);
+    expect(left).toBe(true);
   });
 });
