@@ -68,6 +68,25 @@ describe('coordinator + CoordinatorClient over real gRPC', () => {
     expect(coord.routes({ from: 'a' })[0]!.path).toEqual(['a']);
   });
 
+  it('pushes a table only when paths change, and moves to a better path only when it lasts', async () => {
+    const coord = await startCoordinator();
+    cleanups.push(() => coord.destroy());
+    const { a, ma, tables } = await meshOfTwo(coord);
+    const settled = tables.length;
+    const version = a.routes!.version;
+    // Reports keep coming (every 100 ms) with a slightly different RTT: same paths, no push.
+    ma.setPeer('b', 25);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(tables.length).toBe(settled);
+    expect(a.routes!.version).toBe(version);
+    // The direct leg becomes much better than via b (10 ms vs ~27 ms). Hysteresis needs three
+    // recomputations in a row; reports every 100 ms and recomputation every 50 ms get there.
+    ma.originList = origin(10);
+    await waitFor(() => a.route('tokyo-files')?.path.length === 1, 8000, 'switch to direct');
+    expect(a.routes!.version).toBeGreaterThan(version);
+    expect(a.route('tokyo-files')!.alternates[0]!.path).toEqual(['a', 'b']);
+  });
+
   it('rejects a wrong or missing token with UNAUTHENTICATED, returns no data, logs a warning', async () => {
     const { logger, lines } = captureLogger();
     const coord = await startCoordinator({ logger });
