@@ -353,3 +353,57 @@ describe('tunnel hello: the token', () => {
     expect(reason).toBe('ERR_AUTH_FAILED welcome proof from impostor did not verify');
   });
 });
+
+describe('tunnel hello: the dialer side', () => {
+  /** A WebSocket server that speaks relaymux.1 but runs `onConnection` instead of a hello. */
+  async function fakeListener(onConnection: (ws: WebSocket) => void): Promise<string> {
+    const wss = r.add(
+      new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => WS_SUBPROTOCOL }),
+      (s) => s.close(),
+    );
+    await once(wss, 'listening');
+    wss.on('connection', (ws) => {
+      r.add(ws, (w) => w.terminate());
+      ws.on('error', () => {});
+      onConnection(ws);
+    });
+    return `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
+  }
+
+  it('a listener that never sends its CHALLENGE: ERR_AUTH_TIMEOUT (injected clock)', async () => {
+    const closes: number[] = [];
+    const url = await fakeListener((ws) => ws.on('close', (code) => closes.push(code)));
+    const clock = new FakeClock();
+    const dial = makeDialer({ clock, handshakeTimeoutMs: 5000 }).dial(url);
+    // Wait until the upgrade is done and the hello deadline is armed.
+    const deadline = Date.now() + 3000;
+    while (clock.pending === 0 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    clock.advance(5000);
+    await expectCode(dial, 'ERR_AUTH_TIMEOUT');
+    await within(
+      new Promise<void>((res) => {
+        const check = () => (closes.length > 0 ? res() : setTimeout(check, 5));
+        check();
+      }),
+      3000,
+      'listener saw the close',
+    );
+    expect(closes).toEqual([1008]);
+  });
+
+  it('a listener that sends garbage first: the dialer closes with 1002 ERR_PROTOCOL_BAD_HELLO', async () => {
+    let reason = '';
+    const url = await fakeListener((ws) => {
+      ws.on('close', (_code, why: Buffer) => {
+        reason = why.toString();
+      });
+      ws.send(Buffer.from('220 smtp.example.com ESMTP'));
+    });
+    await expectCode(makeDialer().dial(url), 'ERR_PROTOCOL_BAD_HELLO');
+    const deadline = Date.now() + 3000;
+    while (reason === '' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    expect(reason).toMatch(/^ERR_PROTOCOL_BAD_HELLO unknown hello kind 0x32/);
+  });
+});

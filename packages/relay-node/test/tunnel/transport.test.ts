@@ -258,6 +258,33 @@ describe('WsTransport', () => {
     expect(rec.events).toEqual(['close']);
   });
 
+  it('stops reading when early frames pass maxEarlyBytes, resumes after start', async () => {
+    const { a, b } = await wsPair();
+    const t = new WsTransport(a, { maxEarlyBytes: 1000 });
+    const payload = Buffer.alloc(400, 3);
+    for (let i = 0; i < 10; i++) b.send(encodeFrame(FrameType.DATA, 0, 1, payload.length, payload));
+    const deadline = Date.now() + 3000;
+    while (!a.isPaused && Date.now() < deadline) await new Promise((res) => setTimeout(res, 2));
+    expect(a.isPaused).toBe(true);
+    const rec = recorder();
+    t.start(rec.handlers);
+    while (rec.frames.length < 10 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    expect(rec.frames).toHaveLength(10);
+    expect(a.isPaused).toBe(false);
+    // The Session's own pause survives a replay.
+    t.pause();
+    b.send(encodeFrame(FrameType.PING, Flag.SYN, 0, 99));
+    await new Promise((res) => setTimeout(res, 30));
+    expect(a.isPaused).toBe(true);
+    t.resume();
+    while (rec.frames.length < 11 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    expect(rec.frames.at(-1)?.length).toBe(99);
+  });
+
   it('cork batches one tick of frames; a forgotten uncork still flushes', async () => {
     const { a, b } = await wsPair();
     const t = new WsTransport(a);
