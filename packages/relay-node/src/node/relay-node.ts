@@ -138,31 +138,13 @@ export class RelayNode {
     this.#log = logger.child({ [F.COMPONENT]: 'relay-node', [F.NODE_ID]: options.id });
     const dialer = options.dialer ?? createDialer({ egressProxy: options.egressProxy });
     const t = options.timers ?? {};
-    const mux = t.mux ? { mux: t.mux } : {};
     this.routes = new RouteTable({ nodeId: options.id, clock: this.#clock });
-    this.listener = new TunnelListener({
-      nodeId: options.id,
-      region: options.region,
-      token: options.token,
-      host: options.tunnelListen.host,
-      port: options.tunnelListen.port,
-      logger,
-      clock: this.#clock,
-      ...mux,
-    });
-    const tunnelDialer = new TunnelDialer({
-      nodeId: options.id,
-      region: options.region,
-      token: options.token,
-      dialer,
-      logger,
-      clock: this.#clock,
-      ...mux,
-    });
+    const ends = tunnelEnds(options, dialer, logger, this.#clock);
+    this.listener = ends.listener;
     this.peers = new PeerManager({
       nodeId: options.id,
       listener: this.listener,
-      dialer: tunnelDialer,
+      dialer: ends.dialer,
       onStream: (s) => this.dataPlane.handleStream(s as HopStream),
       logger,
       clock: this.#clock,
@@ -342,6 +324,31 @@ export class RelayNode {
       if (this.#state === 'running') this.#client?.reportNow();
     });
   }
+}
+
+/** The node's two tunnel ends: the listener peers dial, the dialer for the peers we dial. */
+function tunnelEnds(
+  o: RelayNodeOptions,
+  dialer: Dialer,
+  logger: Logger,
+  clock: Clock,
+): { listener: TunnelListener; dialer: TunnelDialer } {
+  const common = {
+    nodeId: o.id,
+    region: o.region,
+    token: o.token,
+    logger,
+    clock,
+    ...(o.timers?.mux ? { mux: o.timers.mux } : {}),
+  };
+  return {
+    listener: new TunnelListener({
+      ...common,
+      host: o.tunnelListen.host,
+      port: o.tunnelListen.port,
+    }),
+    dialer: new TunnelDialer({ ...common, dialer }),
+  };
 }
 
 /** `ws://host:port` from a bound address; an unspecified host cannot be dialed. */
