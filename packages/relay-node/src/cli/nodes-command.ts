@@ -10,15 +10,34 @@ interface NodesFlags {
   timeoutMs: string;
 }
 
+/** Most nodes shown as an RTT grid; beyond that a grid no longer fits a terminal. */
+const GRID_MAX_NODES = 12;
+
+/** Links as a FROM x TO grid of smoothed RTTs ('-' = not measured), or a list when large. */
+function renderLinks(report: NodesReport): string {
+  const ids = report.nodes.filter((n) => n.status === 'up').map((n) => n.id);
+  if (ids.length > GRID_MAX_NODES) {
+    return renderTable(
+      ['FROM', 'TO', 'RTT_MS'],
+      report.links.map((l) => [l.from, l.to, l.rttMs.toFixed(1)]),
+    );
+  }
+  const rtt = new Map(report.links.map((l) => [`${l.from} ${l.to}`, l.rttMs.toFixed(1)]));
+  return renderTable(
+    ['FROM \\ TO', ...ids],
+    ids.map((from) => [
+      from,
+      ...ids.map((to) => (from === to ? '.' : (rtt.get(`${from} ${to}`) ?? '-'))),
+    ]),
+  );
+}
+
 function renderNodes(report: NodesReport): string {
   const nodes = renderTable(
     ['ID', 'REGION', 'STATUS', 'ADVERTISE', 'HTTP'],
     report.nodes.map((n) => [n.id, n.region, n.status, n.advertise, n.httpAdvertise ?? '-']),
   );
-  const links = renderTable(
-    ['FROM', 'TO', 'RTT_MS'],
-    report.links.map((l) => [l.from, l.to, l.rttMs.toFixed(1)]),
-  );
+  const links = renderLinks(report);
   const origins = renderTable(
     ['NODE', 'ORIGIN', 'RTT_MS'],
     report.origins.map((o) => [o.node, o.origin, o.rttMs.toFixed(1)]),

@@ -175,6 +175,13 @@ describe('relaymesh routes / nodes as real processes', () => {
       { node: 'tk-1', origin: 'tokyo-files', rttMs: 2.1 },
     ]);
     expect(Object.keys(body)).toEqual(['nodes', 'links', 'origins']);
+    // Human output: node table, then the RTT grid (row = from, column = to).
+    const human = await run(['nodes', '--coordinator', address, '--token', TOKEN]);
+    expect(human.code).toBe(0);
+    const lines = human.stdout.split('\n');
+    expect(lines[0]).toMatch(/^ID\s+REGION\s+STATUS\s+ADVERTISE\s+HTTP$/);
+    expect(lines).toContain('FROM \\ TO  bj-1  tk-1');
+    expect(lines).toContain('bj-1       .     84.2');
   });
 
   it('unknown origin or node: a clear message and a non-zero exit', async () => {
