@@ -215,6 +215,7 @@ export class CoordinatorClient extends EventEmitter {
     // A new session: the coordinator may have restarted, so its versions start over.
     let fresh = true;
     call.on('data', (msg: CoordinatorMessage__Output) => {
+      if (live.over) return;
       this.#backoff.reset();
       if (msg.membership) this.#onMembership(msg.membership);
       if (msg.routes && msg.routes.version > 0) {
@@ -222,7 +223,7 @@ export class CoordinatorClient extends EventEmitter {
           fresh = false;
           this.#routes = toRouteTable(msg.routes.version, msg.routes.routes);
           this.#logger.debug({ version: msg.routes.version }, 'route table received');
-          this.emit('routes', this.#routes);
+          this.#emitSafely('routes', this.#routes);
         }
       }
     });
@@ -244,13 +245,22 @@ export class CoordinatorClient extends EventEmitter {
       },
     });
     this.#logger.info({ sessionId: res.sessionId }, 'registered with coordinator');
-    this.emit('registered', res.sessionId);
+    this.#emitSafely('registered', res.sessionId);
     this.#tick(live);
   }
 
   #onMembership(m: NonNullable<CoordinatorMessage__Output['membership']>): void {
     this.#membership = toMembership(m);
-    this.emit('membership', this.#membership);
+    this.#emitSafely('membership', this.#membership);
+  }
+
+  /** A throwing listener must not unwind into grpc-js's stream machinery. */
+  #emitSafely(event: string, value: unknown): void {
+    try {
+      this.emit(event, value);
+    } catch (err) {
+      this.#logger.error({ err, event }, 'a listener threw; the client carries on');
+    }
   }
 
   /** One timer per session: heartbeat every period, a report when one is due. */
@@ -290,7 +300,7 @@ export class CoordinatorClient extends EventEmitter {
     if (live.over) return;
     this.#stopLive(live);
     if (this.#state !== 'running') return;
-    this.emit('disconnected', err);
+    this.#emitSafely('disconnected', err);
     this.#retry(err);
   }
 

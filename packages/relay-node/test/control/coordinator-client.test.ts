@@ -87,6 +87,25 @@ describe('coordinator + CoordinatorClient over real gRPC', () => {
     expect(a.route('tokyo-files')!.alternates[0]!.path).toEqual(['a', 'b']);
   });
 
+  it('a listener that throws does not break the session', async () => {
+    const coord = await startCoordinator();
+    cleanups.push(() => coord.destroy());
+    const ma = new FixedMeasurements();
+    ma.originList = origin(5);
+    const a = client(coord.address!, 'a', ma);
+    let calls = 0;
+    a.on('routes', () => {
+      calls++;
+      throw new Error('listener bug');
+    });
+    a.start();
+    await waitFor(() => a.route('tokyo-files'), 8000, 'a route');
+    ma.originList = [];
+    await waitFor(() => a.routes?.routes.length === 0, 8000, 'the next table');
+    expect(calls).toBe(2);
+    expect(a.connected).toBe(true);
+  });
+
   it('rejects a wrong or missing token with UNAUTHENTICATED, returns no data, logs a warning', async () => {
     const { logger, lines } = captureLogger();
     const coord = await startCoordinator({ logger });
