@@ -29,6 +29,7 @@ export {
   startFileServer,
 } from './origins/file-server.ts';
 export { type OriginConfig, startOrigin } from './origins/start-origin.ts';
+export { type Mesh, type MeshNode, type StartMeshOptions, startMesh } from './runner/mesh.ts';
 export {
   logLineReady,
   type ProcessSpec,

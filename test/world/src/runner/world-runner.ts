@@ -99,6 +99,7 @@ export class WorldHandle {
   readonly #proxies: ProxyHandle[] = [];
   readonly #inProcess: (OriginServer | EgressProxy)[] = [];
   readonly #endpoints: Endpoint[] = [];
+  readonly #onClose: (() => void)[] = [];
   #closed = false;
 
   constructor(world: World, options: StartWorldOptions) {
@@ -246,6 +247,12 @@ export class WorldHandle {
       ...this.#children().map((p) => p.stop()),
       ...this.#inProcess.map((s) => s.close()),
     ]);
+    for (const fn of this.#onClose.splice(0)) fn();
+  }
+
+  /** Runs `fn` at the end of {@link close} (temp files of processes started for the world). */
+  onClose(fn: () => void): void {
+    this.#onClose.push(fn);
   }
 
   #children(): WorldProcess[] {
