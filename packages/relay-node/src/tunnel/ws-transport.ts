@@ -253,12 +253,8 @@ export class WsTransport extends EventEmitter implements FrameTransport {
     if (this.#closeTimer !== undefined) this.#clock.clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     if (!this.#failed && !this.#ended && !this.#destroyed) {
-      // The peer closed first: an error unless it was a clean close.
-      const err =
-        errorFromClose(code, reason) ??
-        (code === 1006
-          ? new RelayError('ERR_TUNNEL_CLOSED', 'tunnel connection dropped without a close frame')
-          : undefined);
+      // The peer closed first (or the connection dropped: 1006): an error unless clean.
+      const err = errorFromClose(code, reason);
       if (err) {
         this.#failed = true;
         this.#error = err;
