@@ -43,14 +43,14 @@ export async function startOrigin(): Promise<{ port: number; close(): Promise<vo
   };
 }
 
-/** A direct dialer with a firewall: connections to `blockedPort` are refused. */
-export function blockingDialer(blockedPort: number): Dialer {
+/** A direct dialer with a firewall: connections to `blockedPorts` are refused. */
+export function blockingDialer(...blockedPorts: number[]): Dialer {
   const inner = createDialer();
   return {
-    description: `direct, port ${blockedPort} blocked`,
+    description: `direct, ports ${blockedPorts.join(',')} blocked`,
     dial(target, options) {
-      if (target.port === blockedPort) {
-        return Promise.reject(new RelayError('ERR_DIAL_REFUSED', `port ${blockedPort} blocked`));
+      if (blockedPorts.includes(target.port)) {
+        return Promise.reject(new RelayError('ERR_DIAL_REFUSED', `port ${target.port} blocked`));
       }
       return inner.dial(target, options);
     },
