@@ -226,6 +226,36 @@ describe('tunnel hello: failures close only their own connection', () => {
     await expectEcho(bystander.client, bystander.server);
   });
 
+  it('random first messages never hurt the listener: each gets a coded close', async () => {
+    const { default: fc } = await import('fast-check');
+    const codes = new Set<number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          // biased towards almost-valid hellos
+          fc.uint8Array({ minLength: 1, maxLength: 120 }).map((b) => {
+            b[0] = 0xc1 + (b[0]! % 3);
+            return b;
+          }),
+        ),
+        async (bytes) => {
+          const c = await rawClient(r, listener.url);
+          await nthMessage(c.messages, 1);
+          c.ws.send(Buffer.from(bytes));
+          const { code, reason } = await closeOf(c.ws);
+          codes.add(code);
+          expect([1002, 1003, 1008, 1009]).toContain(code);
+          expect(reason).toMatch(/^ERR_[A-Z_]+ /);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    expect(codes.has(1002)).toBe(true);
+    expect(listener.pendingHandshakes).toBe(0);
+    await expectEcho(bystander.client, bystander.server);
+  });
+
   it('without the relaymux.1 subprotocol the upgrade is refused with 400', async () => {
     const ws = r.add(new WebSocket(listener.url, 'chat'), (w) => w.terminate());
     ws.on('error', () => {});
