@@ -21,7 +21,7 @@ import {
 import WebSocket from 'ws';
 import { type MuxConfig, resolveMuxConfig } from '../mux/config.ts';
 import { errorFromWs } from './close-codes.ts';
-import { type HelloResult, offerHello } from './handshake.ts';
+import { checkIdentity, type HelloResult, offerHello } from './handshake.ts';
 import { DEFAULT_TUNNEL_MAX_PAYLOAD, REJECT_HEADER } from './listener.ts';
 import { Tunnel } from './tunnel.ts';
 import type { WsTransportOptions } from './ws-transport.ts';
@@ -106,11 +106,12 @@ export class TunnelDialer {
   readonly #log: Logger;
   readonly #clock: Clock;
 
-  /** @throws RelayError ERR_CONFIG_INVALID for a bad mux config or an empty token. */
+  /** @throws RelayError ERR_CONFIG_INVALID for a bad node id, region, mux config or an empty token. */
   constructor(options: TunnelDialerOptions) {
     if (options.token.length === 0) {
       throw new RelayError('ERR_CONFIG_INVALID', 'tunnel dialer token is empty');
     }
+    checkIdentity(options.nodeId, options.region);
     if (options.mux) resolveMuxConfig(options.mux);
     this.#opts = options;
     this.#dialer = options.dialer ?? new DirectDialer();

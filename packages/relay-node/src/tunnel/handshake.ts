@@ -7,10 +7,12 @@ import {
   encodeChallenge,
   encodeHello,
   encodeWelcome,
+  HELLO_MAX_ID_LENGTH,
   type Hello,
   HelloKind,
   type HelloMessage,
   type HelloTranscript,
+  isValidHelloId,
   negotiateVersion,
   newHelloNonce,
   proofMatches,
@@ -60,6 +62,22 @@ export interface HelloResult {
   peerRegion: string | undefined;
   version: number;
   transport: WsTransport;
+}
+
+/** Throws ERR_CONFIG_INVALID unless the id and region can travel in a hello. */
+export function checkIdentity(nodeId: string, region: string | undefined): void {
+  if (!isValidHelloId(nodeId)) {
+    throw new RelayError(
+      'ERR_CONFIG_INVALID',
+      `node id ${JSON.stringify(nodeId.slice(0, 40))}: 1-${HELLO_MAX_ID_LENGTH} printable ascii characters, no space`,
+    );
+  }
+  if (region !== undefined && !isValidHelloId(region, true)) {
+    throw new RelayError(
+      'ERR_CONFIG_INVALID',
+      `region ${JSON.stringify(region.slice(0, 40))}: up to ${HELLO_MAX_ID_LENGTH} printable ascii characters, no space`,
+    );
+  }
 }
 
 /** Grace for the close frame after a failed hello before the socket is cut. */

@@ -19,7 +19,7 @@ import {
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
 import { type MuxConfig, resolveMuxConfig } from '../mux/config.ts';
-import { acceptHello } from './handshake.ts';
+import { acceptHello, checkIdentity } from './handshake.ts';
 import { Tunnel } from './tunnel.ts';
 import type { WsTransportOptions } from './ws-transport.ts';
 
@@ -89,12 +89,13 @@ export class TunnelListener extends EventEmitter {
   readonly #onUpgradeBound = (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
     this.#onUpgrade(req, socket, head);
 
-  /** @throws RelayError ERR_CONFIG_INVALID for a bad mux config or an empty token. */
+  /** @throws RelayError ERR_CONFIG_INVALID for a bad node id, region, mux config or an empty token. */
   constructor(options: TunnelListenerOptions) {
     super();
     if (options.token.length === 0) {
       throw new RelayError('ERR_CONFIG_INVALID', 'tunnel listener token is empty');
     }
+    checkIdentity(options.nodeId, options.region);
     if (options.mux) resolveMuxConfig(options.mux);
     this.#opts = options;
     this.#clock = options.clock ?? systemClock;

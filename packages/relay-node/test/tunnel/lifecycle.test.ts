@@ -66,3 +66,32 @@ describe('tunnel lifecycle', () => {
     expect(((await server.closed) as RelayError).code).toBe('ERR_TUNNEL_REPLACED');
   });
 });
+
+describe('configuration is checked up front', () => {
+  it.each([
+    ['an empty token', { token: '' }],
+    ['a node id with a space', { nodeId: 'node one' }],
+    ['an empty node id', { nodeId: '' }],
+    ['a non-ascii region', { region: 'r\u00e9gion' }],
+    ['a bad mux config', { mux: { dataFrameSize: 0 } }],
+  ])('%s throws ERR_CONFIG_INVALID from both constructors', async (_name, bad) => {
+    const { TunnelDialer, TunnelListener } = await import('../../src/index.ts');
+    const base = { nodeId: 'n1', token: 'secret-token-0123456789' };
+    for (const make of [
+      () => new TunnelListener({ ...base, ...bad }),
+      () => new TunnelDialer({ ...base, ...bad }),
+    ]) {
+      expect(make).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    }
+  });
+
+  it('a url that is not ws:// or wss:// is ERR_CONFIG_INVALID', async () => {
+    const err = await makeDialer()
+      .dial('http://127.0.0.1:1')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((err as RelayError).code).toBe('ERR_CONFIG_INVALID');
+  });
+});
