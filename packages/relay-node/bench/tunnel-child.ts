@@ -1,0 +1,119 @@
+/**
+ * The relay processes of the tunnel benchmarks. One JSON argument:
+ *  - {"mode":"pipe","target":PORT}: TCP server; each connection is piped to a new TCP
+ *    connection to 127.0.0.1:PORT (the baseline hop, no mux).
+ *  - {"mode":"entry","tunnelUrl":URL}: TCP server; dials one tunnel to URL and pipes each
+ *    connection through a new mux stream on it.
+ *  - {"mode":"exit","target":PORT}: tunnel listener; each inbound mux stream is piped to a
+ *    new TCP connection to 127.0.0.1:PORT.
+ *  - {"mode":"echo"}: tunnel listener; a stream whose first byte is 'E' is echoed, one
+ *    whose first byte is 'S' is read and discarded.
+ * Prints one ready line {"port":N,"url":...}; exits when stdin closes or on SIGTERM.
+ */
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type MuxStream, TunnelDialer, TunnelListener } from '../src/index.ts';
+import { TOKEN } from './common.ts';
+
+interface Config {
+  mode: 'pipe' | 'entry' | 'exit' | 'echo';
+  target?: number;
+  tunnelUrl?: string;
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as Config;
+const closers: Array<() => void> = [];
+
+function shutdown(): void {
+  for (const c of closers) c();
+  process.exit(0);
+}
+process.stdin.on('end', shutdown);
+process.stdin.on('error', shutdown);
+process.stdin.resume();
+process.on('SIGTERM', shutdown);
+
+/** Both directions, each side's FIN forwarded; an error on either destroys both. */
+function join(a: Duplex, b: Duplex): void {
+  a.pipe(b);
+  b.pipe(a);
+  const kill = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', kill);
+  b.on('error', kill);
+}
+
+async function tcpServer(onConn: (s: net.Socket) => void): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    onConn(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  closers.push(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+function connectTarget(): net.Socket {
+  return net.connect({
+    port: config.target!,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+    noDelay: true,
+  });
+}
+
+async function listener(onStream: (s: MuxStream) => void): Promise<{ port: number; url: string }> {
+  const l = new TunnelListener({ nodeId: 'bench-exit', token: TOKEN, host: '127.0.0.1', port: 0 });
+  l.on('tunnel', (t) => t.session.on('stream', onStream));
+  const addr = await l.listen();
+  closers.push(() => l.destroy());
+  return { port: addr.port, url: l.url };
+}
+
+function echoOrSink(s: MuxStream): void {
+  s.on('error', () => {});
+  s.once('readable', () => {
+    const head = s.read(1) as Buffer | null;
+    if (head === null) return;
+    if (head[0] === 0x45) s.pipe(s);
+    else {
+      s.on('data', () => {});
+      s.on('end', () => s.end());
+    }
+  });
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  switch (config.mode) {
+    case 'pipe':
+      return { port: await tcpServer((c) => join(c, connectTarget())) };
+    case 'exit':
+      return listener((s) => join(s, connectTarget()));
+    case 'echo':
+      return listener(echoOrSink);
+    case 'entry': {
+      const dialer = new TunnelDialer({ nodeId: 'bench-entry', token: TOKEN });
+      const tunnel = await dialer.dial(config.tunnelUrl!);
+      closers.push(() => tunnel.destroy());
+      const port = await tcpServer((c) => join(c, tunnel.session.open()));
+      return { port };
+    }
+  }
+}
+
+main().then(
+  (ready) => process.stdout.write(`${JSON.stringify({ ready: true, ...ready })}\n`),
+  (err: unknown) => {
+    process.stderr.write(`tunnel-child failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);
