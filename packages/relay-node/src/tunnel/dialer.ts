@@ -49,6 +49,13 @@ export interface TunnelDialerOptions {
    * The listener's certificate is always verified against the URL's host.
    */
   tls?: Pick<tls.ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
+  /**
+   * Use an all-zero WebSocket mask on `wss://` tunnels, so ws skips masking (915 vs 612
+   * MB/s dialer-to-listener without TLS, research/transport.md section 4.1). Masking
+   * protects intermediaries from browser-made traffic (RFC 6455 section 5.3); inside TLS
+   * between two relaymesh nodes there is none. Ignored on plain `ws://`. @default false
+   */
+  zeroMaskOverTls?: boolean;
   logger?: Logger;
   clock?: Clock;
 }
@@ -256,6 +263,9 @@ export class TunnelDialer {
       maxPayload: this.#opts.maxPayload ?? DEFAULT_TUNNEL_MAX_PAYLOAD,
       handshakeTimeout: timeoutMs,
       followRedirects: false,
+      ...(target.secure && this.#opts.zeroMaskOverTls === true
+        ? { generateMask: (mask: Buffer) => mask.fill(0) }
+        : {}),
       createConnection: createConnection as unknown as WebSocket.ClientOptions['createConnection'],
     });
     return new Promise<HelloResult>((resolve, reject) => {

@@ -31,6 +31,15 @@ describe('tunnels over TLS (wss://)', () => {
     }
   });
 
+  it('zeroMaskOverTls carries data intact', async () => {
+    const listener = await startListener(r, { tls: { key: TEST_KEY, cert: TEST_CERT } });
+    const accepted = once(listener, 'tunnel') as Promise<[Tunnel]>;
+    const dialer = makeDialer({ tls: { ca: TEST_CERT }, zeroMaskOverTls: true });
+    const client = r.add(await dialer.dial(listener.url), (t) => t.destroy());
+    const [server] = await within(accepted, 3000, 'tunnel');
+    await expectEcho(client, server, 'unmasked but encrypted');
+  });
+
   it('an untrusted certificate fails the dial with ERR_TUNNEL_CONNECT', async () => {
     const listener = await startListener(r, { tls: { key: TEST_KEY, cert: TEST_CERT } });
     const err = await makeDialer()
