@@ -14,6 +14,7 @@ export {
 } from './node-config.ts';
 export { NodeMeasurements, type NodeMeasurementsOptions } from './node-measurements.ts';
 export {
+  DEFAULT_PEER_FORGET_MS,
   dialsPeer,
   type PeerLinkView,
   PeerManager,

@@ -7,6 +7,7 @@ import {
   RelayError,
   silentLogger,
   systemClock,
+  type TimerHandle,
 } from '@relaymesh/shared';
 import type { PeerInfo } from '../control/snapshots.ts';
 import type { Session } from '../mux/session.ts';
@@ -15,6 +16,9 @@ import type { TunnelDialer } from '../tunnel/dialer.ts';
 import type { TunnelListener } from '../tunnel/listener.ts';
 import { PersistentTunnel } from '../tunnel/persistent-tunnel.ts';
 import type { Tunnel } from '../tunnel/tunnel.ts';
+
+/** See {@link PeerManagerOptions.forgetAfterMs}. */
+export const DEFAULT_PEER_FORGET_MS = 15_000;
 
 export interface PeerManagerOptions {
   nodeId: string;
@@ -26,6 +30,13 @@ export interface PeerManagerOptions {
   onStream: (stream: MuxStream, peerNodeId: string) => void;
   /** Redial backoff of the dialed tunnels. @default PersistentTunnel's (200 ms x1.6 to 30 s) */
   backoff?: BackoffOptions;
+  /**
+   * A peer missing from the membership this long loses its tunnel. Longer than the
+   * coordinator's warm-up (6 s) plus the nodes' re-registration backoff cap (5 s), so a
+   * coordinator restart never cuts live tunnels. A peer that leaves gracefully closes its
+   * tunnels itself, and a dead one is found by the mux keepalive. @default 15000
+   */
+  forgetAfterMs?: number;
   clock?: Clock;
   logger?: Logger;
 }
@@ -58,8 +69,9 @@ export function dialsPeer(nodeId: string, peerNodeId: string): boolean {
 /**
  * Keeps one tunnel per peer pair: for every peer in the membership that this node is
  * responsible for ({@link dialsPeer}), a {@link PersistentTunnel} to its advertised URL;
- * the other peers dial us and arrive through the listener. Peers that leave the membership
- * lose their tunnel (GO_AWAY, drain). Every tunnel's streams go to `onStream`.
+ * the other peers dial us and arrive through the listener. Peers missing from the
+ * membership for `forgetAfterMs` lose their tunnel (GO_AWAY, drain). Every tunnel's
+ * streams go to `onStream`.
  *
  * Events: `'ready'` (peerNodeId) on the first RTT sample of a new tunnel (the link can be
  * reported), `'down'` (peerNodeId) when the tunnel in use ends and no other is up.
@@ -75,6 +87,10 @@ export class PeerManager extends EventEmitter {
   readonly #live = new Map<string, Live>();
   readonly #wired = new WeakMap<Tunnel, Live>();
   #known = new Set<string>();
+  /** Peers missing from the membership, since when (clock time). */
+  readonly #absentSince = new Map<string, number>();
+  readonly #forgetAfterMs: number;
+  #forgetTimer: TimerHandle | undefined;
   #closed = false;
   readonly #onAccepted = (t: Tunnel) => this.#adopt(t);
 
@@ -82,6 +98,7 @@ export class PeerManager extends EventEmitter {
     super();
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
+    this.#forgetAfterMs = options.forgetAfterMs ?? DEFAULT_PEER_FORGET_MS;
     this.#log = (options.logger ?? silentLogger()).child({
       [F.COMPONENT]: 'peer-manager',
       [F.NODE_ID]: options.nodeId,
@@ -132,28 +149,33 @@ export class PeerManager extends EventEmitter {
     };
   }
 
-  /** Applies a membership: dial new peers we are responsible for, drop peers that left. */
+  /**
+   * Applies a membership: dial new peers we are responsible for, redial at once a peer
+   * that moved (new advertise URL), and drop the tunnel of a peer only after it has been
+   * missing for `forgetAfterMs`: right after a coordinator restart the membership fills up
+   * over a few seconds, and live tunnels must not be cut meanwhile.
+   */
   setPeers(peers: readonly PeerInfo[]): void {
     if (this.#closed) return;
     const want = new Map<string, PeerInfo>();
     for (const p of peers) if (p.id !== this.#o.nodeId) want.set(p.id, p);
     for (const [id, d] of this.#dialed) {
       const p = want.get(id);
-      if (p !== undefined && p.advertise === d.url) continue;
-      this.#log.info({ [F.PEER_NODE_ID]: id, url: d.url }, 'peer left or moved: closing tunnel');
+      if (p === undefined || p.advertise === d.url) continue;
+      this.#log.info({ [F.PEER_NODE_ID]: id, url: p.advertise }, 'peer moved: redialing');
       this.#dialed.delete(id);
       void d.persistent.close();
     }
-    for (const id of this.#known) {
-      // An accepted tunnel from a peer that left: the coordinator says it is gone.
-      if (!want.has(id) && !dialsPeer(this.#o.nodeId, id)) {
-        void this.#o.listener.tunnels.get(id)?.close();
-      }
+    const now = this.#clock.now();
+    for (const id of [...this.#known, ...this.#dialed.keys()]) {
+      if (!want.has(id) && !this.#absentSince.has(id)) this.#absentSince.set(id, now);
     }
+    for (const id of want.keys()) this.#absentSince.delete(id);
     for (const p of want.values()) {
       if (dialsPeer(this.#o.nodeId, p.id) && !this.#dialed.has(p.id)) this.#dial(p);
     }
     this.#known = new Set(want.keys());
+    this.#scheduleForget();
   }
 
   /** Sends GO_AWAY on every tunnel: peers stop opening streams to us. */
@@ -177,9 +199,36 @@ export class PeerManager extends EventEmitter {
     if (this.#closed) return [];
     this.#closed = true;
     this.#o.listener.off('tunnel', this.#onAccepted);
+    if (this.#forgetTimer !== undefined) this.#clock.clearTimeout(this.#forgetTimer);
+    this.#forgetTimer = undefined;
     const all = [...this.#dialed.values()].map((d) => d.persistent);
     this.#dialed.clear();
     return all;
+  }
+
+  #scheduleForget(): void {
+    if (this.#forgetTimer !== undefined || this.#absentSince.size === 0 || this.#closed) return;
+    const oldest = Math.min(...this.#absentSince.values());
+    const delay = Math.max(0, oldest + this.#forgetAfterMs - this.#clock.now());
+    this.#forgetTimer = this.#clock.setTimeout(() => {
+      this.#forgetTimer = undefined;
+      this.#forget();
+      this.#scheduleForget();
+    }, delay);
+  }
+
+  /** Closes the tunnels of peers missing from the membership for forgetAfterMs. */
+  #forget(): void {
+    const now = this.#clock.now();
+    for (const [id, since] of this.#absentSince) {
+      if (now - since < this.#forgetAfterMs) continue;
+      this.#absentSince.delete(id);
+      this.#log.info({ [F.PEER_NODE_ID]: id }, 'peer left the membership: closing its tunnel');
+      const d = this.#dialed.get(id);
+      this.#dialed.delete(id);
+      void d?.persistent.close();
+      void this.#o.listener.tunnels.get(id)?.close();
+    }
   }
 
   #dial(p: PeerInfo): void {

@@ -39,6 +39,8 @@ export interface HostPort {
 export interface RelayNodeTimers {
   /** Redial backoff of peer tunnels. @default 200 ms x1.6 up to 30 s */
   tunnelBackoff?: BackoffOptions;
+  /** A peer missing from the membership this long loses its tunnel. @default 15000 */
+  peerForgetMs?: number;
   /** Re-registration backoff. @default 200 ms up to 5 s */
   coordinatorBackoff?: BackoffOptions;
   /** Origin probe period. @default 5000 */
@@ -149,6 +151,7 @@ export class RelayNode {
       logger,
       clock: this.#clock,
       ...(t.tunnelBackoff ? { backoff: t.tunnelBackoff } : {}),
+      ...(t.peerForgetMs === undefined ? {} : { forgetAfterMs: t.peerForgetMs }),
     });
     this.prober = new OriginProber({
       dialer,
