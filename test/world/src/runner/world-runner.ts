@@ -49,7 +49,7 @@ export interface StartWorldOptions {
 export interface OriginAddress extends WorldOrigin {
   host: string;
   port: number;
-  /** `http://127.0.0.1:PORT` (file and http origins). */
+  /** `http://127.0.0.1:PORT` for file and http origins, `tcp://127.0.0.1:PORT` for tcp ones. */
   url: string;
 }
 
@@ -226,8 +226,7 @@ export class WorldHandle {
    */
   clusterOrigins(): ClusterOrigin[] {
     return this.origins.map((o) => {
-      const upstream = `${o.kind === 'tcp' ? 'tcp' : 'http'}://${o.host}:${o.port}`;
-      const base = { name: o.name, hosts: o.hosts, upstreams: [upstream] };
+      const base = { name: o.name, hosts: o.hosts, upstreams: [o.url] };
       return o.kind === 'tcp' ? base : { ...base, healthCheck: { path: '/health' } };
     });
   }
@@ -328,7 +327,7 @@ export class WorldHandle {
       sizeBytes: config.sizeBytes ?? origin.sizeBytes,
       host: '127.0.0.1',
       port,
-      url: `http://127.0.0.1:${port}`,
+      url: `${origin.kind === 'tcp' ? 'tcp' : 'http'}://127.0.0.1:${port}`,
     });
     this.#endpoints.push({ host: '127.0.0.1', port, region: origin.region });
   }
