@@ -130,6 +130,13 @@ export class TunnelListener extends EventEmitter {
     this.#server.on('tlsClientError', (err: Error) =>
       this.#log.debug({ err: err.message }, 'tls handshake failed'),
     );
+    if (this.#ownsServer) {
+      // A client that never finishes its upgrade request is cut like a silent hello
+      // (Node checks these every connectionsCheckingInterval, 30 s by default).
+      const ms = options.handshakeTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+      this.#server.requestTimeout = ms;
+      this.#server.headersTimeout = ms;
+    }
     this.#server.on('upgrade', this.#onUpgradeBound);
   }
 
