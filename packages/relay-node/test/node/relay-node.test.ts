@@ -7,9 +7,18 @@ import { blockingDialer, get, ORIGIN_HOST, startOrigin, TOKEN, waitFor } from '.
 // Three in-process nodes and a real coordinator on loopback. Node `a` cannot reach the
 // origin itself (its dialer refuses the origin's port), so its requests must cross the mesh.
 let coordinator: Coordinator;
-const tcpHandles = () =>
-  process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP') || r === 'Timeout').length;
-let baseline = 0;
+/** Live sockets, servers and timers of this process (pipes are vitest's own). */
+const handles = () => process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap');
+/** Handles beyond the baseline, by type. */
+function excess(): string[] {
+  const left = [...baseline];
+  return handles().filter((h) => {
+    const i = left.indexOf(h);
+    if (i >= 0) left.splice(i, 1);
+    return i < 0;
+  });
+}
+let baseline: string[] = [];
 let origin: Awaited<ReturnType<typeof startOrigin>>;
 const nodes = new Map<string, RelayNode>();
 
@@ -37,21 +46,25 @@ function nodeOptions(id: string, extra: Partial<RelayNodeOptions> = {}): RelayNo
   };
 }
 
-function entryPort(id: string): number {
-  return node(id).addresses?.http?.port as number;
-}
-
-beforeAll(async () => {
-  baseline = tcpHandles();
-  origin = await startOrigin();
-  coordinator = new Coordinator({
-    config: parseClusterConfig(`
+function coordinatorConfig() {
+  return parseClusterConfig(`
 token: ${TOKEN}
 origins:
   - name: files
     hosts: [${ORIGIN_HOST}]
     upstreams: ["http://127.0.0.1:${origin.port}"]
-`),
+`);
+}
+
+function entryPort(id: string): number {
+  return node(id).addresses?.http?.port as number;
+}
+
+beforeAll(async () => {
+  baseline = handles();
+  origin = await startOrigin();
+  coordinator = new Coordinator({
+    config: coordinatorConfig(),
     listen: '127.0.0.1:0',
     heartbeatIntervalMs: 200,
     reportIntervalMs: 200,
@@ -171,13 +184,37 @@ describe('RelayNode composed with a real coordinator', () => {
     expect(res).toMatchObject({ status: 200, body: 'origin:/orphan' });
   });
 
+  it('registers again with a restarted coordinator without cutting its tunnels', async () => {
+    const address = coordinator.address as string;
+    const before = node('a').peers.sessionFor('b');
+    coordinator = new Coordinator({
+      config: coordinatorConfig(),
+      listen: address,
+      heartbeatIntervalMs: 200,
+      reportIntervalMs: 200,
+      recomputeIntervalMs: 50,
+      warmupMs: 300,
+    });
+    await coordinator.start();
+    await waitFor(
+      () => [...nodes.values()].every((n) => n.coordinator?.connected),
+      8000,
+      'every node registered again',
+    );
+    await waitFor(() => coordinator.routes({ from: 'a' }).length > 0, 8000, 'routes again');
+    expect(node('a').peers.sessionFor('b')).toBe(before);
+    const res = await get(entryPort('a'), '/again');
+    expect(res).toMatchObject({ status: 200, body: 'origin:/again' });
+  });
+
   it('destroy leaves no sockets, servers or timers behind', async () => {
     for (const n of nodes.values()) n.destroy();
+    coordinator.destroy();
     await origin.close();
     const left = await waitFor(
-      () => tcpHandles() <= baseline,
+      () => excess().length === 0,
       5000,
-      `handles back to ${baseline} (${process.getActiveResourcesInfo().join(',')})`,
+      `handles back to [${baseline}] (left: [${excess()}])`,
     ).catch((err: Error) => err.message);
     expect(left).toBe(true);
   });
