@@ -53,8 +53,12 @@ describe('PeerManager', () => {
     const b = await end('b', 10_000);
     a.peers.setPeers([info(a), info(b)]);
     b.peers.setPeers([info(a), info(b)]);
-    await waitFor(() => b.peers.connectedPeers.includes('a'), 5000, 'tunnel a-b');
-    expect(a.peers.connectedPeers).toEqual(['b']);
+    // Each side sees the tunnel when its own half of the hello is done.
+    await waitFor(
+      () => b.peers.connectedPeers.includes('a') && a.peers.connectedPeers.includes('b'),
+      5000,
+      'tunnel a-b on both sides',
+    );
     expect(a.listener.tunnels.size).toBe(0);
     expect([...b.listener.tunnels.keys()]).toEqual(['a']);
     a.peers.open('b').end();
@@ -77,8 +81,8 @@ describe('PeerManager', () => {
     const a = await end('a', 300);
     const b = await end('b', 300);
     a.peers.setPeers([info(b)]);
-    await waitFor(() => a.peers.connectedPeers.includes('b'), 5000, 'tunnel a-b');
-    const tunnel = b.listener.tunnels.get('a');
+    const tunnel = await waitFor(() => b.listener.tunnels.get('a'), 5000, 'tunnel a-b');
+    await waitFor(() => a.peers.connectedPeers.includes('b'), 5000, 'tunnel at a');
     a.peers.setPeers([]); // e.g. a coordinator that restarted and has not heard b yet
     await new Promise((r) => setTimeout(r, 100));
     a.peers.setPeers([info(b)]);
