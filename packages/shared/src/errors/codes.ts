@@ -147,6 +147,10 @@ export const ERROR_CODES = {
     retryable: true,
     doc: 'a world process did not print its ready line in time, or exited while starting',
   },
+  ERR_DEMO_FAILED: {
+    retryable: true,
+    doc: 'relaymesh demo: no route in time, a download failed, or a file arrived corrupted',
+  },
 
   // ---- proxy: the data plane (entry, relay, exit) ----
   ERR_PROXY_BAD_OPEN_HEADER: {
