@@ -217,6 +217,22 @@ describe('relaymesh node as real processes', () => {
     expect(report.nodes.find((n) => n.id === 'c')?.status).toBe('down');
   });
 
+  it('a request in flight holds SIGTERM for the grace; a second signal exits at once', async () => {
+    const b = proc('b').child;
+    await waitFor(() => b.exitCode === null && proc('b').ready.httpPort, 1000, 'b up');
+    const hanging = get(proc('b').ready.httpPort, '/hang').catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = new Promise<number | null>((r) => b.once('exit', (code) => r(code)));
+    b.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(b.exitCode).toBeNull(); // still draining: the grace is 10 s
+    const started = Date.now();
+    b.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await hanging;
+  });
+
   it('bad flags and config exit 2 with a message naming the field', async () => {
     const base = ['node', '--id', 'x', '--region', 'r', '--coordinator', address];
     const bad = await run([...base, '--tunnel-listen', 'nowhere']);

@@ -22,10 +22,11 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** A test origin answering `origin:<url path>` to every request (`/slow...` after 400 ms). */
+/** A test origin answering `origin:<url path>` (`/slow...` after 400 ms, `/hang...` never). */
 export async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    // /slow answers after 400 ms: a request in flight while a node shuts down.
+    // /slow answers after 400 ms: a request in flight while a node shuts down; /hang never.
+    if (req.url?.startsWith('/hang')) return;
     const delay = req.url?.startsWith('/slow') ? 400 : 0;
     setTimeout(() => {
       res.writeHead(200, { 'content-type': 'text/plain' });
