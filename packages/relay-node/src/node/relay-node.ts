@@ -270,7 +270,17 @@ export class RelayNode {
       timer = this.#clock.setTimeout(() => resolve('expired'), graceMs);
     });
     const outcome = graceful
-      ? await Promise.race([this.#leave().then(() => 'done' as const), expired])
+      ? await Promise.race([
+          this.#leave().then(
+            () => 'done' as const,
+            (err: unknown) => {
+              // Whatever failed, destroy below still releases everything.
+              this.#log.warn({ err }, 'graceful close failed: destroying');
+              return 'done' as const;
+            },
+          ),
+          expired,
+        ])
       : 'done';
     if (timer !== undefined) this.#clock.clearTimeout(timer);
     const ms = Math.round(this.#clock.now() - started);
