@@ -65,6 +65,8 @@ interface CoordinatorFlags {
   logLevel: string;
   leaseMs: string;
   warmupMs: string;
+  reportIntervalMs: string;
+  recomputeIntervalMs: string;
 }
 
 async function runCoordinator(flags: CoordinatorFlags): Promise<void> {
@@ -79,6 +81,9 @@ async function runCoordinator(flags: CoordinatorFlags): Promise<void> {
     listen: flags.grpcListen,
     leaseMs: positive(flags.leaseMs, '--lease-ms'),
     warmupMs: positive(flags.warmupMs, '--warmup-ms', true),
+    heartbeatIntervalMs: positive(flags.reportIntervalMs, '--report-interval-ms'),
+    reportIntervalMs: positive(flags.reportIntervalMs, '--report-interval-ms'),
+    recomputeIntervalMs: positive(flags.recomputeIntervalMs, '--recompute-interval-ms'),
     logger,
   });
   await coordinator.start();
@@ -116,7 +121,9 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--token <token>', 'cluster token (default: RELAYMESH_TOKEN, then the config)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--lease-ms <ms>', 'a node silent this long is down', '6000')
-    .option('--warmup-ms <ms>', 'after start, wait this long before computing routes', '3000')
+    .option('--warmup-ms <ms>', 'after start, wait this long before computing routes', '6000')
+    .option('--report-interval-ms <ms>', 'heartbeat and report period told to nodes', '1000')
+    .option('--recompute-interval-ms <ms>', 'recompute routes at most this often', '1000')
     .action(async (flags: CoordinatorFlags) => {
       try {
         await runCoordinator(flags);

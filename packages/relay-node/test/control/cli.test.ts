@@ -52,7 +52,20 @@ beforeAll(async () => {
   );
   const child = spawn(
     process.execPath,
-    [BIN, 'coordinator', '--config', cfg, '--grpc-listen', '127.0.0.1:0', '--warmup-ms', '0'],
+    [
+      BIN,
+      'coordinator',
+      '--config',
+      cfg,
+      '--grpc-listen',
+      '127.0.0.1:0',
+      '--warmup-ms',
+      '0',
+      '--report-interval-ms',
+      '200',
+      '--recompute-interval-ms',
+      '100',
+    ],
     { env: { ...process.env, RELAYMESH_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   coordinator = child;
