@@ -40,6 +40,14 @@ export interface OpenRequest {
   kind: StreamKind;
   head?: RequestHead;
   port?: number;
+  /**
+   * A retry after `avoid` broke: that exact path is skipped and paths through other first
+   * hops are tried before those sharing its first hop. With no other path the open throws
+   * ERR_ROUTE_NONE (a retry on the same broken path would only fail again).
+   */
+  avoid?: readonly string[];
+  /** Reuse this request id (a retry or a resume is the same request in the logs). */
+  id?: string;
 }
 
 /** An open stream to the exit, with the path it took (entry first, exit last). */
@@ -92,6 +100,15 @@ export function failureForReset(code: WireCode | undefined): EntryFailure {
   }
 }
 
+/** `paths` without `avoid`, those through another first hop first (order kept otherwise). */
+function avoiding(paths: string[][], avoid: readonly string[] | undefined): string[][] {
+  if (!avoid) return paths;
+  const key = avoid.join(',');
+  const rest = paths.filter((p) => p.join(',') !== key);
+  const hop = avoid[1];
+  return [...rest.filter((p) => p[1] !== hop), ...rest.filter((p) => p[1] === hop)];
+}
+
 /**
  * The entry's side of the data plane, shared by the HTTP entry and TCP forwards: picks the
  * path (the route source's first path that opens; the next on failure: local failover),
@@ -122,8 +139,11 @@ export class EntryConnector {
    * ERR_ROUTE_NONE when there is no path or no first hop can be opened.
    */
   open(req: OpenRequest): EntryStream {
-    const id = randomBytes(8).toString('hex');
-    const paths = this.#routes.pathsFor(req.origin.name).filter((p) => p[0] === this.nodeId);
+    const id = req.id ?? randomBytes(8).toString('hex');
+    const paths = avoiding(
+      this.#routes.pathsFor(req.origin.name).filter((p) => p[0] === this.nodeId),
+      req.avoid,
+    );
     if (paths.length === 0) {
       throw new RelayError('ERR_ROUTE_NONE', `no route to origin ${req.origin.name} yet`);
     }
@@ -153,6 +173,23 @@ export class EntryConnector {
     throw new RelayError('ERR_ROUTE_NONE', `no path to origin ${req.origin.name} could be opened`, {
       details: { paths },
     });
+  }
+
+  /**
+   * A stream of `entry` broke (reset or died) before its end. When the first hop's session
+   * died (no RST code) or the first hop is draining (GOING_AWAY), other first hops are
+   * preferred for a while (the route table's local failover); a reset passed on from
+   * further along says nothing about the first hop.
+   */
+  pathBroke(entry: EntryStream): void {
+    const hop = entry.path[1];
+    if (hop === undefined) return;
+    const code = entry.stream.resetCode;
+    if (code === undefined || code === WireCode.GOING_AWAY) this.#routes.markPeerDown?.(hop);
+    this.#log.info(
+      { reqId: entry.id, [F.PATH]: entry.path.join(','), wireCode: code },
+      'path broke during a request',
+    );
   }
 
   /** null when the first hop has no usable session (try the next path). */

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { F, type Logger, WireCode } from '@relaymesh/shared';
-import type { EntryConnector, EntryFailure, EntryStream } from '../entry-connector.ts';
+import type { EntryConnector, EntryFailure, EntryStream, OpenRequest } from '../entry-connector.ts';
 import type { HeaderPairs, RequestHead, ResponseHead } from '../open-header.ts';
 import { resetStream } from '../splice.ts';
 import type { Origin, OriginCatalog } from '../types.ts';
+import { promisedLength, relayBody, resumePlanFor } from './body-relay.ts';
 import {
   addForwarded,
   appendField,
@@ -13,6 +14,7 @@ import {
   toOutgoing,
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
+import { bufferBody, isIdempotent, isPathFailure } from './retry.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
 export interface RequestTarget {
@@ -120,9 +122,50 @@ function fail(
   sendError(res, f, ctx.debugHeaders ? path : undefined);
 }
 
+/** One try of a request: the stream and path it took, and what came back before the body. */
+interface Attempt {
+  entry: EntryStream;
+  answer: ResponseHead | EntryFailure;
+}
+
+/**
+ * Opens a stream for the request and sends the body: the buffered `body` when it is
+ * replayable, else the client's body streamed (`null`). Resolves with the RESPONSE HEAD or
+ * the failure; an EntryFailure alone when no stream could be opened.
+ */
+async function attempt(
+  ctx: ExchangeContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  open: OpenRequest,
+  body: Buffer | null,
+): Promise<Attempt | EntryFailure> {
+  let entry: EntryStream;
+  try {
+    entry = ctx.connector.open(open);
+  } catch (err) {
+    return { status: 502, code: 'ERR_ROUTE_NONE', message: (err as Error).message };
+  }
+  const { stream } = entry;
+  stream.on('error', () => {}); // surfaced through 'close' and resetCode
+  res.once('close', () => {
+    if (!res.writableFinished) resetStream(stream, WireCode.CANCEL);
+  });
+  if (body === null) {
+    req.once('error', () => resetStream(stream, WireCode.CANCEL));
+    req.pipe(stream);
+  } else {
+    stream.end(body);
+  }
+  return { entry, answer: await ctx.connector.readResponseHead(stream) };
+}
+
 /**
  * Proxies one HTTP request: origin by Host or URL, stream to the exit, request body
- * streamed up, response head and body streamed back. Never rejects.
+ * streamed up, response head and body streamed back. A replayable request (idempotent,
+ * body buffered) whose path breaks before the response head is retried once on another
+ * path; a GET body broken mid-way is resumed with a Range request (body-relay.ts).
+ * Never rejects.
  */
 export async function proxyRequest(
   ctx: ExchangeContext,
@@ -133,50 +176,66 @@ export async function proxyRequest(
   if ('status' in t) return fail(ctx, req, res, t);
   const origin = originFor(ctx.catalog, t.authority);
   if ('status' in origin) return fail(ctx, req, res, origin);
-  let open: EntryStream;
-  try {
-    open = ctx.connector.open({ origin, kind: 'http', head: requestHeadFor(req, t, ctx.nodeId) });
-  } catch (err) {
-    return fail(ctx, req, res, {
-      status: 502,
-      code: 'ERR_ROUTE_NONE',
-      message: (err as Error).message,
-    });
+  const head = requestHeadFor(req, t, ctx.nodeId);
+  let body: Buffer | null = null;
+  if (isIdempotent(head.method, head.headers)) {
+    try {
+      body = await bufferBody(req, head.bodyLength);
+    } catch {
+      return void res.destroy();
+    }
   }
-  const { stream, path } = open;
+  const open: OpenRequest = { origin, kind: 'http', head };
+  let a = await attempt(ctx, req, res, open, body);
+  if ('answer' in a && !('v' in a.answer) && body !== null && isPathFailure(a.answer)) {
+    ctx.connector.pathBroke(a.entry);
+    if (!res.destroyed) {
+      const retry = { ...open, avoid: a.entry.path, id: a.entry.id };
+      const b = await attempt(ctx, req, res, retry, body);
+      ctx.log.info(
+        { reqId: a.entry.id, [F.PATH]: a.entry.path.join(','), ok: 'answer' in b },
+        'request retried on another path',
+      );
+      if ('answer' in b) a = b;
+    }
+  }
+  if (!('answer' in a)) return fail(ctx, req, res, a);
+  const { entry, answer } = a;
+  const { stream, path } = entry;
+  if (!('v' in answer)) return fail(ctx, req, res, answer, path);
+  if (answer.error) {
+    const f = { status: answer.status, code: answer.error.code, message: answer.error.message };
+    resetStream(stream, WireCode.CANCEL);
+    return fail(ctx, req, res, f, path);
+  }
+  logWhenDone(ctx, req, res, origin, entry);
+  writeResponse(ctx, res, answer, path);
+  if (res.destroyed) return resetStream(stream, WireCode.CANCEL);
+  const expected = promisedLength(head.method, answer);
+  await relayBody(ctx, res, entry, expected, resumePlanFor(origin, head, answer));
+}
+
+function logWhenDone(
+  ctx: ExchangeContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  origin: Origin,
+  entry: EntryStream,
+): void {
   const started = performance.now();
   res.once('finish', () => {
-    const durationMs = Math.round(performance.now() - started);
     ctx.log.debug(
       {
-        reqId: open.id,
+        reqId: entry.id,
         method: req.method,
         [F.ORIGIN]: origin.name,
-        [F.PATH]: path.join(','),
+        [F.PATH]: entry.path.join(','),
         status: res.statusCode,
-        [F.DURATION_MS]: durationMs,
+        [F.DURATION_MS]: Math.round(performance.now() - started),
       },
       'request done',
     );
   });
-  stream.on('error', () => {}); // surfaced through 'close' and resetCode
-  res.once('close', () => {
-    if (!res.writableFinished) resetStream(stream, WireCode.CANCEL);
-  });
-  req.once('error', () => resetStream(stream, WireCode.CANCEL));
-  req.pipe(stream);
-  const head = await ctx.connector.readResponseHead(stream);
-  if (!('v' in head)) return fail(ctx, req, res, head, path);
-  if (head.error) {
-    const f = { status: head.status, code: head.error.code, message: head.error.message };
-    resetStream(stream, WireCode.CANCEL);
-    return fail(ctx, req, res, f, path);
-  }
-  writeResponse(ctx, res, head, path);
-  stream.once('close', () => {
-    if (!stream.readableEnded) res.destroy();
-  });
-  stream.pipe(res);
 }
 
 function writeResponse(

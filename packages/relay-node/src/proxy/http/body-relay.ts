@@ -1,0 +1,193 @@
+import type { ServerResponse } from 'node:http';
+import { F, type Logger, WireCode } from '@relaymesh/shared';
+import type { EntryConnector, EntryStream } from '../entry-connector.ts';
+import type { HeaderPairs, RequestHead, ResponseHead } from '../open-header.ts';
+import { resetStream } from '../splice.ts';
+import type { Origin } from '../types.ts';
+import { setField } from './headers.ts';
+
+/** Resumes of one response at most (each over a fresh path). */
+export const MAX_RESUMES = 3;
+
+/** The value of field `name` (case-insensitive), the first one when repeated. */
+export function fieldOf(pairs: HeaderPairs, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return pairs.find(([n]) => n.toLowerCase() === lower)?.[1];
+}
+
+/** What the entry needs to fetch the rest of a response with a Range request. */
+export interface ResumePlan {
+  origin: Origin;
+  /** The original request head (GET, no Range). */
+  head: RequestHead;
+  /** Content-Length of the 200 response. */
+  total: number;
+  /** If-Range value: a strong ETag, else Last-Modified; undefined: none (riskier). */
+  validator: string | undefined;
+}
+
+/**
+ * The body length the client was promised, or undefined when it was not (chunked, or no
+ * body by definition: HEAD, 1xx, 204, 304).
+ */
+export function promisedLength(method: string, head: ResponseHead): number | undefined {
+  if (method === 'HEAD' || head.status < 200 || head.status === 204 || head.status === 304) {
+    return undefined;
+  }
+  const cl = fieldOf(head.headers, 'content-length');
+  if (cl === undefined || !/^\d{1,15}$/.test(cl)) return undefined;
+  return Number(cl);
+}
+
+/**
+ * A resume plan when the response can be continued with a Range request: a GET answered
+ * 200 with a Content-Length, a body not content-coded per request, and no
+ * `Accept-Ranges: none`. The origin need not announce `Accept-Ranges: bytes`: the 206 and
+ * its Content-Range are checked before a single resumed byte is used.
+ */
+export function resumePlanFor(
+  origin: Origin,
+  req: RequestHead,
+  res: ResponseHead,
+): ResumePlan | undefined {
+  if (req.method !== 'GET' || res.status !== 200) return undefined;
+  if (fieldOf(req.headers, 'range') !== undefined) return undefined;
+  const total = promisedLength(req.method, res);
+  if (total === undefined) return undefined;
+  if (fieldOf(res.headers, 'accept-ranges')?.toLowerCase() === 'none') return undefined;
+  const etag = fieldOf(res.headers, 'etag');
+  const strong = etag !== undefined && !etag.startsWith('W/') ? etag : undefined;
+  return { origin, head: req, total, validator: strong ?? fieldOf(res.headers, 'last-modified') };
+}
+
+/** `Content-Range: bytes first-last/total` of a 206 matches the rest we asked for. */
+function rangeMatches(head: ResponseHead, from: number, total: number): boolean {
+  if (head.status !== 206) return false;
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(fieldOf(head.headers, 'content-range') ?? '');
+  return (
+    m !== null && Number(m[1]) === from && Number(m[2]) === total - 1 && Number(m[3]) === total
+  );
+}
+
+type PumpEnd = 'end' | 'broken' | 'client-gone' | 'overflow';
+
+/**
+ * Copies `stream` into `res` with backpressure (the stream pauses while the client's
+ * socket is full, so one slow client holds at most its socket buffer plus one stream
+ * window). Counts bytes into `count.n`; never writes beyond `limit`.
+ */
+function pump(
+  stream: EntryStream['stream'],
+  res: ServerResponse,
+  count: { n: number },
+  limit: number,
+): Promise<PumpEnd> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (how: PumpEnd) => {
+      if (done) return;
+      done = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onClose);
+      res.off('drain', onDrain);
+      res.off('close', onResClose);
+      resolve(how);
+    };
+    const onData = (chunk: Buffer) => {
+      if (count.n + chunk.length > limit) return finish('overflow');
+      count.n += chunk.length;
+      if (!res.write(chunk)) stream.pause();
+    };
+    const onDrain = () => stream.resume();
+    const onEnd = () => finish('end');
+    const onClose = () => finish(stream.readableEnded ? 'end' : 'broken');
+    const onResClose = () => finish('client-gone');
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onClose);
+    res.on('drain', onDrain);
+    res.once('close', onResClose);
+    if (stream.readableEnded) finish('end');
+    else if (stream.destroyed) finish('broken');
+  });
+}
+
+export interface BodyRelayContext {
+  connector: EntryConnector;
+  log: Logger;
+}
+
+/**
+ * Streams the response body to the client. When the path breaks mid-body (or the body
+ * ends short of its Content-Length) and `plan` allows, fetches the rest with
+ * `Range: bytes=N-` (and If-Range) over another path, at most {@link MAX_RESUMES} times;
+ * the client gets one intact body. Otherwise the client connection is destroyed, so a
+ * short body is never passed off as complete (Content-Length unmet, or no last chunk).
+ */
+export async function relayBody(
+  ctx: BodyRelayContext,
+  res: ServerResponse,
+  first: EntryStream,
+  expected: number | undefined,
+  plan: ResumePlan | undefined,
+): Promise<void> {
+  const count = { n: 0 };
+  let current = first;
+  for (let resumes = 0; ; resumes++) {
+    const how = await pump(current.stream, res, count, expected ?? Number.POSITIVE_INFINITY);
+    if (how === 'client-gone') return resetStream(current.stream, WireCode.CANCEL);
+    if (how === 'end' && (expected === undefined || count.n === expected)) {
+      res.end();
+      return;
+    }
+    resetStream(current.stream, WireCode.CANCEL);
+    if (how === 'broken') ctx.connector.pathBroke(current);
+    const log = { reqId: first.id, [F.PATH]: current.path.join(','), bytes: count.n, expected };
+    const next =
+      plan && how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed
+        ? await resume(ctx, plan, current, count.n)
+        : undefined;
+    if (!next) {
+      ctx.log.warn({ ...log, how }, 'response body broken: client connection aborted');
+      res.destroy();
+      return;
+    }
+    ctx.log.info({ ...log, next: next.path.join(',') }, 'response body resumed with a range');
+    current = next;
+  }
+}
+
+/** Opens `Range: bytes=from-` over another path (any path when there is no other). */
+async function resume(
+  ctx: BodyRelayContext,
+  plan: ResumePlan,
+  broken: EntryStream,
+  from: number,
+): Promise<EntryStream | undefined> {
+  const headers: HeaderPairs = plan.head.headers.map(([n, v]) => [n, v]);
+  setField(headers, 'Range', `bytes=${from}-`);
+  if (plan.validator !== undefined) setField(headers, 'If-Range', plan.validator);
+  const head: RequestHead = { ...plan.head, headers, bodyLength: 0 };
+  const base = { origin: plan.origin, kind: 'http' as const, head, id: broken.id };
+  let entry: EntryStream;
+  try {
+    entry = ctx.connector.open({ ...base, avoid: broken.path });
+  } catch {
+    try {
+      entry = ctx.connector.open(base);
+    } catch {
+      return undefined;
+    }
+  }
+  entry.stream.on('error', () => {});
+  entry.stream.end();
+  const answer = await ctx.connector.readResponseHead(entry.stream);
+  if ('v' in answer && !answer.error && rangeMatches(answer, from, plan.total)) return entry;
+  resetStream(entry.stream, WireCode.CANCEL);
+  ctx.log.warn(
+    { reqId: broken.id, status: 'v' in answer ? answer.status : undefined, from },
+    'range resume refused',
+  );
+  return undefined;
+}

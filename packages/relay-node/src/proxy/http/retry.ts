@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http';
+import type { EntryFailure } from '../entry-connector.ts';
+import type { HeaderPairs } from '../open-header.ts';
+
+/** Request bodies up to this size are buffered so that the request can be replayed. */
+export const RETRY_BODY_LIMIT = 64 * 1024;
+
+/** RFC 9110 9.2.2 idempotent methods. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Whether the client allows a replay: an idempotent method, or an `Idempotency-Key` field. */
+export function isIdempotent(method: string, headers: HeaderPairs): boolean {
+  if (IDEMPOTENT.has(method.toUpperCase())) return true;
+  return headers.some(([n]) => n.toLowerCase() === 'idempotency-key');
+}
+
+/**
+ * Reads the whole request body when it is small enough to replay (`bodyLength` known and
+ * at most `limit`); resolves null when it must be streamed instead (larger or chunked:
+ * such a request is never retried). Rejects when the client aborts the body.
+ */
+export function bufferBody(
+  req: IncomingMessage,
+  bodyLength: number,
+  limit = RETRY_BODY_LIMIT,
+): Promise<Buffer | null> {
+  if (bodyLength === 0) return Promise.resolve(Buffer.alloc(0));
+  if (bodyLength < 0 || bodyLength > limit) return Promise.resolve(null);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!req.complete) reject(new Error('client aborted the request body'));
+    });
+  });
+}
+
+/**
+ * Whether a failure before the response head is a broken path (worth one retry elsewhere):
+ * a reset or a dead stream. Timeouts are not (the exit or origin is slow, not the path,
+ * and the client has waited long enough).
+ */
+export function isPathFailure(f: EntryFailure): boolean {
+  return f.code !== 'ERR_PROXY_HEAD_TIMEOUT' && f.code !== 'ERR_PROXY_UPSTREAM_TIMEOUT';
+}
