@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import http, { type IncomingMessage } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
+
+// Request-level resilience at the entry (docs/data-plane.md 4.7): one retry of a replayable
+// request on another path before the response head; Range resume of a GET broken mid-body;
+// an aborted client connection, never a short body, when neither is possible.
+
+const MiB = 1024 * 1024;
+const FILE = Buffer.alloc(24 * MiB);
+for (let i = 0; i < FILE.length; i += 4) FILE.writeUInt32LE((i * 2654435761) >>> 0, i);
+const FILE_SHA = sha256(FILE);
+const ETAG = '"file-v1"';
+
+interface Seen {
+  method: string;
+  url: string;
+  range: string | undefined;
+  ifRange: string | undefined;
+  bodyBytes: number;
+}
+
+/** File origin: Range (one range, If-Range by ETag) unless `/norange`; `/chunked` streams. */
+function fileOrigin(seen: Seen[]): Promise<TestOrigin> {
+  return startOrigin((req, res) => {
+    let bodyBytes = 0;
+    req.on('data', (c: Buffer) => {
+      bodyBytes += c.length;
+    });
+    req.on('end', () => {
+      const range = req.headers.range;
+      const ifRange = req.headers['if-range'] as string | undefined;
+      seen.push({ method: req.method ?? '', url: req.url ?? '', range, ifRange, bodyBytes });
+      if (req.url?.startsWith('/echo')) return void res.end(`got ${bodyBytes}`);
+      const m = /^bytes=(\d+)-$/.exec(range ?? '');
+      const rangeOk = !req.url?.startsWith('/norange') && m && (!ifRange || ifRange === ETAG);
+      const from = rangeOk ? Number(m[1]) : 0;
+      const headers: http.OutgoingHttpHeaders = { etag: ETAG };
+      if (req.url?.startsWith('/chunked')) {
+        res.writeHead(200, headers);
+      } else if (rangeOk) {
+        headers['content-range'] = `bytes ${from}-${FILE.length - 1}/${FILE.length}`;
+        headers['content-length'] = FILE.length - from;
+        res.writeHead(206, headers);
+      } else {
+        headers['content-length'] = FILE.length;
+        res.writeHead(200, headers);
+      }
+      // 256 KiB writes with backpressure, so a broken path stops the origin mid-file.
+      let at = from;
+      const more = () => {
+        while (at < FILE.length) {
+          const chunk = FILE.subarray(at, at + 256 * 1024);
+          at += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+  });
+}
+
+let mesh: Mesh | undefined;
+let origin: TestOrigin | undefined;
+afterEach(async () => {
+  await mesh?.close();
+  await origin?.close();
+  mesh = undefined;
+  origin = undefined;
+});
+
+/** Entry en; two disjoint relays r1 (primary) and r2 (alternate) to the exit ex. */
+async function diamond(seen: Seen[]): Promise<Mesh> {
+  origin = await fileOrigin(seen);
+  mesh = await buildMesh({
+    nodes: ['en', 'r1', 'r2', 'ex'],
+    links: [
+      ['en', 'r1'],
+      ['en', 'r2'],
+      ['r1', 'ex'],
+      ['r2', 'ex'],
+    ],
+    origins: [{ name: 'files', hosts: ['files.example'], upstreams: [origin.url] }],
+    routes: [route('files', ['en', 'r1', 'ex'], ['en', 'r2', 'ex'])],
+  });
+  return mesh;
+}
+
+interface Outcome {
+  status: number;
+  path: string | undefined;
+  body: string;
+}
+
+function send(m: Mesh, method: string, path: string, opts: { body?: Buffer; key?: string } = {}) {
+  return new Promise<Outcome>((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { host: 'files.example' };
+    if (opts.key) headers['idempotency-key'] = opts.key;
+    const req = http.request(
+      { port: m.node('en').port, host: '127.0.0.1', method, path, headers, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            path: res.headers['x-relaymesh-path'] as string | undefined,
+            body,
+          }),
+        );
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('retry before the response head', () => {
+  it('GET, PUT with a small body and POST with Idempotency-Key retry once on the other path', async () => {
+    const seen: Seen[] = [];
+    const m = await diamond(seen);
+    // r1 loses its session to the exit: streams through r1 are reset (NO_ROUTE) before a head.
+    m.node('r1').sessions.get('ex')?.destroy();
+    m.node('r1').sessions.delete('ex');
+
+    const get = await send(m, 'GET', '/echo-get');
+    expect(get).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 0' });
+    const put = await send(m, 'PUT', '/echo-put', { body: Buffer.alloc(1000, 1) });
+    expect(put).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 1000' });
+    const post = await send(m, 'POST', '/echo-post', { body: Buffer.alloc(10, 1), key: 'k1' });
+    expect(post).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 10' });
+    expect(seen.map((s) => s.url)).toEqual(['/echo-get', '/echo-put', '/echo-post']);
+  });
+
+  it('POST without Idempotency-Key, and a body above 64 KiB, are not retried: 502', async () => {
+    const seen: Seen[] = [];
+    const m = await diamond(seen);
+    m.node('r1').sessions.get('ex')?.destroy();
+    m.node('r1').sessions.delete('ex');
+
+    const post = await send(m, 'POST', '/echo-post', { body: Buffer.alloc(10, 1) });
+    expect(post.status).toBe(502);
+    expect(post.path).toBe('en,r1,ex');
+    const big = await send(m, 'PUT', '/echo-big', { body: Buffer.alloc(65 * 1024, 1) });
+    expect(big.status).toBe(502);
+    expect(seen).toEqual([]);
+  });
+
+  it('a first hop that sent GO_AWAY gets no new streams: they go to the alternate at once', async () => {
+    const m = await diamond([]);
+    m.node('r1').sessions.get('en')?.goAway();
+    await new Promise((r) => setTimeout(r, 50));
+    const got = await send(m, 'GET', '/echo-after-goaway');
+    expect(got).toMatchObject({ status: 200, path: 'en,r2,ex' });
+    expect(m.node('en').routes.pathsFor('files')[0]).toEqual(['en', 'r2', 'ex']);
+  });
+});
+
+interface Download {
+  status: number;
+  sha256: string;
+  bytes: number;
+  aborted: boolean;
+  path: string | undefined;
+}
+
+/** Downloads `path`, calling `onBytes` as bytes arrive; `aborted` when the response broke. */
+function download(m: Mesh, path: string, onBytes: (n: number) => void): Promise<Download> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { port: m.node('en').port, host: '127.0.0.1', path, headers: { host: 'files.example' } },
+      (res: IncomingMessage) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        const done = (aborted: boolean) =>
+          resolve({
+            status: res.statusCode ?? 0,
+            sha256: hash.digest('hex'),
+            bytes,
+            aborted,
+            path: res.headers['x-relaymesh-path'] as string | undefined,
+          });
+        res.on('data', (d: Buffer) => {
+          hash.update(d);
+          bytes += d.length;
+          onBytes(bytes);
+        });
+        res.once('end', () => done(false));
+        res.once('error', () => {});
+        res.once('aborted', () => {});
+        res.once('close', () => {
+          if (!res.complete) done(true);
+        });
+      },
+    );
+    req.setTimeout(15_000, () => req.destroy(new Error('download timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** Breaks the primary path (r1 loses the exit) once the client has `after` bytes. */
+function breakAfter(m: Mesh, after: number): (n: number) => void {
+  let broken = false;
+  return (n) => {
+    if (broken || n < after) return;
+    broken = true;
+    m.node('r1').sessions.get('ex')?.destroy();
+    m.node('r1').sessions.delete('ex');
+  };
+}
+
+describe('Range resume of a GET broken mid-body', () => {
+  it('resumes over the other path with If-Range: one intact body (sha256 equal)', async () => {
+    const seen: Seen[] = [];
+    const m = await diamond(seen);
+    const got = await download(m, '/file', breakAfter(m, 2 * MiB));
+    expect(got).toMatchObject({ status: 200, aborted: false, bytes: FILE.length });
+    expect(got.sha256).toBe(FILE_SHA);
+    expect(got.path).toBe('en,r1,ex');
+    const resumed = seen.filter((s) => s.range !== undefined);
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]?.ifRange).toBe(ETAG);
+    const from = Number(/bytes=(\d+)-/.exec(resumed[0]?.range ?? '')?.[1]);
+    expect(from).toBeGreaterThanOrEqual(2 * MiB);
+    expect(from).toBeLessThan(FILE.length);
+  });
+
+  it('an origin that ignores Range: the client sees an aborted response, not a short one', async () => {
+    const m = await diamond([]);
+    const got = await download(m, '/norange', breakAfter(m, 2 * MiB));
+    expect(got.status).toBe(200);
+    expect(got.aborted).toBe(true);
+    expect(got.bytes).toBeLessThan(FILE.length);
+  });
+
+  it('a chunked response (no length) broken mid-body is aborted: no last chunk', async () => {
+    const m = await diamond([]);
+    const got = await download(m, '/chunked', breakAfter(m, 2 * MiB));
+    expect(got.status).toBe(200);
+    expect(got.aborted).toBe(true);
+    expect(got.bytes).toBeLessThan(FILE.length);
+  });
+});
