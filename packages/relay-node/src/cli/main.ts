@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCoordinatorCommand } from './coordinator-command.ts';
+import { registerDemoCommand } from './demo-command.ts';
 import { registerNearestCommand } from './nearest-command.ts';
 import { registerNodeCommand } from './node-command.ts';
 import { registerNodesCommand } from './nodes-command.ts';
@@ -23,5 +24,6 @@ registerRoutesCommand(program);
 registerNodesCommand(program);
 registerNodeCommand(program);
 registerNearestCommand(program);
+registerDemoCommand(program);
 
 await program.parseAsync(process.argv);
