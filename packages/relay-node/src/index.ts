@@ -1,3 +1,16 @@
+export * from './control/index.ts';
+export {
+  DEFAULT_CLI,
+  type DemoOptions,
+  type DemoSummary,
+  describePath,
+  rangeSha256,
+  renderSummary,
+  runDemo,
+  summaryJson,
+} from './demo/demo.ts';
+export { type DownloadOptions, type DownloadResult, download } from './demo/download.ts';
+export { type DemoOutput, type ProgressDisplay, streamOutput } from './demo/progress.ts';
 export {
   BASE_STREAM_WINDOW,
   DEFAULT_MUX_CONFIG,
@@ -20,6 +33,7 @@ export {
 } from './mux/stream-transport.ts';
 export type { FrameTransport, FrameTransportHandlers } from './mux/transport.ts';
 export { CreditBudget, processCreditBudget, type RttStats } from './mux/window.ts';
+export * from './node/index.ts';
 export * from './proxy/index.ts';
 export * from './routing/index.ts';
 export {
@@ -54,5 +68,3 @@ export {
   WsTransport,
   type WsTransportOptions,
 } from './tunnel/ws-transport.ts';
-export * from './control/index.ts';
-export * from './node/index.ts';
