@@ -39,9 +39,19 @@ export interface MuxConfig {
    * it the stream's writer waits. Default 256 KiB.
    */
   streamSendQueueBytes: number;
-  /** PING period; each answered PING is an RTT sample. Default 5000 ms. */
+  /**
+   * PING period; each answered PING is an RTT sample. Default 1000 ms: frequent enough
+   * that a silent link is found within 5 s (see deadTimeoutMs) and that the coordinator
+   * sees an RTT change within a few seconds; a PING is 12 bytes each way.
+   */
   keepAliveIntervalMs: number;
-  /** No frame at all from the peer for this long: ERR_MUX_KEEPALIVE_TIMEOUT. Default 15000 ms. */
+  /**
+   * No frame at all from the peer for this long: ERR_MUX_KEEPALIVE_TIMEOUT. Default 3000 ms.
+   * Checked on the keepalive tick, so a dead link is declared 3-4 s after its last frame
+   * (under the 5 s failover target), while a live link, where both sides PING every
+   * second, must hold back every frame for about 3 s to be declared dead: a jitter spike
+   * of over 10 x RTT on a 300 ms link (docs/reliability.md has the argument and the test).
+   */
   deadTimeoutMs: number;
   /** An opened stream not ACKed by the peer in this long fails with ERR_MUX_OPEN_TIMEOUT. Default 30000 ms. */
   openTimeoutMs: number;
@@ -61,8 +71,8 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   acceptBacklog: 256,
   dataFrameSize: DEFAULT_DATA_FRAME_SIZE,
   streamSendQueueBytes: 256 * 1024,
-  keepAliveIntervalMs: 5000,
-  deadTimeoutMs: 15_000,
+  keepAliveIntervalMs: 1000,
+  deadTimeoutMs: 3000,
   openTimeoutMs: 30_000,
   pingTimeoutMs: 10_000,
   closeTimeoutMs: 30_000,

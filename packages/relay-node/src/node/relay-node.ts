@@ -182,8 +182,11 @@ export class RelayNode {
       this.routes.markPeerUp(peer);
       this.#client?.reportNow();
     });
+    // A dead tunnel (closed, reset, or silent past the mux dead timeout) takes the peer
+    // out of this entry's paths at once, without waiting for the coordinator; it stays out
+    // until a tunnel to it answers again ('ready').
     this.peers.on('down', (peer: string) => {
-      this.routes.markPeerDown(peer);
+      this.routes.markTunnelDown(peer);
       this.#client?.reportNow();
     });
   }

@@ -15,22 +15,44 @@ export interface RouteTableOptions {
   /** This node (the entry): routes from other nodes are ignored. */
   nodeId: string;
   clock?: Clock;
-  /** How long a first hop marked down stays at the back of the order. @default 10000 */
+  /** How long a first hop that failed to open a stream stays at the back. @default 10000 */
   peerDownMs?: number;
 }
 
 /**
+ * Rank of a path for new streams (lower first):
+ * 0 every node on it is reachable as far as this entry knows;
+ * 1 a node after the first hop has no tunnel to us (dead, or only our link to it is);
+ * 2 the first hop itself is down: opening a stream there cannot work.
+ */
+type Rank = 0 | 1 | 2;
+
+/**
  * The entry's route table: the coordinator's latest routes for this node, swapped
- * atomically on each push, with local failover: paths whose first hop failed recently go
- * after the others until the mark expires (the coordinator's next table will usually have
- * moved them anyway). With no table yet, `pathsFor` is empty and the entry answers 502.
+ * atomically on each push, with local failover that needs no coordinator:
+ *
+ * - A peer whose tunnel died ({@link markTunnelDown}: closed, reset, or silent past the
+ *   keepalive's dead timeout) stays down until a tunnel to it is up again
+ *   ({@link markPeerUp}). Paths through it go after the others at once, so new streams
+ *   take the alternates. The mesh is a full mesh of tunnels, so the entry sees the death
+ *   of any node on its paths (relay or exit), not only of its first hop; a path whose
+ *   first hop is down goes last (it cannot open), one with a later node down before it
+ *   (the node may be alive and only our link to it broken).
+ * - A first hop that refused a stream ({@link markPeerDown}, the entry connector's hint)
+ *   goes to the back for `peerDownMs`, then is tried again.
+ *
+ * Paths are demoted, never dropped: if every path is marked, the best marked one is still
+ * tried. With no table yet, `pathsFor` is empty and the entry answers 502.
  */
 export class RouteTable implements RouteSource {
   readonly nodeId: string;
   readonly #clock: Clock;
   readonly #peerDownMs: number;
   #routes = new Map<string, string[][]>();
+  /** First hops that refused a stream, until when (clock time). */
   readonly #downUntil = new Map<string, number>();
+  /** Peers whose tunnel died and has not come back. */
+  readonly #tunnelDown = new Set<string>();
   #version = 0;
 
   constructor(options: RouteTableOptions) {
@@ -42,6 +64,13 @@ export class RouteTable implements RouteSource {
   /** Version of the table in use (0: none yet). */
   get version(): number {
     return this.#version;
+  }
+
+  /** Peers currently treated as unreachable (tunnel down, or a recent refused open). */
+  get downPeers(): string[] {
+    const now = this.#clock.now();
+    const hinted = [...this.#downUntil].filter(([, until]) => until > now).map(([id]) => id);
+    return [...new Set([...this.#tunnelDown, ...hinted])].sort();
   }
 
   /** Replaces the whole table (routes not from this node are ignored). */
@@ -63,20 +92,39 @@ export class RouteTable implements RouteSource {
     this.#version = version;
   }
 
-  /** Paths best first; those through a first hop marked down go last (stable order). */
+  /** Paths best first; paths through a down node go after the others (stable order). */
   pathsFor(origin: string): string[][] {
     const paths = this.#routes.get(origin) ?? [];
     const now = this.#clock.now();
-    const down = (p: string[]) => p.length > 1 && (this.#downUntil.get(p[1] as string) ?? 0) > now;
-    return [...paths.filter((p) => !down(p)), ...paths.filter(down)];
+    const ranked = paths.map((p) => ({ p, rank: this.#rank(p, now) }));
+    // Array.prototype.sort is stable: equal ranks keep the coordinator's order.
+    return ranked.sort((a, b) => a.rank - b.rank).map((x) => x.p);
   }
 
-  /** Local failover: the session to `peerNodeId` failed; prefer other first hops for a while. */
+  /** Local failover hint: no stream could be opened to `peerNodeId`; prefer other first hops for a while. */
   markPeerDown(peerNodeId: string): void {
     this.#downUntil.set(peerNodeId, this.#clock.now() + this.#peerDownMs);
   }
 
+  /** The tunnel to `peerNodeId` died: paths through it go last until {@link markPeerUp}. */
+  markTunnelDown(peerNodeId: string): void {
+    this.#tunnelDown.add(peerNodeId);
+  }
+
+  /** A tunnel to `peerNodeId` is up and answering: clears both kinds of mark. */
   markPeerUp(peerNodeId: string): void {
     this.#downUntil.delete(peerNodeId);
+    this.#tunnelDown.delete(peerNodeId);
+  }
+
+  #isDown(id: string, now: number): boolean {
+    return this.#tunnelDown.has(id) || (this.#downUntil.get(id) ?? 0) > now;
+  }
+
+  #rank(path: string[], now: number): Rank {
+    if (path.length < 2) return 0;
+    if (this.#isDown(path[1] as string, now)) return 2;
+    for (let i = 2; i < path.length; i++) if (this.#isDown(path[i] as string, now)) return 1;
+    return 0;
   }
 }

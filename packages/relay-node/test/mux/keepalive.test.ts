@@ -5,22 +5,28 @@ import { createMemoryPair, Session, StreamTransport } from '../../src/index.ts';
 import { streamError, until } from './helpers.ts';
 
 const sessions: Session[] = [];
+/**
+ * These tests step a fake clock in 5 s units: pin the timers they were written for (the
+ * defaults are 1 s / 3 s since the failover work; the last test checks those).
+ */
+const TIMERS = { keepAliveIntervalMs: 5000, deadTimeoutMs: 15_000 };
 afterEach(() => {
   for (const s of sessions.splice(0)) s.destroy();
 });
 
 function pair(clock: FakeClock): { client: Session; server: Session } {
   const [a, b] = createMemoryPair();
-  const client = new Session({ transport: new StreamTransport(a), role: 'client', clock });
-  const server = new Session({ transport: new StreamTransport(b), role: 'server', clock });
+  const config = TIMERS;
+  const client = new Session({ transport: new StreamTransport(a), role: 'client', clock, config });
+  const server = new Session({ transport: new StreamTransport(b), role: 'server', clock, config });
   sessions.push(client, server);
   return { client, server };
 }
 
 /** A session whose peer is silent unless the test writes frames; counts pings it gets. */
-function silentPeer(clock: FakeClock) {
+function silentPeer(clock: FakeClock, config: Partial<typeof TIMERS> = TIMERS) {
   const [a, b] = createMemoryPair();
-  const session = new Session({ transport: new StreamTransport(a), role: 'client', clock });
+  const session = new Session({ transport: new StreamTransport(a), role: 'client', clock, config });
   sessions.push(session);
   const decoder = new FrameDecoder();
   let pings = 0;
@@ -131,7 +137,7 @@ describe('open timeout', () => {
       transport: new StreamTransport(a),
       role: 'client',
       clock,
-      config: { openTimeoutMs: 3000 },
+      config: { ...TIMERS, openTimeoutMs: 3000 },
     });
     sessions.push(session);
     b.on('error', () => {});
@@ -161,5 +167,20 @@ describe('open timeout', () => {
     }
     expect(client.state).toBe('open');
     expect(s.destroyed).toBe(false);
+  });
+});
+
+describe('default keepalive timers', () => {
+  it('a silent peer is declared dead 3 s after the last tick that saw a frame', () => {
+    const clock = new FakeClock();
+    const peer = silentPeer(clock, {});
+    const errors: Error[] = [];
+    peer.session.on('error', (e: Error) => errors.push(e));
+    // Ticks at 1 s and 2 s: 2 s of silence is not dead yet (a 300 ms jittery link survives).
+    clock.advance(2999);
+    expect(peer.session.state).toBe('open');
+    clock.advance(1);
+    expect(peer.session.state).toBe('destroyed');
+    expect(isRelayError(errors[0], 'ERR_MUX_KEEPALIVE_TIMEOUT')).toBe(true);
   });
 });

@@ -188,8 +188,8 @@ describe('resolveMuxConfig', () => {
       initialStreamWindow: 256 * KiB,
       maxStreamWindow: 16 * MiB,
       acceptBacklog: 256,
-      keepAliveIntervalMs: 5000,
-      deadTimeoutMs: 15_000,
+      keepAliveIntervalMs: 1000,
+      deadTimeoutMs: 3000,
     });
   });
 

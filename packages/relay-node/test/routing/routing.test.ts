@@ -51,6 +51,82 @@ describe('RouteTable', () => {
   });
 });
 
+describe('RouteTable local failover on tunnel deaths', () => {
+  const clock = {
+    t: 0,
+    now: () => clock.t,
+    setTimeout: () => 0 as unknown as NodeJS.Timeout,
+    clearTimeout: () => {},
+  };
+  const table = () => {
+    const t = new RouteTable({ nodeId: 'e', clock, peerDownMs: 1000 });
+    t.update([
+      {
+        from: 'e',
+        origin: 'o',
+        path: ['e', 'r', 'x'],
+        rttMs: 10,
+        alternates: [
+          { path: ['e', 'x'], rttMs: 12 },
+          { path: ['e', 'q', 'y'], rttMs: 14 },
+        ],
+      },
+    ]);
+    return t;
+  };
+
+  it('a dead relay (first hop) sends new streams over the alternates until a tunnel is back', () => {
+    const t = table();
+    t.markTunnelDown('r');
+    clock.t += 60_000; // no expiry: only a live tunnel clears it
+    expect(t.pathsFor('o')).toEqual([
+      ['e', 'x'],
+      ['e', 'q', 'y'],
+      ['e', 'r', 'x'],
+    ]);
+    expect(t.downPeers).toEqual(['r']);
+    t.markPeerUp('r');
+    expect(t.pathsFor('o')[0]).toEqual(['e', 'r', 'x']);
+    expect(t.downPeers).toEqual([]);
+  });
+
+  it('a dead exit demotes every path through it; a later-node mark ranks before a first-hop mark', () => {
+    const t = table();
+    t.markTunnelDown('x');
+    expect(t.pathsFor('o')).toEqual([
+      ['e', 'q', 'y'],
+      ['e', 'r', 'x'],
+      ['e', 'x'],
+    ]);
+    // Everything marked: still tried, best rank first, coordinator order within a rank.
+    t.markTunnelDown('q');
+    expect(t.pathsFor('o')).toEqual([
+      ['e', 'r', 'x'],
+      ['e', 'x'],
+      ['e', 'q', 'y'],
+    ]);
+  });
+
+  it('a new table from the coordinator keeps the marks (the coordinator may not know yet)', () => {
+    const t = table();
+    t.markTunnelDown('r');
+    t.update(
+      [
+        {
+          from: 'e',
+          origin: 'o',
+          path: ['e', 'r', 'x'],
+          rttMs: 10,
+          alternates: [{ path: ['e', 'x'], rttMs: 12 }],
+        },
+      ],
+      7,
+    );
+    expect(t.version).toBe(7);
+    expect(t.pathsFor('o')[0]).toEqual(['e', 'x']);
+  });
+});
+
 describe('OriginTable', () => {
   it('looks origins up by name and by host, case-insensitively', () => {
     const t = new OriginTable([
