@@ -142,8 +142,11 @@ export class Scheduler {
   #cork(): void {
     if (this.#corked) return;
     this.#corked = true;
-    this.#transport.cork();
+    // The flush must be queued before the transport corks: a transport may queue its own
+    // safety uncork on the next tick (WsTransport does), and that one must run after the
+    // flush, or every frame of the flush goes out as its own write (one syscall each).
     process.nextTick(() => this.#tick());
+    this.#transport.cork();
   }
 
   #tick(): void {
