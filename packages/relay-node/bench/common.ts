@@ -113,7 +113,10 @@ export async function startChild(
   args: string[],
   timeoutMs = 15_000,
 ): Promise<Child> {
-  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], {
+  // BENCH_CHILD_PROF=DIR writes a V8 CPU profile of every child into DIR (diagnostics).
+  const dir = process.env.BENCH_CHILD_PROF;
+  const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  const proc = spawn(process.execPath, [...process.execArgv, ...prof, script, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   children.add(proc);

@@ -9,11 +9,19 @@
  *  - {"mode":"echo"}: tunnel listener; a stream whose first byte is 'E' is echoed, one
  *    whose first byte is 'S' is read and discarded.
  * Prints one ready line {"port":N,"url":...}; exits when stdin closes or on SIGTERM.
+ * BENCH_MUX='{"dataFrameSize":65536}' (JSON MuxConfig) overrides the tunnel's mux config,
+ * for experiments; the benchmarks never set it.
  */
 import { once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type MuxStream, TunnelDialer, TunnelListener } from '../src/index.ts';
+import {
+  type MuxConfig,
+  type MuxStream,
+  type Session,
+  TunnelDialer,
+  TunnelListener,
+} from '../src/index.ts';
 import { TOKEN } from './common.ts';
 
 interface Config {
@@ -71,9 +79,25 @@ function connectTarget(): net.Socket {
   });
 }
 
+let lastSession: Session | undefined;
+
+function muxOverride(): { mux?: Partial<MuxConfig> } {
+  const raw = process.env.BENCH_MUX;
+  return raw ? { mux: JSON.parse(raw) as Partial<MuxConfig> } : {};
+}
+
 async function listener(onStream: (s: MuxStream) => void): Promise<{ port: number; url: string }> {
-  const l = new TunnelListener({ nodeId: 'bench-exit', token: TOKEN, host: '127.0.0.1', port: 0 });
-  l.on('tunnel', (t) => t.session.on('stream', onStream));
+  const l = new TunnelListener({
+    nodeId: 'bench-exit',
+    token: TOKEN,
+    host: '127.0.0.1',
+    port: 0,
+    ...muxOverride(),
+  });
+  l.on('tunnel', (t) => {
+    lastSession = t.session;
+    t.session.on('stream', onStream);
+  });
   const addr = await l.listen();
   closers.push(() => l.destroy());
   return { port: addr.port, url: l.url };
@@ -87,7 +111,14 @@ function echoOrSink(s: MuxStream): void {
     if (head[0] === 0x45) s.pipe(s);
     else {
       s.on('data', () => {});
-      s.on('end', () => s.end());
+      s.on('end', () => {
+        // Diagnostics for the head-of-line bench: how far the bulk window grew, and why.
+        const rtt = lastSession?.rttStats;
+        process.stderr.write(
+          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt?.srttMs?.toFixed(3)} ms, min ${rtt?.minMs?.toFixed(3)} ms, samples ${rtt?.samples}\n`,
+        );
+        s.end();
+      });
     }
   });
 }
@@ -101,7 +132,11 @@ async function main(): Promise<Record<string, unknown>> {
     case 'echo':
       return listener(echoOrSink);
     case 'entry': {
-      const dialer = new TunnelDialer({ nodeId: 'bench-entry', token: TOKEN });
+      const dialer = new TunnelDialer({
+        nodeId: 'bench-entry',
+        token: TOKEN,
+        ...muxOverride(),
+      });
       const tunnel = await dialer.dial(config.tunnelUrl!);
       closers.push(() => tunnel.destroy());
       const port = await tcpServer((c) => join(c, tunnel.session.open()));

@@ -12,6 +12,7 @@
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/tunnel-throughput.bench.ts [reps] [runMs]
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -42,21 +43,41 @@ function hasBufferutil(): boolean {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux; 10 ms ticks). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Run {
+  mbs: number;
+  /** CPU seconds the two relay processes used per GB moved (robust to a busy machine). */
+  cpuPerGB: number;
+}
+
 async function oneRun(
   entryPort: number,
+  relays: number[],
   sink: Awaited<ReturnType<typeof startSink>>,
-): Promise<number> {
+): Promise<Run> {
   const sock = net.connect({ port: entryPort, host: '127.0.0.1', noDelay: true });
   sock.on('error', () => {});
   sock.resume();
   await within(new Promise((r) => sock.once('connect', r)), 5000, 'connect');
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   const received = sink.next();
+  const cpu0 = relays.reduce((t, pid) => t + cpuSeconds(pid), 0);
   const { bytes, startAt } = await blast(sock, chunk, RUN_MS, MAX_BYTES);
   const got = await within(received, 30_000, 'sink FIN');
+  const cpu1 = relays.reduce((t, pid) => t + cpuSeconds(pid), 0);
   sock.destroy();
   if (got.bytes !== bytes) throw new Error(`sink got ${got.bytes} of ${bytes} bytes`);
-  return mbps(bytes, got.endAt - startAt);
+  return { mbs: mbps(bytes, got.endAt - startAt), cpuPerGB: (cpu1 - cpu0) / (bytes / 1e9) };
 }
 
 async function main(): Promise<void> {
@@ -76,22 +97,28 @@ async function main(): Promise<void> {
     ]);
     started.push(entry);
 
+    const pipePath = { port: pipeA.ready.port as number, pids: [pipeA.proc.pid!, pipeB.proc.pid!] };
+    const muxPath = { port: entry.ready.port as number, pids: [entry.proc.pid!, exit.proc.pid!] };
     // Warm-up of both paths (JIT, socket buffers), not counted.
-    await oneRun(pipeA.ready.port as number, sink);
-    await oneRun(entry.ready.port as number, sink);
-    const base: number[] = [];
-    const mux: number[] = [];
+    await oneRun(pipePath.port, pipePath.pids, sink);
+    await oneRun(muxPath.port, muxPath.pids, sink);
+    const base: Run[] = [];
+    const mux: Run[] = [];
     for (let i = 0; i < REPS; i++) {
-      base.push(await oneRun(pipeA.ready.port as number, sink));
-      mux.push(await oneRun(entry.ready.port as number, sink));
+      base.push(await oneRun(pipePath.port, pipePath.pids, sink));
+      mux.push(await oneRun(muxPath.port, muxPath.pids, sink));
+      const [pb, pm] = [base.at(-1)!, mux.at(-1)!];
       note(
-        `rep ${i + 1}: pipes ${base.at(-1)!.toFixed(0)} MB/s, tunnel ${mux.at(-1)!.toFixed(0)} MB/s`,
+        `rep ${i + 1}: pipes ${pb.mbs.toFixed(0)} MB/s (${pb.cpuPerGB.toFixed(2)} CPU s/GB), ` +
+          `tunnel ${pm.mbs.toFixed(0)} MB/s (${pm.cpuPerGB.toFixed(2)} CPU s/GB)`,
       );
     }
-    const b = stats(base);
-    const m = stats(mux);
+    const b = stats(base.map((r) => r.mbs));
+    const m = stats(mux.map((r) => r.mbs));
     // Per-pair ratios: each mux run against the baseline run just before it.
-    const pairRatios = stats(mux.map((v, i) => v / base[i]!));
+    const pairRatios = stats(mux.map((r, i) => r.mbs / base[i]!.mbs));
+    const bCpu = stats(base.map((r) => r.cpuPerGB));
+    const mCpu = stats(mux.map((r) => r.cpuPerGB));
     const ratio = m.median / b.median;
     emit({
       bench: 'tunnel-throughput',
@@ -113,6 +140,9 @@ async function main(): Promise<void> {
       pairRatioMedian: pairRatios.median,
       pairRatioMin: pairRatios.min,
       pairRatioMax: pairRatios.max,
+      relayCpuSecondsPerGB: mCpu.median,
+      baselineRelayCpuSecondsPerGB: bCpu.median,
+      cpuRatio: bCpu.median / mCpu.median,
       reps: REPS,
       runMs: RUN_MS,
       bufferutil: hasBufferutil(),
