@@ -151,6 +151,16 @@ describe('retry before the response head', () => {
     expect(seen).toEqual([]);
   });
 
+  it('any method is retried when a hop refused the stream unprocessed (REFUSED_STREAM)', async () => {
+    const seen: Seen[] = [];
+    const m = await diamond(seen);
+    // A closing stream server refuses new streams before reading their open header.
+    m.node('r1').server.close();
+    const post = await send(m, 'POST', '/echo-refused', { body: Buffer.alloc(10, 1) });
+    expect(post).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 10' });
+    expect(seen.map((s) => s.url)).toEqual(['/echo-refused']);
+  });
+
   it('a first hop that sent GO_AWAY gets no new streams: they go to the alternate at once', async () => {
     const m = await diamond([]);
     m.node('r1').sessions.get('en')?.goAway();

@@ -14,7 +14,7 @@ import {
   toOutgoing,
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
-import { bufferBody, isIdempotent, isPathFailure } from './retry.ts';
+import { bufferBody, isIdempotent, isPathFailure, isRefusal } from './retry.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
 export interface RequestTarget {
@@ -162,9 +162,9 @@ async function attempt(
 
 /**
  * Proxies one HTTP request: origin by Host or URL, stream to the exit, request body
- * streamed up, response head and body streamed back. A replayable request (idempotent,
- * body buffered) whose path breaks before the response head is retried once on another
- * path; a GET body broken mid-way is resumed with a Range request (body-relay.ts).
+ * streamed up, response head and body streamed back. Bodies up to 64 KiB are buffered;
+ * such a request whose path breaks before the response head is retried once on another
+ * path when it is idempotent, or whatever its method when a hop refused the stream; a GET body broken mid-way is resumed with a Range request (body-relay.ts).
  * Never rejects.
  */
 export async function proxyRequest(
@@ -177,17 +177,16 @@ export async function proxyRequest(
   const origin = originFor(ctx.catalog, t.authority);
   if ('status' in origin) return fail(ctx, req, res, origin);
   const head = requestHeadFor(req, t, ctx.nodeId);
-  let body: Buffer | null = null;
-  if (isIdempotent(head.method, head.headers)) {
-    try {
-      body = await bufferBody(req, head.bodyLength);
-    } catch {
-      return void res.destroy();
-    }
+  let body: Buffer | null;
+  try {
+    body = await bufferBody(req, head.bodyLength);
+  } catch {
+    return void res.destroy();
   }
+  const idempotent = isIdempotent(head.method, head.headers);
   const open: OpenRequest = { origin, kind: 'http', head };
   let a = await attempt(ctx, req, res, open, body);
-  if ('answer' in a && !('v' in a.answer) && body !== null && isPathFailure(a.answer)) {
+  if ('answer' in a && !('v' in a.answer) && body !== null && retryable(a, idempotent)) {
     ctx.connector.pathBroke(a.entry);
     if (!res.destroyed) {
       const retry = { ...open, avoid: a.entry.path, id: a.entry.id };
@@ -213,6 +212,16 @@ export async function proxyRequest(
   if (res.destroyed) return resetStream(stream, WireCode.CANCEL);
   const expected = promisedLength(head.method, answer);
   await relayBody(ctx, res, entry, expected, resumePlanFor(origin, head, answer));
+}
+
+/**
+ * A failed attempt may be replayed once: an idempotent request whose path broke, or any
+ * request a hop refused before processing it.
+ */
+function retryable(a: Attempt, idempotent: boolean): boolean {
+  if ('v' in a.answer) return false;
+  if (isRefusal(a.entry.stream.resetCode)) return true;
+  return idempotent && isPathFailure(a.answer);
 }
 
 function logWhenDone(

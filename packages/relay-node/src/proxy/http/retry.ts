@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { WireCode } from '@relaymesh/shared';
 import type { EntryFailure } from '../entry-connector.ts';
 import type { HeaderPairs } from '../open-header.ts';
 
@@ -12,6 +13,21 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 export function isIdempotent(method: string, headers: HeaderPairs): boolean {
   if (IDEMPOTENT.has(method.toUpperCase())) return true;
   return headers.some(([n]) => n.toLowerCase() === 'idempotency-key');
+}
+
+/**
+ * RST codes that mean "refused before anyone processed it": a hop's session refused the
+ * SYN (draining: GOING_AWAY; stream limit: REFUSED_STREAM; memory: MEMORY_LIMIT), or a
+ * closing stream server refused it before reading the open header (REFUSED_STREAM). Relays
+ * pass the code on unchanged, so the entry sees it whichever hop refused. Such a request
+ * may be replayed whatever its method (HTTP/2 REFUSED_STREAM semantics, RFC 9113 8.7).
+ */
+export function isRefusal(code: WireCode | undefined): boolean {
+  return (
+    code === WireCode.GOING_AWAY ||
+    code === WireCode.REFUSED_STREAM ||
+    code === WireCode.MEMORY_LIMIT
+  );
 }
 
 /**

@@ -140,10 +140,14 @@ export class StreamServer {
     this.#closed = true;
   }
 
-  /** Resets every live stream. Idempotent. */
+  /**
+   * Resets every live stream with CANCEL. Idempotent. Not GOING_AWAY: that code (and
+   * REFUSED_STREAM) promises the entry that nothing of the stream was processed, which
+   * lets it replay even a non-idempotent request.
+   */
   destroy(): void {
     this.#closed = true;
-    for (const s of this.#live) resetStream(s, WireCode.GOING_AWAY);
+    for (const s of this.#live) resetStream(s, WireCode.CANCEL);
     this.#live.clear();
   }
 }
