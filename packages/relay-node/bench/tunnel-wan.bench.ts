@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       if (i < 2) fixed.push(await muxRun(dialer, fixedListener, pinned, FIXED_MS, 100 + i));
       note(
         `rep ${i + 1}: tcp ${tcp.at(-1)!.steady.toFixed(1)} MB/s, auto ${auto.at(-1)!.steady.toFixed(1)} MB/s ` +
-          `(0.85 at ${auto.at(-1)!.reachS ?? '-'} s, window ${auto.at(-1)!.window}), fixed ${fixed.at(-1)?.steady.toFixed(2) ?? '-'} MB/s`,
+          `(0.85 at ${auto.at(-1)!.reachS?.toFixed(2) ?? '-'} s, window ${auto.at(-1)!.window}), fixed ${fixed.at(-1)?.steady.toFixed(2) ?? '-'} MB/s`,
       );
     }
     const base = stats(tcp.map((r) => r.steady));
