@@ -134,12 +134,13 @@ export async function serveHttp(
   const onEarlyClose = () =>
     abort.abort(new RelayError('ERR_PROXY_STREAM_RESET', 'stream reset by the entry'));
   stream.once('close', onEarlyClose);
+  // Removed the moment the response body ends: the stream's 'close' (nextTick) would
+  // otherwise run before the awaiting code and abort a finished request, paying an
+  // Error and an abort event per request.
+  const responded = () => stream.off('close', onEarlyClose);
   if (head.bodyLength === 0) stream.resume();
   const tried = new Set<Upstream>();
-  let lastErr: unknown = new RelayError(
-    'ERR_PROXY_UPSTREAM_CONNECT',
-    'origin has no http upstream',
-  );
+  let lastErr: unknown;
   for (;;) {
     const upstream = pool.pick((u) => u.address.scheme === 'http', tried);
     if (!upstream) break;
@@ -154,8 +155,8 @@ export async function serveHttp(
       if (res.statusCode >= 502 && res.statusCode <= 504)
         pool.reportFailure(upstream, `status ${res.statusCode}`);
       else pool.reportSuccess(upstream);
-      await relayResponse(stream, res);
-      stream.off('close', onEarlyClose);
+      await relayResponse(stream, res, responded);
+      responded();
       // The origin may answer before reading the whole request body: drain the rest so
       // the stream's FIN handshake completes.
       stream.resume();
@@ -171,10 +172,14 @@ export async function serveHttp(
     }
   }
   stream.off('close', onEarlyClose);
+  lastErr ??= new RelayError('ERR_PROXY_UPSTREAM_CONNECT', 'origin has no http upstream');
   failureReply(stream, lastErr, header.origin);
 }
 
-/** Head, then the body piped with backpressure; a body failure resets the stream. */
+/**
+ * Head, then the body piped with backpressure; a body failure resets the stream.
+ * `onBodyEnd` runs synchronously when the origin's body ended.
+ */
 function relayResponse(
   stream: HopStream,
   res: {
@@ -182,6 +187,7 @@ function relayResponse(
     headers: Record<string, string | string[] | undefined>;
     body: Readable;
   },
+  onBodyEnd: () => void,
 ): Promise<void> {
   const head = encodePrefixed({
     v: DATA_PLANE_VERSION,
@@ -202,7 +208,10 @@ function relayResponse(
       resetStream(stream, WireCode.UPSTREAM_RESET);
       done();
     });
-    res.body.once('end', done);
+    res.body.once('end', () => {
+      onBodyEnd();
+      done();
+    });
     stream.write(head);
     res.body.pipe(stream);
   });
