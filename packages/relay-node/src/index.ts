@@ -7,6 +7,7 @@ export {
   rangeSha256,
   renderSummary,
   runDemo,
+  SUPERVISED_CLI,
   summaryJson,
 } from './demo/demo.ts';
 export { type DownloadOptions, type DownloadResult, download } from './demo/download.ts';

@@ -45,7 +45,7 @@ export interface DemoSummary {
 }
 
 export interface DemoOptions {
-  /** The compiled CLI the world runs as coordinator and nodes. @default packages/relay-node/dist/cli/main.js */
+  /** The compiled CLI the world runs as coordinator and nodes. @default {@link SUPERVISED_CLI} */
   cli?: string;
   /** Size of the Tokyo file (the mesh leg downloads all of it). @default 64 MiB */
   fileSizeBytes?: number;
@@ -63,6 +63,14 @@ export interface DemoOptions {
 
 /** packages/relay-node/dist/cli/main.js, from src/demo/ (tests) and from dist/demo/ alike. */
 export const DEFAULT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/**
+ * The same CLI through `dist/demo/supervised-main.js`, which also stops when its stdin
+ * closes: what the demo runs as coordinator and nodes, so a killed demo leaves nothing.
+ */
+export const SUPERVISED_CLI = fileURLToPath(
+  new URL('../../dist/demo/supervised-main.js', import.meta.url),
+);
 
 interface Stage {
   handle: WorldHandle;
@@ -100,7 +108,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     if (options.signal?.aborted) throw fail('demo aborted');
     const token = randomBytes(24).toString('hex');
     const mesh = await startMesh(handle, {
-      cli: options.cli ?? DEFAULT_CLI,
+      cli: options.cli ?? SUPERVISED_CLI,
       token,
       nodeArgs: ['--debug-headers'],
     });
