@@ -1,7 +1,7 @@
 import { download } from '@relaymesh/relay-node';
 import { loadWorld, type Mesh, startMesh, startWorld, type WorldHandle } from '@relaymesh/world';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alive, CLI, routePath, sleep, TOKEN, waitForRoutes } from './helpers.ts';
+import { alive, MESH_CLI, routePath, sleep, TOKEN, waitForRoutes } from './helpers.ts';
 
 // Issue 5, aws12: twelve regions, one real node each, origins in Cape Town, Calgary and
 // UAE. From every entry to every origin, a request through the entry's HTTP port must take
@@ -14,7 +14,7 @@ const pids: number[] = [];
 beforeAll(async () => {
   handle = await startWorld(loadWorld('aws12'), { egress: 'shared', fileSizeBytes: 1024 * 1024 });
   mesh = await startMesh(handle, {
-    cli: CLI,
+    cli: MESH_CLI,
     token: TOKEN,
     nodeArgs: ['--debug-headers'],
     readyTimeoutMs: 30_000,

@@ -90,6 +90,8 @@ function header(head: string, name: string): string | undefined {
 }
 
 const CURL = ['-sS', '--max-time', '20'];
+// The 1 GiB legs take 18-21 s on an idle 2-core machine (50-60 MB/s through three nodes and
+// three emulated links); the bounds leave room for a machine shared with other work.
 
 describe('curl through the mesh (a-1 > b-1 > c-1)', () => {
   it('reverse proxy: Host header names the origin; the path is the reported route', async () => {
@@ -150,15 +152,15 @@ describe('curl through the mesh (a-1 > b-1 > c-1)', () => {
     expect(r.stdout).toMatch(/^HTTP\/1\.1 421/);
   });
 
-  it('1 GiB download: sha256 equals the generated file', { timeout: 90_000 }, async () => {
+  it('1 GiB download: sha256 equals the generated file', { timeout: 180_000 }, async () => {
     const started = performance.now();
     const r = await run(
       'sh',
       [
         '-c',
-        `curl -sS -f --max-time 60 -H 'Host: files.d.example' http://127.0.0.1:${entryPort}/big | sha256sum`,
+        `curl -sS -f --max-time 150 -H 'Host: files.d.example' http://127.0.0.1:${entryPort}/big | sha256sum`,
       ],
-      70_000,
+      160_000,
     );
     const secs = (performance.now() - started) / 1000;
     console.log(
@@ -177,9 +179,9 @@ describe('curl through the mesh (a-1 > b-1 > c-1)', () => {
       'sh',
       [
         '-c',
-        `curl -sS -f --max-time 60 -T - -H 'Host: echo.d.example' http://127.0.0.1:${entryPort}/up | sha256sum`,
+        `curl -sS -f --max-time 150 -T - -H 'Host: echo.d.example' http://127.0.0.1:${entryPort}/up | sha256sum`,
       ],
-      70_000,
+      160_000,
       generatedRange(seed, 0, GiB),
     );
     const secs = (performance.now() - started) / 1000;

@@ -1,12 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { queryRoutes } from '@relaymesh/relay-node';
+import { queryRoutes, SUPERVISED_CLI } from '@relaymesh/relay-node';
 
 // Helpers of the acceptance scenarios (issue 5): the real relaymesh processes on a
 // simulated world. They run the compiled CLI and world binaries: `pnpm exec tsc -b` first.
 export const CLI = fileURLToPath(
   new URL('../../packages/relay-node/dist/cli/main.js', import.meta.url),
 );
+/**
+ * What the worlds run as coordinator and nodes: the same CLI through a launcher that also
+ * stops when its stdin closes, so a killed test run leaves no relaymesh process behind.
+ */
+export const MESH_CLI = SUPERVISED_CLI;
 export const TOKEN = 'scenario-cluster-token-0123456789abcdef';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

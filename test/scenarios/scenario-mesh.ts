@@ -8,7 +8,7 @@ import {
   type WorldHandle,
   type WorldProcess,
 } from '@relaymesh/world';
-import { CLI, TOKEN } from './helpers.ts';
+import { MESH_CLI, TOKEN } from './helpers.ts';
 
 // The real coordinator and nodes on a world, like the world's startMesh, but with a cluster
 // config the scenario writes (extra origins, two upstreams) and a fast control loop.
@@ -43,7 +43,7 @@ export async function startScenarioMesh(
     region: handle.world.origins[0]?.region ?? '',
     command: process.execPath,
     args: [
-      ...[CLI, 'coordinator', '--config', config, '--grpc-listen', '127.0.0.1:0'],
+      ...[MESH_CLI, 'coordinator', '--config', config, '--grpc-listen', '127.0.0.1:0'],
       ...['--log-level', 'info', '--warmup-ms', '500'],
       ...['--report-interval-ms', '300', '--recompute-interval-ms', '300'],
     ],
@@ -59,7 +59,7 @@ export async function startScenarioMesh(
         region: n.region,
         command: process.execPath,
         args: [
-          ...[CLI, 'node', '--id', n.id, '--region', n.region],
+          ...[MESH_CLI, 'node', '--id', n.id, '--region', n.region],
           ...['--coordinator', coordinatorAddress, '--log-level', 'warn'],
           ...['--tunnel-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'],
           ...['--egress-proxy', handle.proxyUrlFor(n.region), ...nodeArgs],

@@ -10,7 +10,15 @@ import {
   type WorldHandle,
 } from '@relaymesh/world';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alive, CLI, processesWithEnv, routePath, TOKEN, waitForRoutes } from './helpers.ts';
+import {
+  alive,
+  CLI,
+  MESH_CLI,
+  processesWithEnv,
+  routePath,
+  TOKEN,
+  waitForRoutes,
+} from './helpers.ts';
 
 // Issue 5, seed: the Chengdu client gets the Tokyo file through the Beijing entry of the
 // real mesh, intact and along the path the coordinator reports; `relaymesh demo --json`
@@ -29,7 +37,11 @@ describe('seed scenario', () => {
   }, async () => {
     expect(existsSync(CLI), `${CLI} missing: run pnpm exec tsc -b`).toBe(true);
     handle = await startWorld(loadWorld('seed'), { fileSizeBytes: SIZE });
-    const mesh = await startMesh(handle, { cli: CLI, token: TOKEN, nodeArgs: ['--debug-headers'] });
+    const mesh = await startMesh(handle, {
+      cli: MESH_CLI,
+      token: TOKEN,
+      nodeArgs: ['--debug-headers'],
+    });
     await waitForRoutes(mesh.coordinatorAddress, [{ from: 'bj-1', origin: 'files' }], 30_000);
     const files = handle.originAddress('files');
     const got = await download({
