@@ -116,12 +116,50 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function nginxPath(): string | undefined {
+/** Absolute path of an installed program (`which`), undefined when absent. */
+export function which(program: string): string | undefined {
   try {
-    return execFileSync('which', ['nginx'], { encoding: 'utf8' }).trim() || undefined;
+    return execFileSync('which', [program], { encoding: 'utf8' }).trim() || undefined;
   } catch {
     return undefined;
   }
+}
+
+export function nginxPath(): string | undefined {
+  return which('nginx');
+}
+
+/**
+ * Second opinion from wrk (one thread, `conns` connections, `seconds`), when installed:
+ * requests per second, or undefined. wrk's client costs less CPU than undici's, so its
+ * numbers are higher on a 2-core machine; only ratios between targets are compared.
+ */
+export async function wrkRps(
+  url: string,
+  conns: number,
+  seconds: number,
+): Promise<number | undefined> {
+  const bin = which('wrk');
+  if (!bin) return undefined;
+  const out = await new Promise<string>((resolve) => {
+    const p = spawn(
+      bin,
+      ['-t1', `-c${conns}`, `-d${seconds}s`, '-H', `Host: ${ORIGIN_HOST}`, `${url}/small`],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    let text = '';
+    p.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    p.on('close', () => resolve(text));
+    p.on('error', () => resolve(''));
+  });
+  if (/Non-2xx|Socket errors/.test(out))
+    note(`wrk reported errors for ${url}: ${out.replace(/\s+/g, ' ')}`);
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  return m ? Number(m[1]) : undefined;
 }
 
 function nginxConf(dir: string, name: string, listen: number, upstream: number): string {

@@ -27,6 +27,7 @@ import {
   type NginxChain,
   runLoad,
   startNginxChain,
+  wrkRps,
 } from './dataplane-common.ts';
 
 const REPS = Number(process.argv[2] ?? 3);
@@ -145,6 +146,10 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < REPS; i++) for (const t of targets) await measure(t, origin.proc.pid!);
 
+    // wrk as a second opinion (once per target, same connection count), when installed.
+    const wrk: Record<string, number | undefined> = {};
+    for (const t of targets) wrk[t.name] = await wrkRps(t.url, CONNS, Math.ceil(RUN_MS / 1000));
+
     const [direct, mesh, chain] = targets as [Target, Target, Target | undefined];
     const base = chain ?? direct;
     const rpsRatio = med(mesh.load, 'rps') / med(base.load, 'rps');
@@ -171,6 +176,7 @@ async function main(): Promise<void> {
       meshCpuUsPerReq: medOf(mesh.cpu),
       baselineCpuUsPerReq: medOf(base.cpu),
       originCpuUsPerReq: medOf(direct.cpu),
+      wrkRps: wrk,
       baselineP50Ms: med(base.load, 'p50Ms'),
       baselineP99Ms: med(base.load, 'p99Ms'),
       ...common,
