@@ -1,0 +1,108 @@
+/**
+ * The entry process of slow-clients.bench.ts and test/resilience/slow-clients.test.ts: one
+ * HTTP entry (DataPlane `en`) whose RSS is measured. Two declared origins on the same
+ * upstream, `slow` (host slow.local) for the slow clients and `fast` (host fast.local) for
+ * the measured client, so the slow downloads do not take the fast one's upstream pool.
+ *
+ * One JSON argument: {"originPort":P,"via":"local"|"tunnel","poolConnections":N}.
+ *  - via "local": the entry is also the exit (path [en], in-process stream pair);
+ *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
+ *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
+ *    stream windows.
+ * `poolConnections` (default 16384) lets every slow request reach the origin at once (the
+ * worst case for buffering; the product default is 128 per upstream, the rest queue).
+ * Prints {"ready":true,"port":P,"pid":PID}; exits when stdin closes or on SIGTERM.
+ */
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { DirectDialer } from '@relaymesh/shared';
+import {
+  DataPlane,
+  type HopStream,
+  OriginTable,
+  RouteTable,
+  Session,
+  StreamTransport,
+} from '../src/index.ts';
+
+interface EntryArgs {
+  originPort: number;
+  via?: 'local' | 'tunnel';
+  poolConnections?: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
+const via = args.via ?? 'local';
+
+async function socketPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise((r) => client.once('connect', r));
+  const s = await accepted;
+  server.close();
+  return [client, s];
+}
+
+function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>): DataPlane {
+  const routes = new RouteTable({ nodeId: id });
+  const path = via === 'local' ? ['en'] : ['en', 'ex'];
+  routes.update([
+    { from: 'en', origin: 'slow', path, rttMs: 1, alternates: [] },
+    { from: 'en', origin: 'fast', path, rttMs: 1, alternates: [] },
+  ]);
+  return new DataPlane({
+    nodeId: id,
+    catalog,
+    routes,
+    opener: {
+      open(peer) {
+        const s = sessions.get(peer);
+        if (!s) throw new Error(`no session to ${peer}`);
+        return s.open() as HopStream;
+      },
+    },
+    dialer: new DirectDialer(),
+    httpListen: { host: '127.0.0.1', port: 0 },
+    // The descriptor limit (20,000 per process) is the real cap here, not the default 4096.
+    entry: { maxConnections: 18_000 },
+    exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
+  });
+}
+
+async function main(): Promise<void> {
+  const upstream = `http://127.0.0.1:${args.originPort}`;
+  const catalog = new OriginTable([
+    { name: 'slow', hosts: ['slow.local'], upstreams: [upstream] },
+    { name: 'fast', hosts: ['fast.local'], upstreams: [upstream] },
+  ]);
+  const sessions = new Map<string, Session>();
+  const en = plane('en', catalog, sessions);
+  const planes = [en];
+  if (via === 'tunnel') {
+    const ex = plane('ex', catalog, new Map());
+    planes.push(ex);
+    const [a, b] = await socketPair();
+    const sa = new Session({ transport: new StreamTransport(a), role: 'client' });
+    const sb = new Session({ transport: new StreamTransport(b), role: 'server' });
+    sa.on('error', () => {});
+    sb.on('error', () => {});
+    sb.on('stream', (s) => ex.handleStream(s as HopStream));
+    sessions.set('ex', sa);
+  }
+  const { http } = await en.start();
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, port: (http as AddressInfo).port, pid: process.pid })}\n`,
+  );
+  const stop = () => {
+    for (const p of planes) void p.destroy();
+    process.exit(0);
+  };
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+  process.on('SIGTERM', stop);
+}
+
+void main();

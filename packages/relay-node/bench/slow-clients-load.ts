@@ -1,0 +1,104 @@
+/**
+ * The slow-client load process of slow-clients.bench.ts and test/resilience: opens `count`
+ * TCP connections to an HTTP entry, sends one `GET path` (Host `host`) on each, and then
+ * reads each response at 1 byte per second: every socket reads into a shared 1-byte buffer
+ * (`onread`) and pauses after each byte; one timer resumes every socket once a second. So
+ * the client really reads 1 B/s (its kernel receive window stays full), and this process
+ * holds no response data.
+ *
+ * One JSON argument: {"port":P,"host":H,"path":"/...","count":N,"batch":B}. Run it in its
+ * own process with enough descriptors (`bash -c 'ulimit -n 20000; exec node ...'`).
+ * Prints {"ready":true,"connected":N,"failed":F,"ms":T} once every connection is open,
+ * then one progress line per second {"open":N,"answered":A,"bytes":B,"closed":C}. Exits
+ * when stdin closes or on SIGTERM.
+ */
+import net from 'node:net';
+
+interface LoadArgs {
+  port: number;
+  host: string;
+  path: string;
+  count: number;
+  /** Connections opened at once. @default 200 */
+  batch?: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as LoadArgs;
+const sockets = new Set<net.Socket>();
+const answered = new WeakSet<net.Socket>();
+const sink = Buffer.alloc(1);
+let bytes = 0;
+let answeredCount = 0;
+let closed = 0;
+let failed = 0;
+
+function open(): Promise<void> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    };
+    const socket: net.Socket = net.connect({
+      port: args.port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: sink,
+        callback: (n: number) => {
+          bytes += n;
+          if (!answered.has(socket)) {
+            answered.add(socket);
+            answeredCount++;
+          }
+          return false; // pause: the next byte only when the timer resumes us
+        },
+      },
+    });
+    socket.once('connect', () => {
+      sockets.add(socket);
+      socket.setTimeout(0);
+      socket.write(`GET ${args.path} HTTP/1.1\r\nHost: ${args.host}\r\n\r\n`);
+      done();
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      if (sockets.delete(socket)) closed++;
+      else failed++;
+      done();
+    });
+    socket.setTimeout(10_000, () => socket.destroy()); // connect timeout only
+  });
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const batch = args.batch ?? 200;
+  for (let i = 0; i < args.count; i += batch) {
+    const n = Math.min(batch, args.count - i);
+    await Promise.all(Array.from({ length: n }, open));
+  }
+  const ms = Math.round(performance.now() - started);
+  process.stdout.write(`${JSON.stringify({ ready: true, connected: sockets.size, failed, ms })}\n`);
+  const tick = setInterval(() => {
+    for (const s of sockets) s.resume();
+  }, 1000);
+  const report = setInterval(() => {
+    process.stdout.write(
+      `${JSON.stringify({ open: sockets.size, answered: answeredCount, bytes, closed })}\n`,
+    );
+  }, 1000);
+  const stop = () => {
+    clearInterval(tick);
+    clearInterval(report);
+    for (const s of sockets) s.destroy();
+    process.exit(0);
+  };
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+  process.on('SIGTERM', stop);
+}
+
+void main();

@@ -1,0 +1,231 @@
+/**
+ * One slow-clients experiment, shared by slow-clients.bench.ts (10,000 clients) and
+ * test/resilience/slow-clients.test.ts (1,000): an origin in this process, the entry in
+ * its own process (slow-clients-entry.ts, RSS measured from /proc), the slow clients in a
+ * third (slow-clients-load.ts, 1 B/s each), and a normal client here whose download rate is
+ * measured before (baseline) and while the slow clients hold their connections.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ENTRY = fileURLToPath(new URL('./slow-clients-entry.ts', import.meta.url));
+const LOAD = fileURLToPath(new URL('./slow-clients-load.ts', import.meta.url));
+const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+const SLOW_BYTES = 1024 * 1024 * 1024;
+
+export interface SlowClientsOptions {
+  count: number;
+  via: 'local' | 'tunnel';
+  /** Bytes of each normal-client download. @default 32 MiB */
+  normalBytes?: number;
+  /** How long RSS is sampled once the slow clients are answered. @default 3000 */
+  settleMs?: number;
+  /** Deadline for all slow clients to connect and get response bytes. @default 60000 */
+  loadDeadlineMs?: number;
+  /** Progress lines go here (stderr in the bench). */
+  note?: (msg: string) => void;
+}
+
+export interface SlowClientsResult {
+  count: number;
+  via: string;
+  connected: number;
+  answered: number;
+  closedEarly: number;
+  rssBeforeMiB: number;
+  rssPeakMiB: number;
+  rssGrowthMiB: number;
+  /** RSS growth per slow client. */
+  perClientKiB: number;
+  normalBaselineMBps: number;
+  normalUnderLoadMBps: number;
+  /** Under load / baseline. */
+  normalRatio: number;
+}
+
+/** Resident set of a process in MiB (Linux). */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+interface Proc {
+  child: ChildProcess;
+  first: Promise<Record<string, unknown>>;
+  last: () => Record<string, unknown> | undefined;
+  stop(): Promise<void>;
+}
+
+/** Runs a bench script (tsx) in its own process with 20,000 descriptors. */
+function startScript(script: string, arg: unknown): Proc {
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      'ulimit -n 20000; exec "$0" "$@"',
+      process.execPath,
+      '--conditions=@relaymesh/source',
+      '--import',
+      'tsx',
+      script,
+      JSON.stringify(arg),
+    ],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let last: Record<string, unknown> | undefined;
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const first = new Promise<Record<string, unknown>>((resolve, reject) => {
+    lines.on('line', (l) => {
+      last = JSON.parse(l) as Record<string, unknown>;
+      resolve(last);
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  first.catch(() => {});
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    first,
+    last: () => last,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin?.end();
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** `/slow`: 1 GiB announced, produced only as fast as it drains; `/fast?bytes=N`. */
+async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const q = new URL(req.url ?? '/', 'http://x');
+    const total = q.pathname === '/slow' ? SLOW_BYTES : Number(q.searchParams.get('bytes'));
+    res.writeHead(200, { 'content-length': total, 'content-type': 'application/octet-stream' });
+    let left = total;
+    const more = () => {
+      while (left > 0) {
+        const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
+        left -= chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    res.on('error', () => {});
+    more();
+  });
+  server.maxConnections = 19_000;
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', 4096, r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** One normal download through the entry; resolves with MB/s (10^6 B/s). */
+function download(port: number, bytes: number): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { port, host: '127.0.0.1', path: `/fast?bytes=${bytes}`, headers: { host: 'fast.local' } },
+      (res) => {
+        let n = 0;
+        res.on('data', (d: Buffer) => {
+          n += d.length;
+        });
+        res.once('end', () => {
+          if (res.statusCode !== 200 || n !== bytes) {
+            reject(new Error(`normal download: status ${res.statusCode}, ${n} of ${bytes} B`));
+          } else resolve(bytes / 1e3 / (performance.now() - started));
+        });
+        res.once('error', reject);
+      },
+    );
+    req.setTimeout(60_000, () => req.destroy(new Error('normal download timed out')));
+    req.once('error', reject);
+  });
+}
+
+async function medianRate(port: number, bytes: number, runs: number): Promise<number> {
+  const r: number[] = [];
+  for (let i = 0; i < runs; i++) r.push(await download(port, bytes));
+  r.sort((a, b) => a - b);
+  return r[Math.floor(r.length / 2)] as number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs the experiment; every process it started is stopped before it resolves. */
+export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClientsResult> {
+  const note = o.note ?? (() => {});
+  const normalBytes = o.normalBytes ?? 32 * 1024 * 1024;
+  const origin = await startOrigin();
+  const entry = startScript(ENTRY, { originPort: origin.port, via: o.via });
+  let load: Proc | undefined;
+  try {
+    const ready = await entry.first;
+    const port = ready.port as number;
+    const pid = ready.pid as number;
+    await download(port, normalBytes); // warm-up (pool, JIT)
+    const normalBaselineMBps = await medianRate(port, normalBytes, 3);
+    const rssBeforeMiB = rssMiB(pid);
+    note(
+      `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB`,
+    );
+    load = startScript(LOAD, {
+      port,
+      host: 'slow.local',
+      path: '/slow',
+      count: o.count,
+      batch: 200,
+    });
+    const loaded = await load.first;
+    note(`load: ${JSON.stringify(loaded)}`);
+    const deadline = Date.now() + (o.loadDeadlineMs ?? 60_000);
+    let peak = rssMiB(pid);
+    for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+      peak = Math.max(peak, rssMiB(pid));
+      // Done when every client got response bytes or its connection closed (an error).
+      const p = load.last();
+      if (p && Number(p.answered) + Number(p.closed ?? 0) >= o.count) break;
+      await sleep(250);
+    }
+    for (let t = Date.now() + (o.settleMs ?? 3000); Date.now() < t; ) {
+      peak = Math.max(peak, rssMiB(pid));
+      await sleep(250);
+    }
+    note(`slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB`);
+    const normalUnderLoadMBps = await medianRate(port, normalBytes, 3);
+    peak = Math.max(peak, rssMiB(pid));
+    const progress = load.last() ?? {};
+    return {
+      count: o.count,
+      via: o.via,
+      connected: Number(loaded.connected),
+      answered: Number(progress.answered ?? 0),
+      closedEarly: Number(progress.closed ?? 0) + Number(loaded.failed ?? 0),
+      rssBeforeMiB,
+      rssPeakMiB: peak,
+      rssGrowthMiB: peak - rssBeforeMiB,
+      perClientKiB: ((peak - rssBeforeMiB) * 1024) / o.count,
+      normalBaselineMBps,
+      normalUnderLoadMBps,
+      normalRatio: normalUnderLoadMBps / normalBaselineMBps,
+    };
+  } finally {
+    await load?.stop();
+    await entry.stop();
+    await origin.close();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Issue 6, bounded memory under abuse: 10,000 slow clients (1 B/s each, from their own
+ * process) on one entry. Reports the entry's RSS growth per slow client against the bound
+ * documented in docs/reliability.md ("Slow clients") and a normal client's download rate
+ * while they hold their connections, against the same download without them (baseline).
+ *
+ *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/slow-clients.bench.ts
+ *
+ * SLOW_CLIENTS=N (default 10000), SLOW_NORMAL_MIB (default 32) and SLOW_VIA=local|tunnel (default local: the entry is
+ * its own exit; tunnel: entry and exit joined by a relaymux session, both in the measured
+ * process, at most 1024 streams per session).
+ */
+import { emit, note } from './common.ts';
+import { runSlowClients } from './slow-clients-run.ts';
+
+/** docs/reliability.md: entry RSS growth per slow client, local exit. */
+const BOUND_KIB_PER_CLIENT = 320;
+/** The normal client keeps at least half its rate. */
+const MIN_RATIO = 0.5;
+
+const count = Number(process.env.SLOW_CLIENTS ?? 10_000);
+const via = process.env.SLOW_VIA === 'tunnel' ? 'tunnel' : 'local';
+
+const normalMiB = Number(process.env.SLOW_NORMAL_MIB ?? 32);
+const r = await runSlowClients({
+  count,
+  via,
+  normalBytes: normalMiB * 1024 * 1024,
+  settleMs: 5000,
+  loadDeadlineMs: 120_000,
+  note,
+});
+const boundMiB = (count * BOUND_KIB_PER_CLIENT) / 1024;
+emit({
+  bench: 'slow-clients-entry-rss',
+  metric: `entry RSS growth with ${count} slow clients (1 B/s), via ${via}`,
+  value: r.rssGrowthMiB,
+  unit: 'MiB',
+  baseline: { name: `bound ${BOUND_KIB_PER_CLIENT} KiB x clients`, value: boundMiB, unit: 'MiB' },
+  ratio: r.rssGrowthMiB / boundMiB,
+  target: '<= bound (ratio <= 1)',
+  pass: r.rssGrowthMiB <= boundMiB && r.answered === count,
+  perClientKiB: r.perClientKiB,
+  rssBeforeMiB: r.rssBeforeMiB,
+  rssPeakMiB: r.rssPeakMiB,
+  connected: r.connected,
+  answered: r.answered,
+  closedEarly: r.closedEarly,
+});
+emit({
+  bench: 'slow-clients-normal-rate',
+  metric: `normal client download rate (${normalMiB} MiB) with ${count} slow clients, via ${via}`,
+  value: r.normalUnderLoadMBps,
+  unit: 'MB/s',
+  baseline: {
+    name: 'same download without slow clients',
+    value: r.normalBaselineMBps,
+    unit: 'MB/s',
+  },
+  ratio: r.normalRatio,
+  target: `>= ${MIN_RATIO} of the baseline`,
+  pass: r.normalRatio >= MIN_RATIO,
+});
+process.exit(0);
