@@ -40,17 +40,18 @@ export interface MuxConfig {
    */
   streamSendQueueBytes: number;
   /**
-   * PING period; each answered PING is an RTT sample. Default 1000 ms: frequent enough
-   * that a silent link is found within 5 s (see deadTimeoutMs) and that the coordinator
-   * sees an RTT change within a few seconds; a PING is 12 bytes each way.
+   * PING period; each answered PING is an RTT sample. Default 500 ms: a silent link is
+   * found within 5 s (see deadTimeoutMs), and an RTT that doubles moves the smoothed
+   * estimate (RFC 6298, 1/8 per sample) past the coordinator's hysteresis in a few
+   * seconds, inside the 10 s rerouting target; a PING is 12 bytes each way.
    */
   keepAliveIntervalMs: number;
   /**
    * No frame at all from the peer for this long: ERR_MUX_KEEPALIVE_TIMEOUT. Default 3000 ms.
-   * Checked on the keepalive tick, so a dead link is declared 3-4 s after its last frame
-   * (under the 5 s failover target), while a live link, where both sides PING every
-   * second, must hold back every frame for about 3 s to be declared dead: a jitter spike
-   * of over 10 x RTT on a 300 ms link (docs/reliability.md has the argument and the test).
+   * Checked on the keepalive tick, so a dead link is declared 3-3.5 s after its last
+   * frame (under the 5 s failover target), while a live link, where both sides PING twice
+   * a second, must hold back every frame for 3 s to be declared dead: a jitter spike of
+   * 10 x RTT on a 300 ms link (docs/reliability.md has the argument and the test).
    */
   deadTimeoutMs: number;
   /** An opened stream not ACKed by the peer in this long fails with ERR_MUX_OPEN_TIMEOUT. Default 30000 ms. */
@@ -71,7 +72,7 @@ export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   acceptBacklog: 256,
   dataFrameSize: DEFAULT_DATA_FRAME_SIZE,
   streamSendQueueBytes: 256 * 1024,
-  keepAliveIntervalMs: 1000,
+  keepAliveIntervalMs: 500,
   deadTimeoutMs: 3000,
   openTimeoutMs: 30_000,
   pingTimeoutMs: 10_000,

@@ -7,7 +7,7 @@ import { streamError, until } from './helpers.ts';
 const sessions: Session[] = [];
 /**
  * These tests step a fake clock in 5 s units: pin the timers they were written for (the
- * defaults are 1 s / 3 s since the failover work; the last test checks those).
+ * defaults are 0.5 s / 3 s since the failover work; the last test checks those).
  */
 const TIMERS = { keepAliveIntervalMs: 5000, deadTimeoutMs: 15_000 };
 afterEach(() => {
@@ -176,7 +176,7 @@ describe('default keepalive timers', () => {
     const peer = silentPeer(clock, {});
     const errors: Error[] = [];
     peer.session.on('error', (e: Error) => errors.push(e));
-    // Ticks at 1 s and 2 s: 2 s of silence is not dead yet (a 300 ms jittery link survives).
+    // Ticks every 0.5 s: 2.5 s of silence is not dead yet (a 300 ms jittery link survives).
     clock.advance(2999);
     expect(peer.session.state).toBe('open');
     clock.advance(1);

@@ -188,7 +188,7 @@ describe('resolveMuxConfig', () => {
       initialStreamWindow: 256 * KiB,
       maxStreamWindow: 16 * MiB,
       acceptBacklog: 256,
-      keepAliveIntervalMs: 1000,
+      keepAliveIntervalMs: 500,
       deadTimeoutMs: 3000,
     });
   });
