@@ -133,6 +133,14 @@ async function pipe(): Promise<Record<string, unknown>> {
   return { port: await listenTcp(server) };
 }
 
+/**
+ * DP_STREAM_WINDOW=BYTES: initial per-stream receive window of the tunnels (diagnostics:
+ * tells a window-limited transfer from a CPU-limited one). Default: the mux default.
+ */
+const mux = process.env.DP_STREAM_WINDOW
+  ? { mux: { initialStreamWindow: Number(process.env.DP_STREAM_WINDOW) } }
+  : {};
+
 async function node(): Promise<Record<string, unknown>> {
   const id = config.id!;
   const catalog = new OriginTable([
@@ -160,7 +168,7 @@ async function node(): Promise<Record<string, unknown>> {
   closers.push(() => void plane.destroy());
   let tunnelUrl: string | undefined;
   if (config.listen) {
-    const l = new TunnelListener({ nodeId: id, token: TOKEN, host: '127.0.0.1', port: 0 });
+    const l = new TunnelListener({ nodeId: id, token: TOKEN, host: '127.0.0.1', port: 0, ...mux });
     l.on('tunnel', (t: Tunnel) => {
       t.session.on('stream', (s) => plane.handleStream(s as HopStream));
     });
@@ -168,7 +176,7 @@ async function node(): Promise<Record<string, unknown>> {
     tunnelUrl = l.url;
     closers.push(() => l.destroy());
   }
-  const dialer = new TunnelDialer({ nodeId: id, token: TOKEN });
+  const dialer = new TunnelDialer({ nodeId: id, token: TOKEN, ...mux });
   for (const [peer, url] of Object.entries(config.dial ?? {})) {
     const t = await dialer.dial(url);
     t.session.on('stream', (s) => plane.handleStream(s as HopStream));
