@@ -75,10 +75,19 @@ export class ReceiveWindow {
   readonly #srtt: () => number | undefined;
   #consumed = 0;
   #epochStart: number;
+  /** Bytes received and credit granted since the stream began (for the credit-loop probe). */
+  #received = 0;
+  #granted: number;
+  /** While a probe runs: the grant before the update that started it, and when it was sent. */
+  #probeLimit = -1;
+  #probeSentAt = 0;
+  /** Last credit loop: an update sent to a blocked sender → the first byte it allowed arrived. */
+  #loopMs: number | undefined;
 
   constructor(options: ReceiveWindowOptions) {
     this.size = options.initial;
     this.credit = options.initial;
+    this.#granted = options.initial;
     this.#max = options.max;
     this.#budget = options.budget;
     this.#now = options.now;
@@ -90,14 +99,20 @@ export class ReceiveWindow {
   receive(n: number): boolean {
     if (n > this.credit) return false;
     this.credit -= n;
+    this.#received += n;
+    if (this.#probeLimit >= 0 && this.#received > this.#probeLimit) {
+      this.#loopMs = this.#now() - this.#probeSentAt;
+      this.#probeLimit = -1;
+    }
     return true;
   }
 
   /**
    * The application consumed `n` bytes. Returns the WINDOW_UPDATE delta to send now, or 0.
    * Credit goes back once half the window is consumed (fewer, larger updates). If that half
-   * took less than 4·fraction·SRTT (= 2·SRTT at one half), the window is the bottleneck:
-   * double it, if the budget agrees.
+   * took less than 4·fraction·RTT (= 2·RTT at one half), the window is the bottleneck:
+   * double it, if the budget agrees. RTT is the larger of SRTT and the last measured credit
+   * loop (capped at 20 ms), see #growth.
    */
   consume(n: number): number {
     this.#consumed += n;
@@ -105,6 +120,13 @@ export class ReceiveWindow {
     const now = this.#now();
     const growth = this.#growth(now);
     const delta = this.#consumed + growth;
+    // The sender has used (nearly) all its credit: it is waiting for this update, so the
+    // first byte past the current grant arrives one credit loop from now. Measure it.
+    if (this.#probeLimit < 0 && this.credit * 8 <= this.size) {
+      this.#probeLimit = this.#granted;
+      this.#probeSentAt = now;
+    }
+    this.#granted += delta;
     this.size += growth;
     this.credit += delta;
     this.#consumed = 0;
@@ -115,13 +137,22 @@ export class ReceiveWindow {
   #growth(now: number): number {
     const srtt = this.#srtt();
     if (srtt === undefined || this.size >= this.#max) return 0;
+    // The credit loop can be far longer than the PING RTT: an update also waits for both
+    // event loops and the sender's queue. On loopback a PING answered while idle says
+    // 0.1 ms while a busy loop takes tens of ms, and with SRTT alone the window never grows.
+    // A loop sample counts up to LOOP_CAP_MS only: a longer one is mostly our own reader
+    // being busy, and a bigger window would only buffer more for it.
+    const rtt = Math.max(srtt, Math.min(this.#loopMs ?? 0, LOOP_CAP_MS));
     const elapsed = now - this.#epochStart;
     const fraction = this.#consumed / this.size;
-    if (elapsed >= 4 * fraction * srtt) return 0;
+    if (elapsed >= 4 * fraction * rtt) return 0;
     const growth = Math.min(this.size, this.#max - this.size);
     return this.#budget.tryReserve(growth) ? growth : 0;
   }
 }
+
+/** Credit-loop samples above this (ms) are capped; see ReceiveWindow#growth. */
+const LOOP_CAP_MS = 20;
 
 /** RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus min and last sample. Milliseconds. */
 export class RttEstimator {
