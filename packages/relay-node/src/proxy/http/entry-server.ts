@@ -57,6 +57,8 @@ export class EntryServer {
   readonly #maxInFlight: number;
   readonly #inFlight = new WeakMap<Socket, number>();
   readonly #raw = new Set<Duplex>();
+  /** Requests being answered: a drain tells their clients `Connection: close`. */
+  readonly #responses = new Set<ServerResponse>();
   #closed = false;
 
   constructor(options: EntryServerOptions) {
@@ -105,6 +107,9 @@ export class EntryServer {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#responses.add(res);
+    res.once('close', () => this.#responses.delete(res));
+    if (this.#closed) this.#lastOnConnection(res);
     const socket = req.socket;
     const n = (this.#inFlight.get(socket) ?? 0) + 1;
     this.#inFlight.set(socket, n);
@@ -251,10 +256,25 @@ export class EntryServer {
     );
   }
 
-  /** Stops accepting; lets requests and tunnels in progress finish. Idempotent. */
+  /**
+   * Draining: this response is the connection's last. A head not yet sent says
+   * `Connection: close` (Node then closes after it); after a head already sent, the
+   * connection is closed once idle, so a keep-alive client cannot start another request.
+   */
+  #lastOnConnection(res: ServerResponse): void {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+    res.once('finish', () => setImmediate(() => this.#server.closeIdleConnections()).unref());
+  }
+
+  /**
+   * Drain: closes the listener (new clients go to another entry), closes idle keep-alive
+   * connections, and lets requests and tunnels in progress finish, each answered with
+   * `Connection: close`. Resolves once every client connection is gone. Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    for (const res of this.#responses) this.#lastOnConnection(res);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeIdleConnections();
