@@ -111,14 +111,16 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
         });
         res.on('end', () => finish(undefined, result(true)));
         res.on('error', (err) =>
-          finish(demoError(`download body failed after ${bytes} bytes`, err)),
+          finish(demoError(`download body failed after ${bytes} bytes: ${err.message}`, err)),
         );
         res.on('close', () => {
           if (!res.complete) finish(demoError(`download cut after ${bytes} bytes`));
         });
       },
     );
-    req.on('error', (err) => finish(demoError(`request on port ${options.port} failed`, err)));
+    req.on('error', (err) =>
+      finish(demoError(`request on port ${options.port} failed: ${err.message}`, err)),
+    );
     req.end();
   });
 }

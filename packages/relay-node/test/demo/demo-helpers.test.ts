@@ -69,6 +69,7 @@ describe('demo formatting', () => {
         afterMs: 9000,
         requestPath: ['bj-1', 'hk-1'],
         runningDownload: { bytes: 1, bytesPerSec: 1, path: ['bj-1'], intact: true },
+        newDownload: { bytes: 1, bytesPerSec: 1, path: ['bj-1', 'hk-1'] },
       },
       fileBytes: 1,
       totalSeconds: 30,
