@@ -112,7 +112,8 @@ async function main(): Promise<void> {
       note(
         `rep ${i + 1}: idle ${fmt(idle.at(-1)!)}; bulk on the same tunnel ${fmt(bulk.at(-1)!)}, ` +
           `${bulk.at(-1)!.bulkMBs.toFixed(0)} MB/s, loop delay p99 ${bulk.at(-1)!.loopP99.toFixed(1)} ms; ` +
-          `bulk on another tunnel ${fmt(control.at(-1)!)}, loop delay p99 ${control.at(-1)!.loopP99.toFixed(1)} ms`,
+          `bulk on another tunnel ${fmt(control.at(-1)!)}, ${control.at(-1)!.bulkMBs.toFixed(0)} MB/s, ` +
+          `loop delay p99 ${control.at(-1)!.loopP99.toFixed(1)} ms`,
       );
     }
     const i99 = stats(idle.map((r) => r.p99));
@@ -140,6 +141,7 @@ async function main(): Promise<void> {
       eventLoopDelayP99Ms: stats(bulk.map((r) => r.loopP99)).median,
       controlOtherTunnelP50: stats(control.map((r) => r.p50)).median,
       controlOtherTunnelP99: c99.median,
+      controlBulkMBs: stats(control.map((r) => r.bulkMBs)).median,
       controlEventLoopDelayP99Ms: stats(control.map((r) => r.loopP99)).median,
       roundTripsIdle: idle.map((r) => r.n),
       roundTripsBulk: bulk.map((r) => r.n),
