@@ -1,0 +1,147 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadWorld } from '@relaymesh/world';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  alivePids,
+  type ChaosWorld,
+  routes,
+  sleep,
+  startChaosWorld,
+  Traffic,
+  waitFor,
+} from './chaos-helpers.ts';
+import { pathRtt } from './optimum.ts';
+
+// Issue 4 ("degrade one link of a best path: its routes move within 10 s; heal it: they
+// move back, without flapping") and issue 6 ("a link degrades: routes move within 10 s
+// with hysteresis, and move back after it heals"), on a world built so that the answer is
+// unambiguous: the entry a-1 reaches the origin (region d-o, no node there) best through
+// b-1 (50 + 30 ms), second through c-1 (45 + 50 ms), direct is 200 ms. Doubling a<->b
+// (100 ms) makes the c path 27 % and 35 ms better; healed, the b path is 16 % and 15 ms
+// better: both clearly past the coordinator's hysteresis (10 % and 5 ms, 3 recomputations).
+// (On aws12 under a busy machine the routes in force change from run to run, so which
+// link qualifies does too.) Traffic runs throughout: a route change fails no request.
+
+const WORLD = {
+  name: 'degrade4',
+  seed: 4,
+  regions: [{ id: 'd-a' }, { id: 'd-b' }, { id: 'd-c' }, { id: 'd-o' }],
+  nodes: [
+    { id: 'a-1', region: 'd-a' },
+    { id: 'b-1', region: 'd-b' },
+    { id: 'c-1', region: 'd-c' },
+  ],
+  origins: [{ name: 'echo', region: 'd-o', kind: 'http', hosts: ['echo.o.example'] }],
+  links: [
+    { from: 'd-a', to: 'd-b', rttMs: 50 },
+    { from: 'd-b', to: 'd-o', rttMs: 30 },
+    { from: 'd-a', to: 'd-c', rttMs: 45 },
+    { from: 'd-c', to: 'd-o', rttMs: 50 },
+    { from: 'd-a', to: 'd-o', rttMs: 200 },
+    { from: 'd-b', to: 'd-c', rttMs: 120 },
+  ],
+};
+
+let cw: ChaosWorld;
+let dir: string;
+let pids: number[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'chaos-degrade-'));
+  const file = path.join(dir, 'degrade4.json');
+  writeFileSync(file, JSON.stringify(WORLD));
+  cw = await startChaosWorld(loadWorld(file));
+  pids = cw.handle.pids();
+}, 90_000);
+
+afterAll(async () => {
+  if (cw) {
+    pids = [...new Set([...pids, ...cw.handle.pids()])];
+    await cw.handle.close();
+  }
+  rmSync(dir, { recursive: true, force: true });
+  expect(alivePids(pids)).toEqual([]);
+}, 60_000);
+
+describe('chaos: a degraded link (RTT x2) on the best path', () => {
+  it('routes move within 10 s, move back after the heal, no flapping, no failed request', {
+    timeout: 120_000,
+  }, async () => {
+    const world = cw.handle.world;
+    const current = async () =>
+      (await routes(cw)).find((r) => r.from === 'a-1' && r.origin === 'echo')?.path.join(',');
+    // The estimates of a cold start settle first (see docs/reliability.md).
+    await waitFor('the best path via b-1', 30_000, async () => (await current()) === 'a-1,b-1');
+    expect(pathRtt(world, ['a-1', 'b-1'], 'echo')).toBeCloseTo(80, 0);
+
+    const traffic = new Traffic({
+      host: 'echo.o.example',
+      port: cw.mesh.node('a-1').httpPort,
+      kind: 'echo',
+      everyMs: 100,
+    }).start();
+    const seen = ['a-1,b-1'];
+    const changes: { at: number; path: string }[] = [];
+    const t0 = performance.now();
+    let polling = true;
+    const poller = (async () => {
+      for (let i = 0; polling && i < 2000; i++) {
+        const p = await current();
+        if (p !== undefined && p !== seen[seen.length - 1]) {
+          seen.push(p);
+          changes.push({ at: Math.round(performance.now() - t0), path: p });
+        }
+        await sleep(200);
+      }
+    })();
+    let movedMs = Number.POSITIVE_INFINITY;
+    let backMs = Number.POSITIVE_INFINITY;
+    let degradedChanges = 0;
+    try {
+      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'degrade', rttMs: 100 });
+      movedMs = await waitFor('the route leaves the degraded link', 20_000, () =>
+        changes.some((c) => !c.path.includes('b-1')),
+      ).catch(() => Number.POSITIVE_INFINITY);
+      await sleep(8000); // degraded for a while: the new route must hold
+      degradedChanges = changes.length;
+      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
+      backMs = await waitFor(
+        'the route comes back',
+        30_000,
+        () => seen[seen.length - 1] === 'a-1,b-1',
+      ).catch(() => Number.POSITIVE_INFINITY);
+      await sleep(6000); // healed for a while: it must stay back
+    } finally {
+      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
+      polling = false;
+      await poller;
+    }
+    const samples = await traffic.stop();
+    const failed = samples.filter((s) => !s.ok);
+    const paths: Record<string, number> = {};
+    for (const s of samples) paths[s.path] = (paths[s.path] ?? 0) + 1;
+    console.log(
+      JSON.stringify({
+        scenario: 'degrade-heal',
+        link: 'd-a<->d-b 50 -> 100 ms',
+        movedMs: Math.round(movedMs),
+        backAfterHealMs: Math.round(backMs),
+        changes,
+        requests: samples.length,
+        failed: failed.length,
+        requestsByPath: paths,
+      }),
+    );
+    // The issue's bound (routes polled every 200 ms).
+    expect(movedMs).toBeLessThanOrEqual(10_000);
+    // Away once, to the c path, and held there while degraded; back once after the heal.
+    expect(changes.slice(0, degradedChanges).map((c) => c.path)).toEqual(['a-1,c-1']);
+    expect(backMs).toBeLessThanOrEqual(30_000);
+    expect(changes.map((c) => c.path)).toEqual(['a-1,c-1', 'a-1,b-1']);
+    // Requests followed the routes, and a route change fails none of them.
+    expect(failed).toEqual([]);
+    expect(paths['a-1,c-1']).toBeGreaterThan(0);
+  });
+});

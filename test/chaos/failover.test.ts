@@ -1,0 +1,213 @@
+import { loadWorld } from '@relaymesh/world';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  alivePids,
+  type ChaosWorld,
+  failoverFigures,
+  hops,
+  nodes,
+  type Route,
+  restartCoordinator,
+  routes,
+  routesWhole,
+  type Sample,
+  sleep,
+  startChaosWorld,
+  stopCoordinator,
+  Traffic,
+  waitFor,
+} from './chaos-helpers.ts';
+
+// Issue 6 (routing half): local failover at the entry on the aws12 world with the real
+// mesh (12 node processes, the coordinator, origins in Cape Town, Calgary and the UAE).
+// Every scenario runs continuous traffic (a request every 40 ms, each on its own
+// connection, each body compared byte for byte) and asserts the figures: time from the
+// fault to the first success over another path, failures after it (0), failures before
+// the fault (0). Requests in flight at the fault may fail: retrying them is the proxy's job
+// (request-level resilience), not the route table's.
+
+let cw: ChaosWorld;
+const dead: string[] = [];
+let pids: number[] = [];
+
+beforeAll(async () => {
+  cw = await startChaosWorld(loadWorld('aws12'));
+  pids = cw.handle.pids();
+}, 120_000);
+
+afterAll(async () => {
+  if (!cw) return;
+  pids = [...new Set([...pids, ...cw.handle.pids()])];
+  await cw.handle.close();
+  expect(alivePids(pids)).toEqual([]);
+}, 60_000);
+
+interface Scenario {
+  route: Route;
+  victim: string;
+  traffic: Traffic;
+}
+
+/**
+ * A route whose best path goes through another node `victim` (prefer a relay in the
+ * middle) and has an alternate without it; not through nodes already used or dead.
+ */
+function pick(rs: Route[], avoid: string[]): { route: Route; victim: string } {
+  const usable = rs.filter(
+    (r) =>
+      r.path.length >= 2 &&
+      !r.path.some((n) => avoid.includes(n)) &&
+      r.alternates.some((a) => a.path.length >= 1 && !a.path.includes(r.path[1] as string)),
+  );
+  // A relay proper first: a victim outside the origin's region (traffic goes through it).
+  const relay = (r: Route) =>
+    cw.mesh.node(r.path[1] as string).region !== cw.handle.originAddress(r.origin).region ? 0 : 1;
+  usable.sort((a, b) => relay(a) - relay(b) || b.path.length - a.path.length || a.rttMs - b.rttMs);
+  const route = usable[0];
+  if (!route) throw new Error(`no route with a usable alternate: ${JSON.stringify(rs)}`);
+  return { route, victim: route.path[1] as string };
+}
+
+function trafficFor(route: Route): Traffic {
+  const origin = cw.handle.originAddress(route.origin);
+  return new Traffic({
+    host: origin.hosts[0] as string,
+    port: cw.mesh.node(route.from).httpPort,
+    kind: origin.kind === 'file' ? 'file' : 'echo',
+    contentSeed: origin.contentSeed,
+    sizeBytes: origin.sizeBytes,
+    everyMs: 40,
+  });
+}
+
+async function setUp(avoid: string[]): Promise<Scenario> {
+  await waitFor('routes are whole', 30_000, async () => routesWhole(cw, await routes(cw), dead));
+  const { route, victim } = pick(await routes(cw), [...avoid, ...dead]);
+  const traffic = trafficFor(route).start();
+  // Traffic settles on the best path first: the fault must hit a path in use.
+  await waitFor(`traffic flows through ${victim}`, 10_000, () =>
+    traffic.samples.some((s) => s.ok && hops(s.path).includes(victim)),
+  );
+  await sleep(500);
+  return { route, victim, traffic };
+}
+
+function report(name: string, scenario: Scenario, samples: Sample[], faultAt: number) {
+  const f = failoverFigures(samples, faultAt, (p) => !hops(p).includes(scenario.victim));
+  const paths = [...new Set(samples.filter((s) => s.ok).map((s) => s.path))];
+  console.log(
+    JSON.stringify({
+      scenario: name,
+      entry: scenario.route.from,
+      origin: scenario.route.origin,
+      victim: scenario.victim,
+      bestPath: scenario.route.path,
+      paths,
+      ...f,
+      rerouteMs: Math.round(f.rerouteMs),
+      rerouteSentMs: Math.round(f.rerouteSentMs),
+    }),
+  );
+  return f;
+}
+
+describe('chaos: local failover at the entry (aws12)', () => {
+  it('a killed relay is routed around within 1 s; no request sent after that fails', {
+    timeout: 90_000,
+  }, async () => {
+    const s = await setUp([]);
+    const victim = cw.mesh.node(s.victim);
+    const faultAt = performance.now();
+    victim.process.kill(); // SIGKILL: the kernel closes its sockets, nothing graceful
+    dead.push(s.victim);
+    await sleep(4000);
+    const samples = await s.traffic.stop();
+    const f = report('node-kill', s, samples, faultAt);
+    expect(f.failedBeforeFault).toBe(0);
+    // The issue's figure; the first rerouted request completes a full request over the
+    // alternate (a few hundred ms of emulated RTT) inside it.
+    expect(f.rerouteMs).toBeLessThanOrEqual(1000);
+    expect(f.failedAfterReroute).toBe(0);
+    // Served all along: at most the requests in flight at the kill failed.
+    expect(f.failedInFlight).toBeLessThanOrEqual(Math.ceil(f.rerouteSentMs / 40) + 25);
+  });
+
+  it('a blackholed link is detected by the keepalive and routed around within 5 s', {
+    timeout: 90_000,
+  }, async () => {
+    const s = await setUp([]);
+    const entryRegion = cw.mesh.node(s.route.from).region;
+    const victimRegion = cw.mesh.node(s.victim).region;
+    const faultAt = performance.now();
+    const applied = await cw.handle.controlLinks(entryRegion, victimRegion, {
+      fault: 'blackhole',
+    });
+    expect(applied.directions).toBeGreaterThan(0);
+    await sleep(7000);
+    const samples = await s.traffic.stop();
+    await cw.handle.controlLinks(entryRegion, victimRegion, { fault: 'heal' });
+    const f = report('blackhole', s, samples, faultAt);
+    expect(f.failedBeforeFault).toBe(0);
+    // Keepalive: dead 3-4 s after the last frame (ping 1 s, dead 3 s); plus the request
+    // over the alternate. The issue's bound, no headroom.
+    expect(f.rerouteMs).toBeLessThanOrEqual(5000);
+    expect(f.failedAfterReroute).toBe(0);
+    // The tunnel comes back after the heal (redial with backoff) and the coordinator
+    // sees the link again.
+    const back = await waitFor('the healed link is reported again', 30_000, async () =>
+      ((await nodes(cw))?.links ?? []).some(
+        (l) =>
+          (l.from === s.route.from && l.to === s.victim) ||
+          (l.from === s.victim && l.to === s.route.from),
+      ),
+    );
+    console.log(JSON.stringify({ scenario: 'blackhole-heal', linkBackMs: Math.round(back) }));
+  });
+
+  it('the coordinator down for a minute: traffic keeps flowing on the last routes, a relay killed meanwhile is routed around locally, nodes re-register', {
+    timeout: 150_000,
+  }, async () => {
+    const s = await setUp([]);
+    const downAt = performance.now();
+    await stopCoordinator(cw);
+    await sleep(20_000);
+    const faultAt = performance.now();
+    cw.mesh.node(s.victim).process.kill();
+    dead.push(s.victim);
+    await sleep(40_000);
+    const outageMs = performance.now() - downAt;
+    await restartCoordinator(cw);
+    const live = cw.mesh.nodes.filter((n) => !dead.includes(n.id)).length;
+    const registeredMs = await waitFor('every live node re-registered', 30_000, async () => {
+      const n = await nodes(cw);
+      return (n?.nodes.filter((x) => x.status === 'up').length ?? 0) === live;
+    });
+    const wholeMs = await waitFor('routes whole again', 30_000, async () =>
+      routesWhole(cw, await routes(cw), dead),
+    );
+    await sleep(1000);
+    const samples = await s.traffic.stop();
+    const f = report('coordinator-outage', s, samples, faultAt);
+    console.log(
+      JSON.stringify({
+        scenario: 'coordinator-outage',
+        outageMs: Math.round(outageMs),
+        reregisteredMs: Math.round(registeredMs),
+        routesWholeMs: Math.round(wholeMs),
+        requests: samples.length,
+      }),
+    );
+    // Nothing failed because the coordinator was away: before the kill, zero.
+    expect(f.failedBeforeFault).toBe(0);
+    // The local failover did not need the coordinator.
+    expect(f.rerouteMs).toBeLessThanOrEqual(1000);
+    expect(f.failedAfterReroute).toBe(0);
+    // No node crashed meanwhile.
+    expect(
+      cw.mesh.nodes
+        .filter((n) => n.process.exited)
+        .map((n) => n.id)
+        .sort(),
+    ).toEqual([...dead].sort());
+  });
+});

@@ -1,0 +1,65 @@
+import { linkBetween, type World } from '@relaymesh/world';
+
+// The true fastest paths of a world, from its own link table: what the coordinator's
+// routes are checked against. A hop's RTT is the mean of the two directions (a PING goes
+// one way and comes back the other); the exit's origin leg is one RTT of the link from
+// the exit's region to the origin's (a TCP connect through the egress proxy).
+
+const cache = new WeakMap<World, Map<string, number>>();
+
+/** Round-trip time between two regions in `world`. */
+export function regionRtt(world: World, a: string, b: string): number {
+  const m = cache.get(world) ?? new Map<string, number>();
+  cache.set(world, m);
+  const key = `${a}>${b}`;
+  let ms = m.get(key);
+  if (ms === undefined) {
+    ms = (linkBetween(world, a, b).rttMs + linkBetween(world, b, a).rttMs) / 2;
+    m.set(key, ms);
+  }
+  return ms;
+}
+
+/** The world's RTT of `path` (node ids, entry first) to `origin`, with `override` for some region pairs. */
+export function pathRtt(
+  world: World,
+  path: string[],
+  origin: string,
+  override: (a: string, b: string) => number | undefined = () => undefined,
+): number {
+  const region = (id: string) => world.nodes.find((n) => n.id === id)?.region ?? '';
+  const rtt = (a: string, b: string) => override(a, b) ?? override(b, a) ?? regionRtt(world, a, b);
+  let sum = 0;
+  for (let i = 0; i + 1 < path.length; i++) {
+    sum += rtt(region(path[i] as string), region(path[i + 1] as string));
+  }
+  const o = world.origins.find((x) => x.name === origin);
+  const exit = path[path.length - 1];
+  if (!o || exit === undefined) return Number.POSITIVE_INFINITY;
+  return sum + rtt(region(exit), o.region);
+}
+
+/** The least RTT from `entry` to `origin` over paths of at most `maxLinks` node-to-node links. */
+export function optimumRtt(
+  world: World,
+  entry: string,
+  origin: string,
+  override: (a: string, b: string) => number | undefined = () => undefined,
+  maxLinks = 4,
+): { rttMs: number; path: string[] } {
+  let best = { rttMs: Number.POSITIVE_INFINITY, path: [] as string[] };
+  const ids = world.nodes.map((n) => n.id);
+  const walk = (path: string[]) => {
+    const ms = pathRtt(world, path, origin, override);
+    if (ms < best.rttMs) best = { rttMs: ms, path: [...path] };
+    if (path.length > maxLinks) return;
+    for (const id of ids) if (!path.includes(id)) walk([...path, id]);
+  };
+  walk([entry]);
+  return best;
+}
+
+/** `|a - b|` within 5 % of `b` or 3 ms, whichever is larger (issue 4's tolerance). */
+export function withinTolerance(a: number, b: number): boolean {
+  return Math.abs(a - b) <= Math.max(3, 0.05 * b);
+}

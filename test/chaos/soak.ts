@@ -1,0 +1,193 @@
+// The chaos soak (run through scripts/soak.mjs, not part of `pnpm test`): the aws12 world
+// with the real mesh, continuous traffic from three entries with every body checked, and
+// a random fault every few seconds for N minutes: kill -9 a node (restarted 8-15 s
+// later), blackhole a link (healed 4-8 s later), double a link's RTT (healed 10 s later),
+// restart the coordinator. Prints one JSON line per fault and a summary line at the end.
+// Exit code 1 when a request failed outside a fault's window or a body was corrupted.
+import { loadWorld } from '@relaymesh/world';
+import {
+  restartCoordinator,
+  restartNode,
+  routes,
+  routesWhole,
+  type Sample,
+  sleep,
+  startChaosWorld,
+  stopCoordinator,
+  Traffic,
+  waitFor,
+} from './chaos-helpers.ts';
+import { regionRtt } from './optimum.ts';
+
+interface Args {
+  minutes: number;
+  seed: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { minutes: 5, seed: Date.now() % 100_000 };
+  for (let i = 0; i < argv.length; i++) {
+    const v = Number(argv[i + 1]);
+    if (argv[i] === '--minutes' && v > 0 && v <= 120) args.minutes = v;
+    if (argv[i] === '--seed' && Number.isInteger(v)) args.seed = v;
+  }
+  return args;
+}
+
+/** xorshift32: the same seed gives the same fault sequence (timing still varies). */
+function rng(seed: number): () => number {
+  let x = seed || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+interface FaultWindow {
+  kind: string;
+  at: number;
+  /** Failures of requests in flight at the fault or sent before it is detected are expected. */
+  until: number;
+}
+
+const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const random = rng(args.seed);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
+  const started = new Date().toISOString();
+  const cw = await startChaosWorld(loadWorld('aws12'));
+  const t0 = performance.now();
+  const since = () => Math.round(performance.now() - t0);
+  try {
+    const rs = await routes(cw);
+    // Three entries with relayed routes where possible; they are never killed themselves.
+    const chosen = [...rs]
+      .sort((a, b) => b.path.length - a.path.length)
+      .filter((r, i, all) => all.findIndex((x) => x.from === r.from) === i)
+      .slice(0, 3);
+    const entries = chosen.map((r) => r.from);
+    const traffic = chosen.map((r) => {
+      const o = cw.handle.originAddress(r.origin);
+      return new Traffic({
+        host: o.hosts[0] as string,
+        port: cw.mesh.node(r.from).httpPort,
+        kind: o.kind === 'file' ? 'file' : 'echo',
+        contentSeed: o.contentSeed,
+        sizeBytes: o.sizeBytes,
+        everyMs: 100,
+      }).start();
+    });
+    out({ soak: 'start', started, ...args, entries, routes: chosen.map((r) => r.path) });
+    const windows: FaultWindow[] = [];
+    const dead = new Set<string>();
+    const pending: Promise<void>[] = [];
+    const deadline = performance.now() + args.minutes * 60_000;
+    let faults = 0;
+    for (; performance.now() < deadline && faults < 10_000; faults++) {
+      await sleep(3000 + random() * 5000);
+      if (performance.now() >= deadline) break;
+      const kind = pick(['kill', 'kill', 'blackhole', 'blackhole', 'degrade', 'coordinator']);
+      const at = performance.now();
+      if (kind === 'kill') {
+        const victims = cw.mesh.nodes.filter((n) => !entries.includes(n.id) && !dead.has(n.id));
+        if (dead.size >= 2 || victims.length === 0) continue;
+        const v = pick(victims);
+        v.process.kill();
+        dead.add(v.id);
+        windows.push({ kind, at, until: at + 1500 });
+        out({ t: since(), fault: 'kill', node: v.id });
+        const back = 8000 + random() * 7000;
+        pending.push(
+          sleep(back)
+            .then(() => restartNode(cw, v.id))
+            .then(() => {
+              dead.delete(v.id);
+              out({ t: since(), fault: 'restarted', node: v.id });
+            }),
+        );
+      } else if (kind === 'blackhole' || kind === 'degrade') {
+        const regions = cw.mesh.nodes.map((n) => n.region);
+        const a = pick(regions);
+        const b = pick(regions.filter((x) => x !== a));
+        const fault =
+          kind === 'blackhole'
+            ? { fault: 'blackhole' as const }
+            : { fault: 'degrade' as const, rttMs: 2 * regionRtt(cw.handle.world, a, b) };
+        await cw.handle.controlLinks(a, b, fault);
+        // A blackhole is found by the keepalive in 3-4 s; a degrade fails no request.
+        windows.push({ kind, at, until: at + (kind === 'blackhole' ? 5000 : 0) });
+        const healIn = kind === 'blackhole' ? 4000 + random() * 4000 : 10_000;
+        out({ t: since(), fault: kind, link: `${a}<->${b}`, healInMs: Math.round(healIn) });
+        pending.push(
+          sleep(healIn).then(async () => {
+            await cw.handle.controlLinks(a, b, { fault: 'heal' });
+          }),
+        );
+      } else {
+        await stopCoordinator(cw);
+        await sleep(1000 + random() * 4000);
+        await restartCoordinator(cw);
+        windows.push({ kind, at, until: at }); // nothing may fail because of it
+        out({
+          t: since(),
+          fault: 'coordinator-restart',
+          downMs: Math.round(performance.now() - at),
+        });
+      }
+    }
+    await Promise.allSettled(pending);
+    const samples = (await Promise.all(traffic.map((t) => t.stop()))).flat();
+    await waitFor('routes whole at the end', 30_000, async () =>
+      routesWhole(cw, await routes(cw)),
+    ).catch(() => out({ warning: 'routes not whole at the end' }));
+    summarize(args, started, faults, windows, samples);
+  } finally {
+    await cw.handle.close();
+  }
+}
+
+function summarize(
+  args: Args,
+  started: string,
+  faults: number,
+  windows: FaultWindow[],
+  samples: Sample[],
+): void {
+  const failed = samples.filter((s) => !s.ok);
+  // In flight at a fault (sent before it, done after it) or sent inside its window.
+  const explained = (s: Sample) =>
+    windows.some((w) => s.sentAt <= w.until && s.doneAt >= w.at && w.until > w.at);
+  const unexplained = failed.filter((s) => !explained(s));
+  const corrupt = samples.filter((s) => s.corrupt).length;
+  const counts: Record<string, number> = {};
+  for (const w of windows) counts[w.kind] = (counts[w.kind] ?? 0) + 1;
+  const errors: Record<string, number> = {};
+  for (const s of unexplained) {
+    const k = (s.error ?? '').slice(0, 60);
+    errors[k] = (errors[k] ?? 0) + 1;
+  }
+  out({
+    soak: 'summary',
+    started,
+    minutes: args.minutes,
+    seed: args.seed,
+    faults: counts,
+    faultsTotal: faults,
+    requests: samples.length,
+    failed: failed.length,
+    failedInFaultWindows: failed.length - unexplained.length,
+    failedUnexplained: unexplained.length,
+    corrupt,
+    unexplainedErrors: errors,
+  });
+  process.exitCode = unexplained.length > 0 || corrupt > 0 ? 1 : 0;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`soak failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 2;
+});
