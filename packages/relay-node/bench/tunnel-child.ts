@@ -10,7 +10,8 @@
  *    whose first byte is 'S' is read and discarded.
  * Prints one ready line {"port":N,"url":...}; exits when stdin closes or on SIGTERM.
  * BENCH_MUX='{"dataFrameSize":65536}' (JSON MuxConfig) overrides the tunnel's mux config,
- * for experiments; the benchmarks never set it.
+ * for experiments; the benchmarks never set it. BENCH_DEBUG=1 makes the exit relay print
+ * each stream's final receive window and the session's SRTT to stderr.
  */
 import { once } from 'node:events';
 import net from 'node:net';
@@ -128,7 +129,17 @@ async function main(): Promise<Record<string, unknown>> {
     case 'pipe':
       return { port: await tcpServer((c) => join(c, connectTarget())) };
     case 'exit':
-      return listener((s) => join(s, connectTarget()));
+      return listener((s) => {
+        if (process.env.BENCH_DEBUG) {
+          s.once('end', () => {
+            const rtt = lastSession?.rttStats;
+            process.stderr.write(
+              `  [exit child] stream done: window ${s.receiveWindow} B, srtt ${rtt?.srttMs?.toFixed(3)} ms, samples ${rtt?.samples}\n`,
+            );
+          });
+        }
+        join(s, connectTarget());
+      });
     case 'echo':
       return listener(echoOrSink);
     case 'entry': {
