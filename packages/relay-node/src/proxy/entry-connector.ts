@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import {
   type Clock,
   F,
@@ -62,6 +62,24 @@ export interface EntryFailure {
   status: number;
   code: string;
   message: string;
+}
+
+/** Random bytes for request ids, refilled when used up (see {@link newRequestId}). */
+const ID_POOL = Buffer.alloc(4096);
+let idPoolUsed = ID_POOL.length;
+
+/**
+ * A request id: 16 hex digits of random bytes, like `randomBytes(8)` but cut from a pool
+ * filled 512 ids at a time (one `randomBytes` call per request cost ~7 µs, a few percent
+ * of a small request's CPU at the entry).
+ */
+function newRequestId(): string {
+  if (idPoolUsed + 8 > ID_POOL.length) {
+    randomFillSync(ID_POOL);
+    idPoolUsed = 0;
+  }
+  idPoolUsed += 8;
+  return ID_POOL.toString('hex', idPoolUsed - 8, idPoolUsed);
 }
 
 /** Maps an RST wire code seen before the response head to the client answer. */
@@ -139,7 +157,7 @@ export class EntryConnector {
    * ERR_ROUTE_NONE when there is no path or no first hop can be opened.
    */
   open(req: OpenRequest): EntryStream {
-    const id = req.id ?? randomBytes(8).toString('hex');
+    const id = req.id ?? newRequestId();
     const paths = avoiding(
       this.#routes.pathsFor(req.origin.name).filter((p) => p[0] === this.nodeId),
       req.avoid,
