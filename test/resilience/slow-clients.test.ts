@@ -64,6 +64,7 @@ describe('slow clients', () => {
     expect(rss?.connected).toBe(COUNT);
     expect(rss?.answered).toBe(COUNT);
     expect(rss?.closedEarly).toBe(0);
+    expect(rss?.statuses).toEqual({ '200': COUNT });
     expect(rss?.value).toBeLessThan((COUNT * BOUND_KIB_PER_CLIENT) / 1024);
     // The normal download completed intact (the bench exits non-zero otherwise: wrong size,
     // status, or not within 60 s). Its rate is not asserted: on two cores shared with other

@@ -9,7 +9,8 @@
  * One JSON argument: {"port":P,"host":H,"path":"/...","count":N,"batch":B}. Run it in its
  * own process with enough descriptors (`bash -c 'ulimit -n 20000; exec node ...'`).
  * Prints {"ready":true,"connected":N,"failed":F,"ms":T} once every connection is open,
- * then one progress line per second {"open":N,"answered":A,"bytes":B,"closed":C}. Exits
+ * then one progress line per second {"open":N,"answered":A,"bytes":B,"closed":C,
+ * "statuses":{"200":N,...}} (status codes of the responses seen so far). Exits
  * when stdin closes or on SIGTERM.
  */
 import net from 'node:net';
@@ -26,6 +27,9 @@ interface LoadArgs {
 const args = JSON.parse(process.argv[2] ?? '{}') as LoadArgs;
 const sockets = new Set<net.Socket>();
 const answered = new WeakSet<net.Socket>();
+const heads = new Map<net.Socket, string>();
+const counted = new WeakSet<net.Socket>();
+const statuses: Record<string, number> = {};
 const sink = Buffer.alloc(1);
 let bytes = 0;
 let answeredCount = 0;
@@ -51,6 +55,19 @@ function open(): Promise<void> {
           if (!answered.has(socket)) {
             answered.add(socket);
             answeredCount++;
+          }
+          // The status line's first 12 bytes ('HTTP/1.1 200') are read at once, to count
+          // statuses; then one byte per resume.
+          if (!counted.has(socket)) {
+            const line = (heads.get(socket) ?? '') + sink.toString('latin1', 0, n);
+            if (line.length < 12) {
+              heads.set(socket, line);
+              return true;
+            }
+            heads.delete(socket);
+            counted.add(socket);
+            const status = line.slice(9, 12);
+            statuses[status] = (statuses[status] ?? 0) + 1;
           }
           return false; // pause: the next byte only when the timer resumes us
         },
@@ -86,7 +103,7 @@ async function main(): Promise<void> {
   }, 1000);
   const report = setInterval(() => {
     process.stdout.write(
-      `${JSON.stringify({ open: sockets.size, answered: answeredCount, bytes, closed })}\n`,
+      `${JSON.stringify({ open: sockets.size, answered: answeredCount, bytes, closed, statuses })}\n`,
     );
   }, 1000);
   const stop = () => {

@@ -37,6 +37,8 @@ export interface SlowClientsResult {
   connected: number;
   answered: number;
   closedEarly: number;
+  /** Status codes the slow clients got. */
+  statuses: Record<string, number>;
   rssBeforeMiB: number;
   rssPeakMiB: number;
   rssGrowthMiB: number;
@@ -46,6 +48,27 @@ export interface SlowClientsResult {
   normalUnderLoadMBps: number;
   /** Under load / baseline. */
   normalRatio: number;
+  /** Why the normal download under load failed (then its rate is 0), if it did. */
+  normalError?: string;
+  /** Connections the kernel aborted for lack of TCP memory meanwhile (TCPAbortOnMemory). */
+  kernelAbortsOnMemory: number;
+  /** Times the kernel entered TCP memory pressure meanwhile (TCPMemoryPressures). */
+  kernelMemoryPressures: number;
+}
+
+/** A TcpExt counter of /proc/net/netstat (system-wide); NaN when unreadable. */
+export function tcpExt(name: string): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i++) {
+      if (!lines[i]?.startsWith('TcpExt:')) continue;
+      const keys = (lines[i] as string).split(' ');
+      const values = (lines[i + 1] as string).split(' ');
+      const at = keys.indexOf(name);
+      return at < 0 ? Number.NaN : Number(values[at]);
+    }
+  } catch {}
+  return Number.NaN;
 }
 
 /** Resident set of a process in MiB (Linux). */
@@ -102,13 +125,26 @@ function startScript(script: string, arg: unknown): Proc {
   };
 }
 
-/** `/slow`: 1 GiB announced, produced only as fast as it drains; `/fast?bytes=N`. */
+/**
+ * `/slow`: 1 GiB announced, produced only as fast as it drains; `/fast?bytes=N`. Both honour
+ * `Range: bytes=N-` (with ETag), so the entry can resume a download the kernel aborted.
+ */
 async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const q = new URL(req.url ?? '/', 'http://x');
     const total = q.pathname === '/slow' ? SLOW_BYTES : Number(q.searchParams.get('bytes'));
-    res.writeHead(200, { 'content-length': total, 'content-type': 'application/octet-stream' });
-    let left = total;
+    const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    const headers = { 'content-type': 'application/octet-stream', etag: `"${total}"` };
+    if (from > 0 && from < total) {
+      res.writeHead(206, {
+        ...headers,
+        'content-length': total - from,
+        'content-range': `bytes ${from}-${total - 1}/${total}`,
+      });
+    } else {
+      res.writeHead(200, { ...headers, 'content-length': total });
+    }
+    let left = total - (from > 0 && from < total ? from : 0);
     const more = () => {
       while (left > 0) {
         const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
@@ -138,7 +174,14 @@ function download(port: number, bytes: number): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { port, host: '127.0.0.1', path: `/fast?bytes=${bytes}`, headers: { host: 'fast.local' } },
+      // A fresh connection each time: a pooled one may meet the entry's 5 s idle close.
+      {
+        port,
+        host: '127.0.0.1',
+        path: `/fast?bytes=${bytes}`,
+        headers: { host: 'fast.local' },
+        agent: false,
+      },
       (res) => {
         let n = 0;
         res.on('data', (d: Buffer) => {
@@ -180,6 +223,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     await download(port, normalBytes); // warm-up (pool, JIT)
     const normalBaselineMBps = await medianRate(port, normalBytes, 3);
     const rssBeforeMiB = rssMiB(pid);
+    const abortsBefore = tcpExt('TCPAbortOnMemory');
+    const pressuresBefore = tcpExt('TCPMemoryPressures');
     note(
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB`,
     );
@@ -188,7 +233,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       host: 'slow.local',
       path: '/slow',
       count: o.count,
-      batch: 200,
+      batch: 100,
     });
     const loaded = await load.first;
     note(`load: ${JSON.stringify(loaded)}`);
@@ -206,7 +251,14 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       await sleep(250);
     }
     note(`slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB`);
-    const normalUnderLoadMBps = await medianRate(port, normalBytes, 3);
+    let normalUnderLoadMBps = 0;
+    let normalError: string | undefined;
+    try {
+      normalUnderLoadMBps = await medianRate(port, normalBytes, 3);
+    } catch (err) {
+      normalError = (err as Error).message;
+      note(`normal download under load failed: ${normalError}`);
+    }
     peak = Math.max(peak, rssMiB(pid));
     const progress = load.last() ?? {};
     return {
@@ -215,6 +267,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       connected: Number(loaded.connected),
       answered: Number(progress.answered ?? 0),
       closedEarly: Number(progress.closed ?? 0) + Number(loaded.failed ?? 0),
+      statuses: (progress.statuses ?? {}) as Record<string, number>,
       rssBeforeMiB,
       rssPeakMiB: peak,
       rssGrowthMiB: peak - rssBeforeMiB,
@@ -222,6 +275,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       normalBaselineMBps,
       normalUnderLoadMBps,
       normalRatio: normalUnderLoadMBps / normalBaselineMBps,
+      ...(normalError === undefined ? {} : { normalError }),
+      kernelAbortsOnMemory: tcpExt('TCPAbortOnMemory') - abortsBefore,
+      kernelMemoryPressures: tcpExt('TCPMemoryPressures') - pressuresBefore,
     };
   } finally {
     await load?.stop();
