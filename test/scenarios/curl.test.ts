@@ -9,7 +9,7 @@ import {
 } from '@relaymesh/world';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, routePath, waitForRoutes } from './helpers.ts';
-import { LINE4, type ScenarioMesh, startScenarioMesh } from './scenario-mesh.ts';
+import { LINE4, type ScenarioMesh, startScenarioMesh, waitForPath } from './scenario-mesh.ts';
 
 // Issue 5, curl as a real client of the entry a-1 in the line4 world (entry a-1, relay b-1,
 // exit c-1, origins behind c-1; fast links so 1 GiB legs take seconds). curl talks to the
@@ -29,9 +29,23 @@ beforeAll(async () => {
   entryPort = mesh.node('a-1').httpPort;
   const pairs = ['files', 'echo'].map((origin) => ({ from: 'a-1', origin }));
   await waitForRoutes(mesh.coordinatorAddress, pairs, 30_000);
+  // The first routes come from the first samples; the world makes a-1 > b-1 > c-1 clearly best.
+  for (const [origin, host] of [
+    ['echo', 'echo.d.example'],
+    ['files', 'files.d.example'],
+  ] as const) {
+    await waitForPath(
+      mesh.coordinatorAddress,
+      mesh.node('a-1'),
+      origin,
+      host,
+      ['a-1', 'b-1', 'c-1'],
+      30_000,
+    );
+  }
   // Hashing 1 GiB of generated content takes a few seconds: start it now.
   expectedGiB = generatedSha256(handle.originAddress('files').contentSeed, GiB);
-}, 60_000);
+}, 90_000);
 
 afterAll(async () => {
   await handle?.close();

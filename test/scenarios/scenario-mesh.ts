@@ -2,13 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { download } from '@relaymesh/relay-node';
+import { DirectDialer } from '@relaymesh/shared';
 import {
   type ClusterOrigin,
   logLineReady,
   type WorldHandle,
   type WorldProcess,
 } from '@relaymesh/world';
-import { MESH_CLI, TOKEN } from './helpers.ts';
+import { MESH_CLI, routePath, sleep, TOKEN } from './helpers.ts';
 
 // The real coordinator and nodes on a world, like the world's startMesh, but with a cluster
 // config the scenario writes (extra origins, two upstreams) and a fast control loop.
@@ -95,4 +97,39 @@ export async function startOriginProcess(
     args: [ORIGIN_BIN, JSON.stringify(config), '--exit-with-parent'],
   });
   return { port: p.ready.ports[0] ?? 0, process: p };
+}
+
+/**
+ * Waits until the coordinator reports `path` for (path[0], origin) and a request through the
+ * entry's HTTP port (`host` names the origin) carries it in x-relaymesh-path: right after a
+ * start, the first routes come from the first measurements and may still change.
+ */
+export async function waitForPath(
+  coordinator: string,
+  entry: { httpPort: number },
+  origin: string,
+  host: string,
+  path: string[],
+  timeoutMs: number,
+): Promise<void> {
+  const want = path.join(',');
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const reported = (await routePath(coordinator, path[0] ?? '', origin))?.join(',');
+    if (reported === want) {
+      const r = await download({
+        dialer: new DirectDialer(),
+        port: entry.httpPort,
+        hostHeader: host,
+        path: '/which-path',
+        range: { start: 0, end: 0 }, // a file origin sends one byte, not the whole file
+        timeoutMs: 5000,
+      }).catch(() => undefined);
+      last = r?.path.join(',') ?? '';
+      if (last === want) return;
+    } else last = `routes: ${reported}`;
+    await sleep(300);
+  }
+  throw new Error(`path ${want} to ${origin} not in use within ${timeoutMs} ms (last: ${last})`);
 }

@@ -4,7 +4,7 @@ import { loadWorld, startWorld, type WorldHandle } from '@relaymesh/world';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { alive, routePath, waitForRoutes } from './helpers.ts';
-import { LINE4, startScenarioMesh } from './scenario-mesh.ts';
+import { LINE4, startScenarioMesh, waitForPath } from './scenario-mesh.ts';
 
 // Issue 5: a WebSocket echo through two hops (a-1 > b-1 > c-1 in the line4 world), with
 // `ws` as the client. The echo server runs in this process and is declared as an origin
@@ -46,6 +46,16 @@ describe('WebSocket through the mesh', () => {
       { name: 'ws-echo', hosts: ['ws.d.example'], upstreams: [`http://127.0.0.1:${wsPort}`] },
     ]);
     await waitForRoutes(mesh.coordinatorAddress, [{ from: 'a-1', origin: 'ws-echo' }], 30_000);
+    // The first routes come from the first samples; the world makes a-1 > b-1 > c-1 clearly
+    // best. (The ws server answers a plain GET with 426: the path header is still there.)
+    await waitForPath(
+      mesh.coordinatorAddress,
+      mesh.node('a-1'),
+      'ws-echo',
+      'ws.d.example',
+      ['a-1', 'b-1', 'c-1'],
+      30_000,
+    );
     expect(await routePath(mesh.coordinatorAddress, 'a-1', 'ws-echo')).toEqual([
       'a-1',
       'b-1',
