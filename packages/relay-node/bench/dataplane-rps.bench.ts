@@ -35,6 +35,8 @@ const RUN_MS = Number(process.argv[3] ?? 5000);
 const CONNS = Number(process.argv[4] ?? 50);
 const LAT_MS = 2000;
 const MAX_REQUESTS = 500_000;
+const WARM_REQUESTS = 20_000;
+const WARM_MS = 20_000;
 
 interface Target {
   name: string;
@@ -134,15 +136,19 @@ async function main(): Promise<void> {
       });
     }
 
-    // Warm-up (JIT, connection pools), not counted.
+    // Warm-up (JIT, connection pools), not counted. By request count, not time: on a busy
+    // machine a cold mesh serves a few hundred requests a second, stays in V8's slower
+    // tiers for lack of calls, and a 1 s warm-up then measured the interpreter (5x the CPU
+    // per request of a warm run).
     for (const t of targets) {
-      await runLoad({
+      const w = await runLoad({
         url: t.url,
         path: '/small',
         workers: CONNS,
-        durationMs: 1000,
-        maxRequests: MAX_REQUESTS,
+        durationMs: WARM_MS,
+        maxRequests: WARM_REQUESTS,
       });
+      note(`${t.name}: warm-up ${w.requests} requests in ${(w.elapsedMs / 1000).toFixed(1)} s`);
     }
     for (let i = 0; i < REPS; i++) for (const t of targets) await measure(t, origin.proc.pid!);
 
@@ -176,6 +182,9 @@ async function main(): Promise<void> {
       meshCpuUsPerReq: medOf(mesh.cpu),
       baselineCpuUsPerReq: medOf(base.cpu),
       originCpuUsPerReq: medOf(direct.cpu),
+      // The baseline's proxy CPU per request over the mesh's: moves far less with the
+      // machine's load than the rates do.
+      cpuRatio: medOf(base.cpu) / medOf(mesh.cpu),
       wrkRps: wrk,
       baselineP50Ms: med(base.load, 'p50Ms'),
       baselineP99Ms: med(base.load, 'p99Ms'),
