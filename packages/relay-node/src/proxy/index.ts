@@ -19,8 +19,10 @@ export {
   UpstreamPool,
   type UpstreamPoolOptions,
 } from './exit/upstream-pool.ts';
+export { MAX_RESUMES, type ResumePlan, resumePlanFor } from './http/body-relay.ts';
 export { connectAllowed, EntryServer, type EntryServerOptions } from './http/entry-server.ts';
 export { ERROR_HEADER, PATH_HEADER } from './http/responses.ts';
+export { isIdempotent, isRefusal, RETRY_BODY_LIMIT } from './http/retry.ts';
 export {
   DATA_PLANE_VERSION,
   decodeOpenHeader,
