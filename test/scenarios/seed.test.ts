@@ -16,6 +16,7 @@ import {
   MESH_CLI,
   processesWithEnv,
   routePath,
+  sleep,
   TOKEN,
   waitForRoutes,
 } from './helpers.ts';
@@ -104,5 +105,37 @@ describe('seed scenario', () => {
     expect(doc.reroute.runningDownload.intact).toBe(true);
     // Every world process got the marker through its environment: none may be left.
     expect(processesWithEnv('RELAYMESH_SCENARIO_MARK', mark)).toEqual([]);
+  });
+
+  it('a SIGKILLed demo leaves no process behind (children stop when their stdin closes)', {
+    timeout: 60_000,
+  }, async () => {
+    const mark = randomUUID();
+    const child = spawn(process.execPath, [CLI, 'demo', '--file-size', String(SIZE)], {
+      env: { ...process.env, RELAYMESH_SCENARIO_MARK: mark },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // The mesh is up once the demo names the coordinator: kill it then, mid-story.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo did not start: ${stderr}`)), 40_000);
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('Waiting for routes')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(processesWithEnv('RELAYMESH_SCENARIO_MARK', mark).length).toBeGreaterThan(4);
+    child.kill('SIGKILL');
+    await exited;
+    let left = processesWithEnv('RELAYMESH_SCENARIO_MARK', mark);
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await sleep(200);
+      left = processesWithEnv('RELAYMESH_SCENARIO_MARK', mark);
+    }
+    expect(left).toEqual([]);
   });
 });
