@@ -110,7 +110,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     `Starting the seed world (Chengdu client; nodes in Beijing, Hong Kong, Tokyo; a ${formatBytes(fileBytes)} file in Tokyo)...`,
   );
   const handle = await startWorld(loadWorld('seed'), { fileSizeBytes: fileBytes });
-  const onAbort = () => void handle.close();
+  // One close for both ways out: handle.close() returns at once when a close is running.
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= handle.close();
+    return closing;
+  };
+  const onAbort = () => void close();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (options.signal?.aborted) throw fail('demo aborted');
@@ -130,7 +136,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     out.line('Stopping the world...');
-    await handle.close();
+    await close();
   }
 }
 
