@@ -6,12 +6,13 @@ import { describe, expect, it } from 'vitest';
 // itself (packages/relay-node/bench/slow-clients.bench.ts) with 1,000 slow clients (1 B/s
 // each, their own process) on an entry that is its own exit (its own process, RSS from
 // /proc). The entry's RSS growth stays under the bound documented in docs/reliability.md
-// ("Slow clients": 320 KiB per slow client), every slow client gets its response started,
-// and a normal client's download completes intact meanwhile.
+// ("Slow clients": 32 MiB + 320 KiB per slow client), every slow client gets its
+// response started, and a normal client's download completes intact meanwhile.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BENCH = 'packages/relay-node/bench/slow-clients.bench.ts';
 const COUNT = 1000;
+const BOUND_FIXED_MIB = 32;
 const BOUND_KIB_PER_CLIENT = 320;
 
 interface BenchLine {
@@ -65,7 +66,7 @@ describe('slow clients', () => {
     expect(rss?.answered).toBe(COUNT);
     expect(rss?.closedEarly).toBe(0);
     expect(rss?.statuses).toEqual({ '200': COUNT });
-    expect(rss?.value).toBeLessThan((COUNT * BOUND_KIB_PER_CLIENT) / 1024);
+    expect(rss?.value).toBeLessThan(BOUND_FIXED_MIB + (COUNT * BOUND_KIB_PER_CLIENT) / 1024);
     // The normal download completed intact (the bench exits non-zero otherwise: wrong size,
     // status, or not within 60 s). Its rate is not asserted: on two cores shared with other
     // suites it swings from 0.14x to 1.6x of the baseline run to run; the bench reports it.
