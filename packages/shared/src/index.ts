@@ -1,3 +1,17 @@
+// YAML for config files in packages that do not depend on `yaml` themselves (node.yaml).
+export { parse as parseYaml } from 'yaml';
+export {
+  type ClusterConfig,
+  type HealthCheckConfig,
+  loadClusterConfig,
+  MIN_TOKEN_LENGTH,
+  type OriginConfig,
+  type ParseClusterConfigOptions,
+  parseClusterConfig,
+  parseUpstream,
+  type UpstreamTarget,
+  validateClusterConfig,
+} from './config/cluster.ts';
 export { type CreateDialerOptions, createDialer } from './dial/create-dialer.ts';
 export {
   connectTcp,
@@ -25,20 +39,6 @@ export {
 export { decodeFrame, encodeFrame, FrameDecoder, writeHeader } from './protocol/codec.ts';
 export * from './protocol/frame.ts';
 export * from './protocol/hello.ts';
+export * from './rpc/index.ts';
 export { Backoff, type BackoffOptions } from './time/backoff.ts';
 export { type Clock, systemClock, type TimerHandle } from './time/clock.ts';
-export * from './rpc/index.ts';
-export {
-  type ClusterConfig,
-  type HealthCheckConfig,
-  loadClusterConfig,
-  MIN_TOKEN_LENGTH,
-  type OriginConfig,
-  type ParseClusterConfigOptions,
-  parseClusterConfig,
-  parseUpstream,
-  type UpstreamTarget,
-  validateClusterConfig,
-} from './config/cluster.ts';
-// YAML for config files in packages that do not depend on `yaml` themselves (node.yaml).
-export { parse as parseYaml } from 'yaml';
