@@ -345,7 +345,12 @@ function request(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) =>
-          done({ status: 0, path: '', body: undefined, error: err.message }),
+          done({
+            status: res.statusCode ?? 0,
+            path: String(res.headers['x-relaymesh-path'] ?? ''),
+            body: undefined,
+            error: `${err.message} after ${chunks.reduce((n, c) => n + c.length, 0)} bytes`,
+          }),
         );
         res.on('end', () =>
           done({

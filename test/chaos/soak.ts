@@ -47,6 +47,7 @@ function rng(seed: number): () => number {
 
 interface FaultWindow {
   kind: string;
+  what: string;
   at: number;
   /** Failures of requests in flight at the fault or sent before it is detected are expected. */
   until: number;
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
         const v = pick(victims);
         v.process.kill();
         dead.add(v.id);
-        windows.push({ kind, at, until: at + 1500 });
+        windows.push({ kind, what: v.id, at, until: at + 1500 });
         out({ t: since(), fault: 'kill', node: v.id });
         const back = 8000 + random() * 7000;
         pending.push(
@@ -119,7 +120,12 @@ async function main(): Promise<void> {
             : { fault: 'degrade' as const, rttMs: 2 * regionRtt(cw.handle.world, a, b) };
         await cw.handle.controlLinks(a, b, fault);
         // A blackhole is found by the keepalive in 3-4 s; a degrade fails no request.
-        windows.push({ kind, at, until: at + (kind === 'blackhole' ? 5000 : 0) });
+        windows.push({
+          kind,
+          what: `${a}<->${b}`,
+          at,
+          until: at + (kind === 'blackhole' ? 5000 : 0),
+        });
         const healIn = kind === 'blackhole' ? 4000 + random() * 4000 : 10_000;
         out({ t: since(), fault: kind, link: `${a}<->${b}`, healInMs: Math.round(healIn) });
         pending.push(
@@ -131,7 +137,7 @@ async function main(): Promise<void> {
         await stopCoordinator(cw);
         await sleep(1000 + random() * 4000);
         await restartCoordinator(cw);
-        windows.push({ kind, at, until: at }); // nothing may fail because of it
+        windows.push({ kind, what: 'coordinator', at, until: at }); // nothing may fail because of it
         out({
           t: since(),
           fault: 'coordinator-restart',
@@ -140,11 +146,12 @@ async function main(): Promise<void> {
       }
     }
     await Promise.allSettled(pending);
-    const samples = (await Promise.all(traffic.map((t) => t.stop()))).flat();
+    const perEntry = await Promise.all(traffic.map((t) => t.stop()));
+    const samples = perEntry.flatMap((list, i) => list.map((x) => ({ ...x, entry: entries[i] })));
     await waitFor('routes whole at the end', 30_000, async () =>
       routesWhole(cw, await routes(cw)),
     ).catch(() => out({ warning: 'routes not whole at the end' }));
-    summarize(args, started, faults, windows, samples);
+    summarize(args, started, faults, windows, samples, t0);
   } finally {
     await cw.handle.close();
   }
@@ -155,7 +162,8 @@ function summarize(
   started: string,
   faults: number,
   windows: FaultWindow[],
-  samples: Sample[],
+  samples: (Sample & { entry?: string | undefined })[],
+  t0: number,
 ): void {
   const failed = samples.filter((s) => !s.ok);
   // In flight at a fault (sent before it, done after it) or sent inside its window.
@@ -184,6 +192,20 @@ function summarize(
     corrupt,
     unexplainedErrors: errors,
   });
+  // The unexplained ones in detail, with the last fault before each (to chase them).
+  for (const s of unexplained.slice(0, 40)) {
+    const last = windows.filter((w) => w.at <= s.doneAt).at(-1);
+    out({
+      unexplained: s.seq,
+      entry: s.entry,
+      sentT: Math.round(s.sentAt - t0),
+      ms: Math.round(s.doneAt - s.sentAt),
+      status: s.status,
+      path: s.path,
+      error: s.error,
+      lastFault: last ? `${last.kind} ${last.what} at ${Math.round(last.at - t0)}` : undefined,
+    });
+  }
   process.exitCode = unexplained.length > 0 || corrupt > 0 ? 1 : 0;
 }
 
