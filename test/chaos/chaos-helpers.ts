@@ -218,7 +218,8 @@ export interface TrafficOptions {
 /**
  * Continuous requests from a client next to the entry: one new request every `everyMs`
  * (not waiting for the previous one), each with its own connection, each checked byte for
- * byte. Bounded: at most 100 requests in flight (more is a stall and counts as failures).
+ * byte. Bounded: at most 400 requests in flight (a request every 40 ms hung for a 10 s
+ * timeout is 250; more is a stall and counts as failures).
  */
 export class Traffic {
   readonly samples: Sample[] = [];
@@ -247,7 +248,7 @@ export class Traffic {
 
   #fire(): void {
     const seq = this.#seq++;
-    if (this.#inflight >= 100) {
+    if (this.#inflight >= 400) {
       const now = performance.now();
       this.samples.push({
         seq,
