@@ -1,4 +1,5 @@
 import { linkBetween, type World } from '@relaymesh/world';
+import type { Route } from './chaos-helpers.ts';
 
 // The true fastest paths of a world, from its own link table: what the coordinator's
 // routes are checked against. A hop's RTT is the mean of the two directions (a PING goes
@@ -62,4 +63,33 @@ export function optimumRtt(
 /** `|a - b|` within 5 % of `b` or 3 ms, whichever is larger (issue 4's tolerance). */
 export function withinTolerance(a: number, b: number): boolean {
   return Math.abs(a - b) <= Math.max(3, 0.05 * b);
+}
+
+/** Routes whose path is not (near) optimal by the world's truth, or whose estimate is off. */
+export function offOptimumIn(world: World, list: Route[], noiseMs: number): unknown[] {
+  return list.flatMap((r) => {
+    const opt = optimumRtt(world, r.from, r.origin);
+    const chosen = pathRtt(world, r.path, r.origin);
+    // Beyond what the emulation itself adds on this machine right now (noiseMs).
+    const ok = (a: number, b: number) => withinTolerance(Math.max(b, a - noiseMs), b);
+    return ok(chosen, opt.rttMs) && ok(r.rttMs, opt.rttMs)
+      ? []
+      : [{ route: `${r.from}>${r.origin}`, path: r.path, rttMs: r.rttMs, chosen, opt }];
+  });
+}
+
+/**
+ * What the emulation adds to a measurement on this machine right now: the median excess
+ * of the routes whose entry serves an origin in its own region (truth: 1-5 ms). 0-2 ms on
+ * an idle machine; tens of ms when other work saturates the two cores (every link, PING
+ * and probe is a timer in some process). The issue's tolerance is applied on top of it.
+ */
+export function emulationNoiseIn(world: World, list: Route[]): number {
+  const region = (id: string) => world.nodes.find((n) => n.id === id)?.region;
+  const excess = list
+    .filter((r) => r.path.length === 1)
+    .filter((r) => world.origins.find((o) => o.name === r.origin)?.region === region(r.from))
+    .map((r) => r.rttMs - pathRtt(world, r.path, r.origin))
+    .sort((a, b) => a - b);
+  return Math.max(0, excess[Math.floor(excess.length / 2)] ?? 0);
 }
