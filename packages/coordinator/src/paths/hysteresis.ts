@@ -16,12 +16,28 @@ export interface HysteresisOptions {
   minImprovementMs: number;
   /** ...in this many consecutive recomputations. A dead current path switches at once. @default 3 */
   sustainCount: number;
+  /**
+   * For its first `settleRounds` recomputations a route is still settling: the first
+   * estimates after a (re)start are noisy (cold processes, inflated first samples), and a
+   * path chosen from them must not be pinned by the full hysteresis. While settling, a
+   * route moves at once to a path better by `settleImprovementRatio` AND
+   * `settleImprovementMs`, which are inside the accuracy the routes promise (5 % or 3 ms of
+   * the optimum), so a settled route is never held on a path worse than that. @default 45
+   */
+  settleRounds: number;
+  /** @default 0.02 */
+  settleImprovementRatio: number;
+  /** @default 1 */
+  settleImprovementMs: number;
 }
 
 export const DEFAULT_HYSTERESIS: HysteresisOptions = {
   minImprovementRatio: 0.1,
   minImprovementMs: 5,
   sustainCount: 3,
+  settleRounds: 45,
+  settleImprovementRatio: 0.02,
+  settleImprovementMs: 1,
 };
 
 /** Per (entry, origin) memory between recomputations. */
@@ -29,6 +45,8 @@ export interface RouteState {
   path: readonly string[];
   /** Consecutive recomputations in which a clearly better path existed. */
   betterCount: number;
+  /** Recomputations since the route first appeared (see `settleRounds`). */
+  rounds: number;
 }
 
 /** One route as served: the path in use and its alternates. */
@@ -60,6 +78,8 @@ function samePath(a: readonly string[], b: readonly string[]): boolean {
  * Decides whether to keep the current path or move to the computed best. Keep unless the
  * current path is dead, or the best has been better by >= ratio AND >= ms (against the
  * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row.
+ * A route still settling (fewer than `settleRounds` rounds old) uses the small settle
+ * thresholds and moves at once.
  */
 export function decide(
   current: RouteState | undefined,
@@ -67,18 +87,29 @@ export function decide(
   best: PathEstimate,
   opts: HysteresisOptions,
 ): { useBest: boolean; state: RouteState } {
+  const rounds = current === undefined ? 0 : current.rounds + 1;
+  const take = (): { useBest: boolean; state: RouteState } => ({
+    useBest: true,
+    state: { path: best.path, betterCount: 0, rounds },
+  });
   if (current === undefined || currentCostMs === undefined || samePath(current.path, best.path)) {
-    return { useBest: true, state: { path: best.path, betterCount: 0 } };
+    return take();
   }
+  const keep = (betterCount: number) => ({
+    useBest: false,
+    state: { path: current.path, betterCount, rounds },
+  });
   const gain = currentCostMs - best.costMs;
+  if (rounds < opts.settleRounds) {
+    const better =
+      gain >= opts.settleImprovementMs && gain >= opts.settleImprovementRatio * currentCostMs;
+    return better ? take() : keep(0);
+  }
   const clearlyBetter =
     gain >= opts.minImprovementMs && gain >= opts.minImprovementRatio * currentCostMs;
-  if (!clearlyBetter) return { useBest: false, state: { path: current.path, betterCount: 0 } };
+  if (!clearlyBetter) return keep(0);
   const betterCount = current.betterCount + 1;
-  if (betterCount >= opts.sustainCount) {
-    return { useBest: true, state: { path: best.path, betterCount: 0 } };
-  }
-  return { useBest: false, state: { path: current.path, betterCount } };
+  return betterCount >= opts.sustainCount ? take() : keep(betterCount);
 }
 
 function applyOne(

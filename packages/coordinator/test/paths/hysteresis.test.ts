@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { decide, planRoutes, type RouteState, type RoutingGraph } from '../../src/paths/index.ts';
 
-const OPTS = { minImprovementRatio: 0.1, minImprovementMs: 5, sustainCount: 3 };
+// Settling off: these cases are about the full hysteresis of a settled route.
+const OPTS = {
+  minImprovementRatio: 0.1,
+  minImprovementMs: 5,
+  sustainCount: 3,
+  settleRounds: 0,
+  settleImprovementRatio: 0.02,
+  settleImprovementMs: 1,
+};
 
 /** a reaches the origin directly (leg) or through b; `direct` and `viaB` set the costs. */
 function graph(direct: number, viaB: number): RoutingGraph {
@@ -22,7 +30,7 @@ function routeOf(plan: ReturnType<typeof planRoutes>, from = 'a') {
 
 describe('decide', () => {
   const best = { path: ['a', 'b'], costMs: 80, rttMs: 80 };
-  const cur: RouteState = { path: ['a'], betterCount: 0 };
+  const cur: RouteState = { path: ['a'], betterCount: 0, rounds: 100 };
 
   it('adopts the best when there is no current path or it is dead', () => {
     expect(decide(undefined, undefined, best, OPTS).useBest).toBe(true);
@@ -47,6 +55,31 @@ describe('decide', () => {
     }
     expect(outcomes).toEqual([false, false, true]);
     expect(state.path).toEqual(['a', 'b']);
+  });
+});
+
+describe('settling routes', () => {
+  const SETTLING = { ...OPTS, settleRounds: 5 };
+
+  it('a young route moves at once to a path better by 2 % and 1 ms, an old one does not', () => {
+    // 8 % and 8 ms better: inside the full hysteresis, outside the settle thresholds.
+    let plan = planRoutes(graph(100, 120), new Map(), SETTLING);
+    expect(routeOf(plan).path).toEqual(['a']);
+    plan = planRoutes(graph(100, 92), plan.states, SETTLING);
+    expect(routeOf(plan).path).toEqual(['a', 'b']);
+    // Settled (rounds >= 5): the same 8 % gain back to the direct path is held.
+    for (let i = 0; i < 5; i++) plan = planRoutes(graph(100, 92), plan.states, SETTLING);
+    for (let i = 0; i < 4; i++) plan = planRoutes(graph(92, 100), plan.states, SETTLING);
+    expect(routeOf(plan).path).toEqual(['a', 'b']);
+  });
+
+  it('a young route ignores gains under 2 % or 1 ms (no flapping on near-equal paths)', () => {
+    let plan = planRoutes(graph(100, 101), new Map(), SETTLING);
+    expect(routeOf(plan).path).toEqual(['a']);
+    plan = planRoutes(graph(100, 99.5), plan.states, SETTLING); // 0.5 ms better
+    expect(routeOf(plan).path).toEqual(['a']);
+    plan = planRoutes(graph(100, 98.5), plan.states, SETTLING); // 1.5 ms, 1.5 % better
+    expect(routeOf(plan).path).toEqual(['a']);
   });
 });
 
