@@ -136,7 +136,12 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
     }
     const settledMs = performance.now() - t0;
     const originRegions = world.origins.map((o) => o.region);
-    const wins = relayWins(world, { to: originRegions, minGainMs: 5 });
+    // A relay win smaller than the accuracy routes promise (5 % or 3 ms) is a tie within
+    // that accuracy: the direct path is then also "within 5 % or 3 ms of the optimum",
+    // and the hop penalty and per-link jitter term rightly break such ties toward fewer
+    // hops. Wins larger than the tolerance must go through a relay.
+    const allWins = relayWins(world, { to: originRegions, minGainMs: 5 });
+    const wins = allWins.filter((w) => w.directMs - w.viaMs > Math.max(3, 0.05 * w.directMs));
     const missed: unknown[] = [];
     let checked = 0;
     for (const w of wins) {
@@ -158,6 +163,7 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
         loadavg: os.loadavg()[0]?.toFixed(1),
         offOptimum: off.length,
         relayWins: checked,
+        narrowRelayWins: allWins.length - wins.length,
         relayWinsMissed: missed.length,
         maxErrorMs: Number(
           Math.max(

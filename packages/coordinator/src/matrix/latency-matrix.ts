@@ -20,7 +20,11 @@ export interface OriginSample {
 export interface MatrixOptions {
   /** EWMA weight of a new sample (the node already smooths its PINGs). @default 0.3 */
   alpha: number;
-  /** Link cost = smoothed RTT + jitterWeight x smoothed jitter. @default 1 */
+  /**
+   * Link cost = smoothed RTT + jitterWeight x smoothed jitter. Half the jitter: enough to
+   * prefer a steady link over a swinging one of the same RTT, but not so much that the
+   * jitter terms of a relayed path (one per link) outweigh a real RTT gain. @default 0.5
+   */
   jitterWeight: number;
   /** Samples above this are treated as garbage and ignored. @default 60000 */
   maxRttMs: number;
@@ -30,7 +34,7 @@ export interface MatrixOptions {
 
 export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
   alpha: 0.3,
-  jitterWeight: 1,
+  jitterWeight: 0.5,
   maxRttMs: 60_000,
   maxEntriesPerReport: 4096,
 };
