@@ -70,9 +70,14 @@ export function offOptimumIn(world: World, list: Route[], noiseMs: number): unkn
   return list.flatMap((r) => {
     const opt = optimumRtt(world, r.from, r.origin);
     const chosen = pathRtt(world, r.path, r.origin);
-    // Beyond what the emulation itself adds on this machine right now (noiseMs).
-    const ok = (a: number, b: number) => withinTolerance(Math.max(b, a - noiseMs), b);
-    return ok(chosen, opt.rttMs) && ok(r.rttMs, opt.rttMs)
+    // Beyond what the emulation itself adds on this machine right now: noiseMs per
+    // measurement, and a path of n nodes is estimated from n measurements (n - 1 links and
+    // the exit's origin leg), so a relayed path carries the excess two or three times; the
+    // choice between two paths is made on estimates carrying the larger of the two.
+    const ok = (a: number, b: number, legs: number) =>
+      withinTolerance(Math.max(b, a - noiseMs * legs), b);
+    const legs = Math.max(r.path.length, opt.path.length);
+    return ok(chosen, opt.rttMs, legs) && ok(r.rttMs, opt.rttMs, r.path.length)
       ? []
       : [{ route: `${r.from}>${r.origin}`, path: r.path, rttMs: r.rttMs, chosen, opt }];
   });

@@ -29,6 +29,14 @@ export interface HysteresisOptions {
   settleImprovementRatio: number;
   /** @default 1 */
   settleImprovementMs: number;
+  /**
+   * A settled route also moves to a path that stays better by the settle thresholds for
+   * this many consecutive recomputations (a slow, sustained gain under the 10 % rule).
+   * Without it a route settled on a path 5-10 % worse than the best would stay there for
+   * ever, outside the accuracy routes promise; 30 rounds of a consistent advantage cannot
+   * come from noise, so this adds no flapping. @default 30
+   */
+  slowSustainCount: number;
 }
 
 export const DEFAULT_HYSTERESIS: HysteresisOptions = {
@@ -38,6 +46,7 @@ export const DEFAULT_HYSTERESIS: HysteresisOptions = {
   settleRounds: 45,
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
+  slowSustainCount: 30,
 };
 
 /** Per (entry, origin) memory between recomputations. */
@@ -45,6 +54,8 @@ export interface RouteState {
   path: readonly string[];
   /** Consecutive recomputations in which a clearly better path existed. */
   betterCount: number;
+  /** Consecutive recomputations in which a path better by the settle thresholds existed. */
+  slowCount: number;
   /** Recomputations since the route first appeared (see `settleRounds`). */
   rounds: number;
 }
@@ -79,7 +90,8 @@ function samePath(a: readonly string[], b: readonly string[]): boolean {
  * current path is dead, or the best has been better by >= ratio AND >= ms (against the
  * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row.
  * A route still settling (fewer than `settleRounds` rounds old) uses the small settle
- * thresholds and moves at once.
+ * thresholds and moves at once; a settled one also moves when a path stays better by the
+ * settle thresholds for `slowSustainCount` rounds.
  */
 export function decide(
   current: RouteState | undefined,
@@ -90,26 +102,26 @@ export function decide(
   const rounds = current === undefined ? 0 : current.rounds + 1;
   const take = (): { useBest: boolean; state: RouteState } => ({
     useBest: true,
-    state: { path: best.path, betterCount: 0, rounds },
+    state: { path: best.path, betterCount: 0, slowCount: 0, rounds },
   });
   if (current === undefined || currentCostMs === undefined || samePath(current.path, best.path)) {
     return take();
   }
-  const keep = (betterCount: number) => ({
+  const keep = (betterCount: number, slowCount: number) => ({
     useBest: false,
-    state: { path: current.path, betterCount, rounds },
+    state: { path: current.path, betterCount, slowCount, rounds },
   });
   const gain = currentCostMs - best.costMs;
-  if (rounds < opts.settleRounds) {
-    const better =
-      gain >= opts.settleImprovementMs && gain >= opts.settleImprovementRatio * currentCostMs;
-    return better ? take() : keep(0);
-  }
+  const better =
+    gain >= opts.settleImprovementMs && gain >= opts.settleImprovementRatio * currentCostMs;
+  if (rounds < opts.settleRounds) return better ? take() : keep(0, 0);
+  const slowCount = better ? current.slowCount + 1 : 0;
+  if (slowCount >= opts.slowSustainCount) return take();
   const clearlyBetter =
     gain >= opts.minImprovementMs && gain >= opts.minImprovementRatio * currentCostMs;
-  if (!clearlyBetter) return keep(0);
+  if (!clearlyBetter) return keep(0, slowCount);
   const betterCount = current.betterCount + 1;
-  return betterCount >= opts.sustainCount ? take() : keep(betterCount);
+  return betterCount >= opts.sustainCount ? take() : keep(betterCount, slowCount);
 }
 
 function applyOne(

@@ -9,6 +9,7 @@ const OPTS = {
   settleRounds: 0,
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
+  slowSustainCount: 1000,
 };
 
 /** a reaches the origin directly (leg) or through b; `direct` and `viaB` set the costs. */
@@ -30,7 +31,7 @@ function routeOf(plan: ReturnType<typeof planRoutes>, from = 'a') {
 
 describe('decide', () => {
   const best = { path: ['a', 'b'], costMs: 80, rttMs: 80 };
-  const cur: RouteState = { path: ['a'], betterCount: 0, rounds: 100 };
+  const cur: RouteState = { path: ['a'], betterCount: 0, slowCount: 0, rounds: 100 };
 
   it('adopts the best when there is no current path or it is dead', () => {
     expect(decide(undefined, undefined, best, OPTS).useBest).toBe(true);
@@ -70,6 +71,25 @@ describe('settling routes', () => {
     // Settled (rounds >= 5): the same 8 % gain back to the direct path is held.
     for (let i = 0; i < 5; i++) plan = planRoutes(graph(100, 92), plan.states, SETTLING);
     for (let i = 0; i < 4; i++) plan = planRoutes(graph(92, 100), plan.states, SETTLING);
+    expect(routeOf(plan).path).toEqual(['a', 'b']);
+  });
+
+  it('a settled route moves after a small gain sustained for slowSustainCount rounds', () => {
+    const SLOW = { ...SETTLING, slowSustainCount: 4 };
+    let plan = planRoutes(graph(100, 120), new Map(), SLOW);
+    for (let i = 0; i < 6; i++) plan = planRoutes(graph(100, 120), plan.states, SLOW);
+    expect(routeOf(plan).path).toEqual(['a']);
+    // 6 % better: under the 10 % rule; moves on the 4th consecutive round only.
+    const seen: string[][] = [];
+    for (let i = 0; i < 4; i++) {
+      plan = planRoutes(graph(100, 94), plan.states, SLOW);
+      seen.push(routeOf(plan).path);
+    }
+    expect(seen).toEqual([['a'], ['a'], ['a'], ['a', 'b']]);
+    // An interrupted run starts over.
+    for (let i = 0; i < 3; i++) plan = planRoutes(graph(94, 100), plan.states, SLOW);
+    plan = planRoutes(graph(100, 94), plan.states, SLOW);
+    for (let i = 0; i < 3; i++) plan = planRoutes(graph(94, 100), plan.states, SLOW);
     expect(routeOf(plan).path).toEqual(['a', 'b']);
   });
 
