@@ -29,7 +29,15 @@
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/dataplane-clients.bench.ts [clients=1000] [seconds=30]
  */
 import { type Child, emit, note, sleep, startChild } from './common.ts';
-import { CHILD, cpuMs, heapAfterGc, machineLoad, rssMiB, runLoad } from './dataplane-common.ts';
+import {
+  CHILD,
+  cpuMs,
+  heapAfterGc,
+  machineLoad,
+  rssMiB,
+  runLoad,
+  startEntryExit,
+} from './dataplane-common.ts';
 
 const CLIENTS = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 30);
@@ -78,24 +86,7 @@ async function main(): Promise<void> {
   const started: Child[] = [];
   let timer: NodeJS.Timeout | undefined;
   try {
-    const origin = await startChild(CHILD, [JSON.stringify({ mode: 'origin' })]);
-    started.push(origin);
-    const originPort = origin.ready.port as number;
-    const exit = await startChild(CHILD, [
-      JSON.stringify({ mode: 'node', id: 'exit', originPort, listen: true }),
-    ]);
-    started.push(exit);
-    const entry = await startChild(CHILD, [
-      JSON.stringify({
-        mode: 'node',
-        id: 'entry',
-        originPort,
-        http: true,
-        dial: { exit: exit.ready.tunnelUrl },
-        path: ['entry', 'exit'],
-      }),
-    ]);
-    started.push(entry);
+    const { origin, exit, entry } = await startEntryExit(started);
     const url = `http://127.0.0.1:${entry.ready.httpPort}`;
     const pids = [entry.proc.pid!, exit.proc.pid!, origin.proc.pid!];
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, type Dispatcher, Pool } from 'undici';
-import { type Child, note, quantile, sleep, within } from './common.ts';
+import { type Child, note, quantile, sleep, startChild, within } from './common.ts';
 
 export const CHILD = fileURLToPath(new URL('./dataplane-child.ts', import.meta.url));
 /** The Host clients send so the entry maps the request to the declared origin. */
@@ -310,4 +310,33 @@ export async function heapAfterGc(c: Child): Promise<{ usedMiB: number; rssMiB: 
   } finally {
     lines.close();
   }
+}
+
+/**
+ * Starts the origin, an exit and an entry (entry -> exit over one tunnel, static route),
+ * each its own process. Each child is pushed onto `started` as soon as it runs, so the
+ * caller's cleanup stops whatever did start when a later one fails.
+ */
+export async function startEntryExit(
+  started: Child[],
+): Promise<{ origin: Child; exit: Child; entry: Child; originPort: number }> {
+  const origin = await startChild(CHILD, [JSON.stringify({ mode: 'origin' })]);
+  started.push(origin);
+  const originPort = origin.ready.port as number;
+  const exit = await startChild(CHILD, [
+    JSON.stringify({ mode: 'node', id: 'exit', originPort, listen: true }),
+  ]);
+  started.push(exit);
+  const entry = await startChild(CHILD, [
+    JSON.stringify({
+      mode: 'node',
+      id: 'entry',
+      originPort,
+      http: true,
+      dial: { exit: exit.ready.tunnelUrl },
+      path: ['entry', 'exit'],
+    }),
+  ]);
+  started.push(entry);
+  return { origin, exit, entry, originPort };
 }

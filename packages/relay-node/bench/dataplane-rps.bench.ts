@@ -18,14 +18,14 @@
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/dataplane-rps.bench.ts [reps=3] [runMs=5000] [conns=50]
  */
-import { type Child, emit, note, startChild, stats } from './common.ts';
+import { type Child, emit, note, stats } from './common.ts';
 import {
-  CHILD,
   cpuMs,
   type LoadResult,
   machineLoad,
   type NginxChain,
   runLoad,
+  startEntryExit,
   startNginxChain,
   wrkRps,
 } from './dataplane-common.ts';
@@ -87,24 +87,7 @@ async function main(): Promise<void> {
   const started: Child[] = [];
   let nginx: NginxChain | undefined;
   try {
-    const origin = await startChild(CHILD, [JSON.stringify({ mode: 'origin' })]);
-    started.push(origin);
-    const originPort = origin.ready.port as number;
-    const exit = await startChild(CHILD, [
-      JSON.stringify({ mode: 'node', id: 'exit', originPort, listen: true }),
-    ]);
-    started.push(exit);
-    const entry = await startChild(CHILD, [
-      JSON.stringify({
-        mode: 'node',
-        id: 'entry',
-        originPort,
-        http: true,
-        dial: { exit: exit.ready.tunnelUrl },
-        path: ['entry', 'exit'],
-      }),
-    ]);
-    started.push(entry);
+    const { origin, exit, entry, originPort } = await startEntryExit(started);
     nginx = await startNginxChain(originPort);
 
     const targets: Target[] = [

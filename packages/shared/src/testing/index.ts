@@ -1,1 +1,2 @@
+export { startBlockingProxy } from './blocking-proxy.ts';
 export { FakeClock } from './fake-clock.ts';
