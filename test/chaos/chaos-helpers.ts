@@ -39,6 +39,8 @@ export interface ChaosWorld {
   /** The coordinator in use (replaced by {@link restartCoordinator}). */
   coordinator: WorldProcess;
   coordinatorAddress: string;
+  /** `--log-level` of the nodes (restarted ones too). */
+  nodeLogLevel: string;
 }
 
 /**
@@ -48,18 +50,26 @@ export interface ChaosWorld {
  */
 export async function startChaosWorld(
   world: World,
-  options: { leaseMs?: number; fileSizeBytes?: number } = {},
+  options: {
+    leaseMs?: number;
+    fileSizeBytes?: number;
+    logDir?: string;
+    nodeLogLevel?: string;
+  } = {},
 ): Promise<ChaosWorld> {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: run pnpm exec tsc -b`);
   const handle = await startWorld(world, {
     egress: 'shared',
     fileSizeBytes: options.fileSizeBytes ?? 1 << 20,
+    ...(options.logDir === undefined ? {} : { logDir: options.logDir }),
   });
+  const nodeLogLevel = options.nodeLogLevel ?? 'warn';
   try {
     const mesh = await startMesh(handle, {
       cli: CLI,
       token: TOKEN,
       nodeArgs: ['--debug-headers'],
+      logLevel: nodeLogLevel,
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
       readyTimeoutMs: 30_000,
     });
@@ -68,6 +78,7 @@ export async function startChaosWorld(
       mesh,
       coordinator: mesh.coordinator,
       coordinatorAddress: mesh.coordinatorAddress,
+      nodeLogLevel,
     };
     await waitFor('every node has a route to every origin', 45_000, async () =>
       routesWhole(cw, await routes(cw)),
@@ -162,7 +173,7 @@ export async function restartNode(cw: ChaosWorld, id: string): Promise<void> {
       ...['--id', id, '--region', n.region, '--coordinator', cw.coordinatorAddress],
       ...['--tunnel-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'],
       ...['--egress-proxy', cw.handle.proxyUrlFor(n.region)],
-      ...['--log-level', 'warn', '--debug-headers'],
+      ...['--log-level', cw.nodeLogLevel, '--debug-headers'],
     ],
     env: { RELAYMESH_TOKEN: TOKEN },
     readyTimeoutMs: 30_000,

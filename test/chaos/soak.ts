@@ -4,6 +4,7 @@
 // later), blackhole a link (healed 4-8 s later), double a link's RTT (healed 10 s later),
 // restart the coordinator. Prints one JSON line per fault and a summary line at the end.
 // Exit code 1 when a request failed outside a fault's window or a body was corrupted.
+import { mkdirSync } from 'node:fs';
 import { loadWorld } from '@relaymesh/world';
 import {
   restartCoordinator,
@@ -22,12 +23,15 @@ import { regionRtt } from './optimum.ts';
 interface Args {
   minutes: number;
   seed: number;
+  /** Every process's log goes to a file here (nodes at `info`). */
+  logDir: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { minutes: 5, seed: Date.now() % 100_000 };
+  const args: Args = { minutes: 5, seed: Date.now() % 100_000, logDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = Number(argv[i + 1]);
+    if (argv[i] === '--log-dir' && argv[i + 1]) args.logDir = argv[i + 1];
     if (argv[i] === '--minutes' && v > 0 && v <= 120) args.minutes = v;
     if (argv[i] === '--seed' && Number.isInteger(v)) args.seed = v;
   }
@@ -60,7 +64,11 @@ async function main(): Promise<void> {
   const random = rng(args.seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const started = new Date().toISOString();
-  const cw = await startChaosWorld(loadWorld('aws12'));
+  if (args.logDir !== undefined) mkdirSync(args.logDir, { recursive: true });
+  const cw = await startChaosWorld(
+    loadWorld('aws12'),
+    args.logDir === undefined ? {} : { logDir: args.logDir, nodeLogLevel: 'info' },
+  );
   const t0 = performance.now();
   const since = () => Math.round(performance.now() - t0);
   try {
@@ -82,7 +90,15 @@ async function main(): Promise<void> {
         everyMs: 100,
       }).start();
     });
-    out({ soak: 'start', started, ...args, entries, routes: chosen.map((r) => r.path) });
+    out({
+      soak: 'start',
+      started,
+      ...args,
+      // Wall clock of t = 0, to line the `t` fields up with the processes' logs.
+      t0EpochMs: Math.round(Date.now() - (performance.now() - t0)),
+      entries,
+      routes: chosen.map((r) => r.path),
+    });
     const windows: FaultWindow[] = [];
     const dead = new Set<string>();
     const pending: Promise<void>[] = [];

@@ -342,6 +342,7 @@ export class EgressProxy {
       down,
       scheduler: this.#scheduler,
       onClosed: (c) => this.#connections.delete(c),
+      logger: this.#log,
     });
     this.#connections.add(conn);
     conn.start(rest);

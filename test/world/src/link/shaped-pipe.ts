@@ -42,6 +42,11 @@ export class ShapedPipe implements LinkUser {
     link.attach(this);
   }
 
+  /** Bytes read from `src` and not yet written to `dst` (still "on the wire"). */
+  get heldBytes(): number {
+    return this.#pendingBytes;
+  }
+
   /** True once the FIN was delivered to `dst`. */
   get finished(): boolean {
     return this.#ended && this.#pending.length === this.#head;

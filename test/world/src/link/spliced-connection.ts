@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { type Logger, silentLogger } from '@relaymesh/shared';
 import type { LinkDirection } from './link-direction.ts';
 import type { DelayScheduler } from './scheduler.ts';
 import { ShapedPipe } from './shaped-pipe.ts';
@@ -25,6 +26,7 @@ export class SplicedConnection {
   readonly #downLink: LinkDirection;
   readonly #scheduler: DelayScheduler;
   readonly #onClosed: (c: SplicedConnection) => void;
+  readonly #log: Logger;
   #closedSockets = 0;
   #done = false;
 
@@ -35,7 +37,9 @@ export class SplicedConnection {
     down: LinkDirection;
     scheduler: DelayScheduler;
     onClosed: (c: SplicedConnection) => void;
+    logger?: Logger;
   }) {
+    this.#log = args.logger ?? silentLogger();
     this.from = args.up.from;
     this.to = args.up.to;
     this.#client = args.client;
@@ -50,8 +54,8 @@ export class SplicedConnection {
 
   /** Starts both directions; `clientBytes` were read with the CONNECT head. */
   start(clientBytes: Buffer): void {
-    this.#watch(this.#client, this.#upstream, this.#upLink);
-    this.#watch(this.#upstream, this.#client, this.#downLink);
+    this.#watch(this.#client, this.#upstream, this.#upLink, 'client');
+    this.#watch(this.#upstream, this.#client, this.#downLink, 'destination');
     this.#up.start(clientBytes);
     this.#down.start();
   }
@@ -63,11 +67,31 @@ export class SplicedConnection {
     this.#upstream.resetAndDestroy();
   }
 
-  #watch(socket: net.Socket, other: net.Socket, towardOther: LinkDirection): void {
-    socket.on('error', () => {});
+  #watch(
+    socket: net.Socket,
+    other: net.Socket,
+    towardOther: LinkDirection,
+    side: 'client' | 'destination',
+  ): void {
+    let error: string | undefined;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
     socket.once('close', (hadError: boolean) => {
       this.#closedSockets++;
       if (hadError || !socket.readableEnded) {
+        if (!this.#done)
+          this.#log.info(
+            {
+              from: this.from,
+              to: this.to,
+              side,
+              error,
+              heldUp: this.#up.heldBytes,
+              heldDown: this.#down.heldBytes,
+            },
+            'connection closed without FIN: resetting the other side',
+          );
         // No FIN came: the peer reset or vanished. Tell the other side one trip later.
         this.#finish();
         this.#scheduler.schedule(this.#scheduler.now() + towardOther.oneWayMs, () =>

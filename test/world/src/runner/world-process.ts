@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { RelayError } from '@relaymesh/shared';
 
@@ -29,6 +30,8 @@ export interface ProcessSpec {
   parseReady?: (line: string) => ReadyInfo | undefined;
   /** Register the ready ports in the egress proxies' endpoint table. @default true */
   registerPorts?: boolean;
+  /** Append every line the process writes (stdout and stderr) to this file. @default none */
+  logFile?: string;
 }
 
 /** Lines of stdout/stderr kept for error messages. */
@@ -148,7 +151,11 @@ export class WorldProcess {
     });
     trackChild(child);
     const tail: string[] = [];
+    const file = spec.logFile ? createWriteStream(spec.logFile, { flags: 'a' }) : undefined;
+    file?.on('error', () => {}); // diagnostics only: a full disk must not fail the world
+    child.once('exit', () => file?.end());
     const keep = (line: string) => {
+      file?.write(`${line}\n`);
       tail.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
       if (tail.length > TAIL_LINES) tail.shift();
     };

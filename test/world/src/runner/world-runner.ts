@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type Dialer,
@@ -42,6 +43,8 @@ export interface StartWorldOptions {
   processes?: ProcessSpec[];
   /** Ready deadline of each child process. @default 10000 */
   readyTimeoutMs?: number;
+  /** Each child process's output goes to `<logDir>/<name>.log` too (appended). @default none */
+  logDir?: string;
   logger?: Logger;
 }
 
@@ -161,10 +164,12 @@ export class WorldHandle {
 
   /** Starts a process (coordinator, node, tool) and adds its ports to the endpoint table. */
   async startProcess(spec: ProcessSpec): Promise<WorldProcess> {
-    const p = await WorldProcess.start({
-      ...spec,
-      readyTimeoutMs: spec.readyTimeoutMs ?? this.#options.readyTimeoutMs ?? 10_000,
-    });
+    const p = await WorldProcess.start(
+      this.#withLog({
+        ...spec,
+        readyTimeoutMs: spec.readyTimeoutMs ?? this.#options.readyTimeoutMs ?? 10_000,
+      }),
+    );
     this.processes.push(p);
     if (spec.registerPorts !== false) {
       await this.registerEndpoints(
@@ -258,6 +263,14 @@ export class WorldHandle {
     return [...this.processes, ...this.#originProcs, ...this.#proxyProcs];
   }
 
+  /** `spec` with its log file under {@link StartWorldOptions.logDir}, when one is set. */
+  #withLog(spec: ProcessSpec): ProcessSpec {
+    const dir = this.#options.logDir;
+    return dir === undefined || spec.logFile !== undefined
+      ? spec
+      : { ...spec, logFile: path.join(dir, `${spec.name}.log`) };
+  }
+
   readonly #originProcs: WorldProcess[] = [];
   readonly #proxyProcs: WorldProcess[] = [];
 
@@ -283,13 +296,15 @@ export class WorldHandle {
       });
       return;
     }
-    const p = await WorldProcess.start({
-      name: `egress-${regions.join('+')}`,
-      region: regions[0] ?? '',
-      command: process.execPath,
-      args: [`${DIST_BIN}egress-proxy.js`, JSON.stringify(config), '--exit-with-parent'],
-      readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
-    });
+    const p = await WorldProcess.start(
+      this.#withLog({
+        name: `egress-${regions.join('+')}`,
+        region: regions[0] ?? '',
+        command: process.execPath,
+        args: [`${DIST_BIN}egress-proxy.js`, JSON.stringify(config), '--exit-with-parent'],
+        readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
+      }),
+    );
     this.#proxyProcs.push(p);
     const info = p.ready.info as { ports: Record<string, number>; controlPort: number };
     this.#proxies.push({
@@ -312,13 +327,15 @@ export class WorldHandle {
       this.#inProcess.push(server);
       port = server.port;
     } else {
-      const p = await WorldProcess.start({
-        name: `origin-${origin.name}`,
-        region: origin.region,
-        command: process.execPath,
-        args: [`${DIST_BIN}origin.js`, JSON.stringify(config), '--exit-with-parent'],
-        readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
-      });
+      const p = await WorldProcess.start(
+        this.#withLog({
+          name: `origin-${origin.name}`,
+          region: origin.region,
+          command: process.execPath,
+          args: [`${DIST_BIN}origin.js`, JSON.stringify(config), '--exit-with-parent'],
+          readyTimeoutMs: this.#options.readyTimeoutMs ?? 10_000,
+        }),
+      );
       this.#originProcs.push(p);
       port = p.ready.ports[0] ?? 0;
     }

@@ -104,7 +104,7 @@ export class ExitHandler {
       return;
     }
     try {
-      if (header.kind === 'http') await serveHttp(stream, header, pool);
+      if (header.kind === 'http') await serveHttp(stream, header, pool, this.#log);
       else await serveRaw(stream, header, pool, this.#dialer);
     } catch (err) {
       this.#log.error({ ...log, err }, 'exit failed to serve a stream');

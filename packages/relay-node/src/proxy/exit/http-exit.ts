@@ -1,5 +1,12 @@
 import { Readable } from 'node:stream';
-import { isRelayError, RelayError, WireCode } from '@relaymesh/shared';
+import {
+  F,
+  isRelayError,
+  type Logger,
+  RelayError,
+  silentLogger,
+  WireCode,
+} from '@relaymesh/shared';
 import { responsePairs } from '../http/headers.ts';
 import {
   DATA_PLANE_VERSION,
@@ -128,6 +135,7 @@ export async function serveHttp(
   stream: HopStream,
   header: OpenHeader,
   pool: UpstreamPool,
+  log: Logger = silentLogger(),
 ): Promise<void> {
   const head = header.head as RequestHead;
   const abort = new AbortController();
@@ -155,7 +163,19 @@ export async function serveHttp(
       if (res.statusCode >= 502 && res.statusCode <= 504)
         pool.reportFailure(upstream, `status ${res.statusCode}`);
       else pool.reportSuccess(upstream);
-      await relayResponse(stream, res, responded);
+      const broken = await relayResponse(stream, res, responded);
+      if (broken)
+        log.warn(
+          {
+            reqId: header.id,
+            [F.ORIGIN]: header.origin,
+            upstream: upstream.address.url,
+            status: res.statusCode,
+            bytes: broken.bytes,
+            err: broken.err,
+          },
+          'origin response body broken: stream reset',
+        );
       responded();
       // The origin may answer before reading the whole request body: drain the rest so
       // the stream's FIN handshake completes.
@@ -176,8 +196,15 @@ export async function serveHttp(
   failureReply(stream, lastErr, header.origin);
 }
 
+/** How a response body failed at the exit: the origin's error and the body bytes read. */
+interface BrokenBody {
+  err: Error;
+  bytes: number;
+}
+
 /**
- * Head, then the body piped with backpressure; a body failure resets the stream.
+ * Head, then the body piped with backpressure; a body failure resets the stream and
+ * resolves with what broke (undefined when the body ended or the stream closed first).
  * `onBodyEnd` runs synchronously when the origin's body ended.
  */
 function relayResponse(
@@ -188,25 +215,31 @@ function relayResponse(
     body: Readable;
   },
   onBodyEnd: () => void,
-): Promise<void> {
+): Promise<BrokenBody | undefined> {
   const head = encodePrefixed({
     v: DATA_PLANE_VERSION,
     status: res.statusCode,
     headers: responsePairs(res.headers),
   });
   return new Promise((resolve) => {
-    const done = () => {
+    let bytes = 0;
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+    };
+    const done = (broken?: BrokenBody) => {
       stream.off('close', onClose);
-      resolve();
+      res.body.off('data', count);
+      resolve(broken);
     };
     const onClose = () => {
       res.body.destroy();
       done();
     };
     stream.once('close', onClose);
-    res.body.once('error', () => {
+    res.body.on('data', count);
+    res.body.once('error', (err) => {
       resetStream(stream, WireCode.UPSTREAM_RESET);
-      done();
+      done({ err, bytes });
     });
     res.body.once('end', () => {
       onBodyEnd();
