@@ -18,11 +18,17 @@ export function fieldOf(pairs: HeaderPairs, name: string): string | undefined {
 /** What the entry needs to fetch the rest of a response with a Range request. */
 export interface ResumePlan {
   origin: Origin;
-  /** The original request head (GET, no Range). */
+  /** The original request head (GET; a single byte range when the response is a 206). */
   head: RequestHead;
-  /** Content-Length of the 200 response. */
+  /** Content-Length of the response (its body bytes). */
   total: number;
-  /** If-Range value: a strong ETag, else Last-Modified; undefined: none (riskier). */
+  /** Position of the response's first body byte in the representation (0 for a 200). */
+  offset: number;
+  /** Length of the whole representation: Content-Length of a 200, the `/size` of a 206 (undefined for `*`). */
+  size: number | undefined;
+  /** Ask for `bytes=N-` (a 200, to the end) or `bytes=N-last` (a 206, the rest of its range). */
+  closedRange: boolean;
+  /** If-Range value: a strong ETag, else Last-Modified; undefined: none (riskier, 200 only). */
   validator: string | undefined;
 }
 
@@ -41,31 +47,75 @@ export function promisedLength(method: string, head: ResponseHead): number | und
 
 /**
  * A resume plan when the response can be continued with a Range request: a GET answered
- * 200 with a Content-Length, a body not content-coded per request, and no
- * `Accept-Ranges: none`. The origin need not announce `Accept-Ranges: bytes`: the 206 and
- * its Content-Range are checked before a single resumed byte is used.
+ * 200 with a Content-Length, or 206 to a single byte range (see {@link partialPlan}), a
+ * body not content-coded per request, and no `Accept-Ranges: none`. The origin need not
+ * announce `Accept-Ranges: bytes`: the 206 and its Content-Range are checked before a
+ * single resumed byte is used.
  */
 export function resumePlanFor(
   origin: Origin,
   req: RequestHead,
   res: ResponseHead,
 ): ResumePlan | undefined {
-  if (req.method !== 'GET' || res.status !== 200) return undefined;
-  if (fieldOf(req.headers, 'range') !== undefined) return undefined;
+  if (req.method !== 'GET') return undefined;
   const total = promisedLength(req.method, res);
   if (total === undefined) return undefined;
   if (fieldOf(res.headers, 'accept-ranges')?.toLowerCase() === 'none') return undefined;
+  if (res.status === 206) return partialPlan(origin, req, res, total);
+  if (res.status !== 200 || fieldOf(req.headers, 'range') !== undefined) return undefined;
   const etag = fieldOf(res.headers, 'etag');
   const strong = etag !== undefined && !etag.startsWith('W/') ? etag : undefined;
-  return { origin, head: req, total, validator: strong ?? fieldOf(res.headers, 'last-modified') };
+  return {
+    origin,
+    head: req,
+    total,
+    offset: 0,
+    size: total,
+    closedRange: false,
+    validator: strong ?? fieldOf(res.headers, 'last-modified'),
+  };
 }
 
-/** `Content-Range: bytes first-last/total` of a 206 matches the rest we asked for. */
-function rangeMatches(head: ResponseHead, from: number, total: number): boolean {
+/** `Content-Range: bytes first-last/size` (size may be `*`). */
+const CONTENT_RANGE = /^bytes (\d{1,15})-(\d{1,15})\/(\d{1,15}|\*)$/;
+
+/**
+ * A 206 is resumable when the client asked for ONE byte range (a multipart/byteranges
+ * answer to several ranges is not), the 206 says which bytes it carries (a Content-Range
+ * matching its Content-Length), and it has a strong validator for If-Range: a strong
+ * ETag, or, with no ETag at all, Last-Modified (RFC 9110 §13.1.5: never a weak ETag, never
+ * a date when there is an ETag). Without one, a resumed range could splice two versions.
+ */
+function partialPlan(
+  origin: Origin,
+  req: RequestHead,
+  res: ResponseHead,
+  total: number,
+): ResumePlan | undefined {
+  const range = fieldOf(req.headers, 'range');
+  if (range === undefined || !/^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/i.test(range)) return undefined;
+  const m = CONTENT_RANGE.exec(fieldOf(res.headers, 'content-range') ?? '');
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  if (last < first || last - first + 1 !== total) return undefined;
+  const etag = fieldOf(res.headers, 'etag');
+  if (etag?.startsWith('W/')) return undefined;
+  const validator = etag ?? fieldOf(res.headers, 'last-modified');
+  if (validator === undefined) return undefined;
+  const size = m[3] === '*' ? undefined : Number(m[3]);
+  return { origin, head: req, total, offset: first, size, closedRange: true, validator };
+}
+
+/** The 206 to a resume carries exactly the rest we asked for: `bytes from-last/size`. */
+function rangeMatches(head: ResponseHead, plan: ResumePlan, from: number): boolean {
   if (head.status !== 206) return false;
-  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(fieldOf(head.headers, 'content-range') ?? '');
+  const m = CONTENT_RANGE.exec(fieldOf(head.headers, 'content-range') ?? '');
   return (
-    m !== null && Number(m[1]) === from && Number(m[2]) === total - 1 && Number(m[3]) === total
+    m !== null &&
+    Number(m[1]) === plan.offset + from &&
+    Number(m[2]) === plan.offset + plan.total - 1 &&
+    (plan.size === undefined || m[3] === String(plan.size))
   );
 }
 
@@ -121,7 +171,8 @@ export interface BodyRelayContext {
 /**
  * Streams the response body to the client. When the path breaks mid-body (or the body
  * ends short of its Content-Length) and `plan` allows, fetches the rest with
- * `Range: bytes=N-` (and If-Range) over another path, at most {@link MAX_RESUMES} times;
+ * `Range: bytes=N-` (the rest of the range, for a 206) and If-Range over another path
+ * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
  * short body is never passed off as complete (Content-Length unmet, or no last chunk).
  */
@@ -166,7 +217,9 @@ async function resume(
   from: number,
 ): Promise<EntryStream | undefined> {
   const headers: HeaderPairs = plan.head.headers.map(([n, v]) => [n, v]);
-  setField(headers, 'Range', `bytes=${from}-`);
+  const next = plan.offset + from;
+  const last = plan.offset + plan.total - 1;
+  setField(headers, 'Range', plan.closedRange ? `bytes=${next}-${last}` : `bytes=${next}-`);
   if (plan.validator !== undefined) setField(headers, 'If-Range', plan.validator);
   const head: RequestHead = { ...plan.head, headers, bodyLength: 0 };
   const base = { origin: plan.origin, kind: 'http' as const, head, id: broken.id };
@@ -183,7 +236,7 @@ async function resume(
   entry.stream.on('error', () => {});
   entry.stream.end();
   const answer = await ctx.connector.readResponseHead(entry.stream);
-  if ('v' in answer && !answer.error && rangeMatches(answer, from, plan.total)) return entry;
+  if ('v' in answer && !answer.error && rangeMatches(answer, plan, from)) return entry;
   resetStream(entry.stream, WireCode.CANCEL);
   ctx.log.warn(
     { reqId: broken.id, status: 'v' in answer ? answer.status : undefined, from },
