@@ -3,8 +3,9 @@
 // restarts every few seconds for N minutes on the aws12 world with the real mesh, with
 // continuous traffic whose bodies are all checked (test/chaos/soak.ts; results in
 // docs/reliability.md). Not part of `pnpm test`. Needs the build (`pnpm exec tsc -b`).
-// Usage: node scripts/soak.mjs [--minutes 5] [--seed N] [--log-dir DIR]
+// Usage: node scripts/soak.mjs [--minutes 5] [--seed N] [--log-dir DIR] [--entries a,b,c]
 // (--log-dir: every process's output in DIR/<name>.log, the nodes at log level info)
+// (--entries: send from these entries, each to a file origin on its shortest route)
 // Prints JSON lines (one per fault, a summary last); exits 1 when a request failed outside
 // a fault's detection window or a body was corrupted.
 import { spawnSync } from 'node:child_process';

@@ -7,6 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { loadWorld } from '@relaymesh/world';
 import {
+  type ChaosWorld,
+  type Route,
   restartCoordinator,
   restartNode,
   routes,
@@ -25,13 +27,25 @@ interface Args {
   seed: number;
   /** Every process's log goes to a file here (nodes at `info`). */
   logDir: string | undefined;
+  /**
+   * Entries to send from (instead of the three with the longest routes), each to the file
+   * origin it reaches on the shortest route: `afs1-1,mec1-1` exercise the entry as its own
+   * exit (the origin is in its region), which the default choice never does.
+   */
+  entries: string[] | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { minutes: 5, seed: Date.now() % 100_000, logDir: undefined };
+  const args: Args = {
+    minutes: 5,
+    seed: Date.now() % 100_000,
+    logDir: undefined,
+    entries: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const v = Number(argv[i + 1]);
     if (argv[i] === '--log-dir' && argv[i + 1]) args.logDir = argv[i + 1];
+    if (argv[i] === '--entries' && argv[i + 1]) args.entries = argv[i + 1]?.split(',');
     if (argv[i] === '--minutes' && v > 0 && v <= 120) args.minutes = v;
     if (argv[i] === '--seed' && Number.isInteger(v)) args.seed = v;
   }
@@ -74,10 +88,7 @@ async function main(): Promise<void> {
   try {
     const rs = await routes(cw);
     // Three entries with relayed routes where possible; they are never killed themselves.
-    const chosen = [...rs]
-      .sort((a, b) => b.path.length - a.path.length)
-      .filter((r, i, all) => all.findIndex((x) => x.from === r.from) === i)
-      .slice(0, 3);
+    const chosen = args.entries ? chosenEntries(cw, rs, args.entries) : longestRoutes(rs);
     const entries = chosen.map((r) => r.from);
     const traffic = chosen.map((r) => {
       const o = cw.handle.originAddress(r.origin);
@@ -173,6 +184,28 @@ async function main(): Promise<void> {
   }
 }
 
+/** Three entries with relayed routes where possible. */
+function longestRoutes(rs: Route[]): Route[] {
+  return [...rs]
+    .sort((a, b) => b.path.length - a.path.length)
+    .filter((r, i, all) => all.findIndex((x) => x.from === r.from) === i)
+    .slice(0, 3);
+}
+
+/** The given entries, each with its shortest route to a file origin. */
+function chosenEntries(cw: ChaosWorld, rs: Route[], entries: string[]): Route[] {
+  const files = new Set(
+    cw.handle.world.origins.filter((o) => o.kind === 'file').map((o) => o.name),
+  );
+  return entries.map((id) => {
+    const r = rs
+      .filter((x) => x.from === id && files.has(x.origin))
+      .sort((a, b) => a.path.length - b.path.length)[0];
+    if (!r) throw new Error(`no route from ${id} to a file origin`);
+    return r;
+  });
+}
+
 function summarize(
   args: Args,
   started: string,
@@ -202,6 +235,8 @@ function summarize(
     faults: counts,
     faultsTotal: faults,
     requests: samples.length,
+    /** Requests the entry served as its own exit (no tunnel on the path). */
+    localExit: samples.filter((s) => s.path !== '' && !s.path.includes(',')).length,
     failed: failed.length,
     failedInFaultWindows: failed.length - unexplained.length,
     failedUnexplained: unexplained.length,
