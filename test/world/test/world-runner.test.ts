@@ -1,4 +1,7 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { HttpConnectDialer } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -130,6 +133,33 @@ describe('world runner', () => {
     socket.destroy();
     await handle.close();
     expect(alive(p.pid)).toBe(false);
+  });
+
+  it('keeps each process log in logDir (stdout and stderr, appended)', async () => {
+    const logDir = mkdtempSync(path.join(tmpdir(), 'relaymesh-world-logs-'));
+    try {
+      handle = await startWorld(loadWorld('seed'), {
+        inProcess: true,
+        skipOrigins: true,
+        egress: 'shared',
+        logDir,
+      });
+      const script = `console.error('to stderr');console.log(JSON.stringify({ready:true}));process.stdin.on('end',()=>process.exit(0));process.stdin.resume();`;
+      const spec = { name: 'logger', region: 'ap-east-1', command: process.execPath };
+      await handle.startProcess({ ...spec, args: ['-e', script], registerPorts: false });
+      await handle.close();
+      // The file stream flushes after the exit: wait for it (bounded).
+      const file = path.join(logDir, 'logger.log');
+      let lines: string[] = [];
+      for (let i = 0; i < 100 && lines.length < 3; i++) {
+        lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+        if (lines.length < 3) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(lines).toContain('to stderr');
+      expect(lines).toContain('{"ready":true}');
+    } finally {
+      rmSync(logDir, { recursive: true, force: true });
+    }
   });
 
   it('fails clearly and leaves nothing when a process never becomes ready or dies', async () => {
