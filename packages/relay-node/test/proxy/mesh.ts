@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { type Dialer, DirectDialer } from '@relaymesh/shared';
+import { type Dialer, DirectDialer, type Logger } from '@relaymesh/shared';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
 import { Session } from '../../src/mux/session.ts';
 import { StreamTransport } from '../../src/mux/stream-transport.ts';
@@ -44,6 +44,8 @@ export interface MeshOptions {
   dialer?: Dialer;
   exit?: DataPlaneOptions['exit'];
   responseHeadTimeoutMs?: number;
+  /** Every node's data plane logs here. @default silent */
+  logger?: Logger;
 }
 
 export interface Mesh {
@@ -96,6 +98,7 @@ function makeNode(id: string, o: MeshOptions, catalog: OriginTable): MeshNode {
     debugHeaders: o.debugHeaders ?? true,
     ...(o.exit ? { exit: o.exit } : {}),
     ...(o.responseHeadTimeoutMs ? { responseHeadTimeoutMs: o.responseHeadTimeoutMs } : {}),
+    ...(o.logger ? { logger: o.logger.child({ nodeId: id }) } : {}),
   });
   return {
     id,

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
+import { Writable } from 'node:stream';
+import { createRootLogger, type Logger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
 
@@ -84,6 +86,22 @@ function multipart(ranges: [number, number][]): Buffer {
   return Buffer.concat([...parts, Buffer.from(`\r\n--${BOUNDARY}--\r\n`)]);
 }
 
+interface LogLine {
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A logger whose lines land in `lines` (parsed). */
+function capture(lines: LogLine[]): Logger {
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(JSON.parse(chunk.toString('utf8')) as LogLine);
+      cb();
+    },
+  });
+  return createRootLogger({ name: 'test', level: 'info', destination });
+}
+
 let mesh: Mesh | undefined;
 let origin: TestOrigin | undefined;
 afterEach(async () => {
@@ -94,12 +112,19 @@ afterEach(async () => {
 });
 
 /** Entry en and two disjoint relays to the exit ex (`relayed`), or en as its own exit. */
-async function meshFor(kind: 'relayed' | 'local', seen: Seen[]): Promise<Mesh> {
+async function meshFor(kind: 'relayed' | 'local', seen: Seen[], logs?: LogLine[]): Promise<Mesh> {
   origin = await rangeOrigin(seen);
   const origins = [{ name: 'files', hosts: ['files.example'], upstreams: [origin.url] }];
+  const logger = logs ? capture(logs) : undefined;
   mesh =
     kind === 'local'
-      ? await buildMesh({ nodes: ['en'], links: [], origins, routes: [route('files', ['en'])] })
+      ? await buildMesh({
+          nodes: ['en'],
+          links: [],
+          origins,
+          routes: [route('files', ['en'])],
+          ...(logger ? { logger } : {}),
+        })
       : await buildMesh({
           nodes: ['en', 'r1', 'r2', 'ex'],
           links: [
@@ -181,13 +206,19 @@ describe('resume of a cut 206 (a single byte range)', () => {
 
   it('entry = exit (no tunnel), Last-Modified only: resumed on the same exit, If-Range date', async () => {
     const seen: Seen[] = [];
-    const m = await meshFor('local', seen);
+    const logs: LogLine[] = [];
+    const m = await meshFor('local', seen, logs);
     const got = await download(m, '/dated', SINGLE);
     expect(got).toMatchObject({ status: 206, aborted: false, bytes: LAST - FIRST + 1 });
     expect(got.sha256).toBe(RANGE_SHA);
     expect(seen).toHaveLength(2);
     expect(seen[1]?.ifRange).toBe(DATE);
     expect(resumedFrom(seen[1])).toBeLessThanOrEqual(FIRST + CUT_AFTER);
+    // The exit says the origin cut the body, and after how many bytes.
+    const broken = logs.find((l) => l.msg === 'origin response body broken: stream reset');
+    expect(broken).toMatchObject({ origin: 'files', status: 206 });
+    expect(broken?.bytes).toBeLessThanOrEqual(CUT_AFTER);
+    expect(logs.some((l) => l.msg === 'response body resumed with a range')).toBe(true);
   });
 
   it('a weak ETag is no validator for If-Range: aborted, not resumed', async () => {
