@@ -33,6 +33,12 @@ export interface EntryServerOptions {
   keepAliveTimeoutMs?: number;
   /** Most client connections at once. @default 4096 */
   maxConnections?: number;
+  /**
+   * Accept queue length passed to listen(2) (the kernel caps it at `net.core.somaxconn`).
+   * Node's default, 511, drops connections (ListenOverflows) when thousands of clients
+   * connect at once while the event loop is busy. @default 4096
+   */
+  listenBacklog?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
@@ -55,6 +61,7 @@ export class EntryServer {
   readonly #ctx: ExchangeContext;
   readonly #log: Logger;
   readonly #maxInFlight: number;
+  readonly #backlog: number;
   readonly #inFlight = new WeakMap<Socket, number>();
   readonly #raw = new Set<Duplex>();
   /** Requests being answered: a drain tells their clients `Connection: close`. */
@@ -74,6 +81,7 @@ export class EntryServer {
       log: this.#log,
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
+    this.#backlog = options.listenBacklog ?? 4096;
     this.#server = http.createServer({
       insecureHTTPParser: false,
       requireHostHeader: true,
@@ -99,7 +107,7 @@ export class EntryServer {
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
+      this.#server.listen({ port, host, backlog: this.#backlog }, () => {
         this.#server.off('error', reject);
         resolve(this.#server.address() as AddressInfo);
       });
