@@ -29,6 +29,8 @@ export interface SlowClientsOptions {
   loadDeadlineMs?: number;
   /** Progress lines go here (stderr in the bench). */
   note?: (msg: string) => void;
+  /** The entry's send timeout. @default 0 (off: the slow clients stay connected) */
+  sendTimeoutMs?: number;
   /** The host's `net.ipv4.tcp_mem` (pages) when this network namespace cannot show it. */
   tcpMem?: number[];
 }
@@ -254,7 +256,11 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   const note = o.note ?? (() => {});
   const normalBytes = o.normalBytes ?? 32 * 1024 * 1024;
   const origin = await startOrigin();
-  const entry = startScript(ENTRY, { originPort: origin.port, via: o.via });
+  const entry = startScript(ENTRY, {
+    originPort: origin.port,
+    via: o.via,
+    sendTimeoutMs: o.sendTimeoutMs ?? 0,
+  });
   let load: Proc | undefined;
   try {
     const ready = await entry.first;

@@ -8,7 +8,8 @@
  *
  * SLOW_CLIENTS=N (default 10000), SLOW_NORMAL_MIB (default 32) and SLOW_VIA=local|tunnel (default local: the entry is
  * its own exit; tunnel: entry and exit joined by a relaymux session, both in the measured
- * process, at most 1024 streams per session).
+ * process, at most 1024 streams per session). SLOW_SEND_TIMEOUT_MS: the entry's send timeout
+ * (default 0, off: every slow client stays connected).
  *
  * The third line is the host's TCP socket memory (/proc/net/sockstat): every stalled client
  * holds socket buffers on each leg (its receive queue, the entry's send queue, the entry's
@@ -42,6 +43,7 @@ const r = await runSlowClients({
   settleMs: 5000,
   loadDeadlineMs: 120_000,
   note,
+  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
   ...(process.env.SLOW_TCP_MEM
     ? { tcpMem: process.env.SLOW_TCP_MEM.split(/\s+/).map(Number) }
     : {}),

@@ -39,6 +39,14 @@ export interface EntryServerOptions {
    * connect at once while the event loop is busy. @default 4096
    */
   listenBacklog?: number;
+  /**
+   * A response body whose client accepts no bytes for this long (its socket stays full)
+   * is aborted and the connection closed, like nginx `send_timeout`: a client that stops
+   * reading otherwise keeps its socket buffers (user space and kernel) and its origin
+   * connection for as long as it stays connected. 0 turns it off. CONNECT and WebSocket
+   * tunnels are not covered. @default 60000
+   */
+  sendTimeoutMs?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
@@ -79,6 +87,7 @@ export class EntryServer {
       nodeId: options.nodeId,
       debugHeaders: options.debugHeaders ?? false,
       log: this.#log,
+      sendTimeoutMs: options.sendTimeoutMs ?? 60_000,
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
     this.#backlog = options.listenBacklog ?? 4096;
