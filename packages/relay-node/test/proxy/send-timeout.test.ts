@@ -126,4 +126,25 @@ describe('entry send timeout', () => {
     });
     expect(res).toEqual({ status: 200, bytes: TOTAL });
   });
+
+  it('refuses a send timeout that is not an integer >= 0', () => {
+    for (const sendTimeoutMs of [-1, 1.5, Number.NaN]) {
+      expect(
+        () =>
+          new DataPlane({
+            nodeId: 'en',
+            catalog: new OriginTable([]),
+            routes: new RouteTable({ nodeId: 'en' }),
+            opener: {
+              open() {
+                throw new Error('no peers');
+              },
+            },
+            dialer: new DirectDialer(),
+            httpListen: { host: '127.0.0.1', port: 0 },
+            entry: { sendTimeoutMs },
+          }),
+      ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { F, type Logger, silentLogger, WireCode } from '@relaymesh/shared';
+import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/shared';
 import type { EntryConnector, EntryFailure, EntryStream } from '../entry-connector.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
@@ -53,6 +53,13 @@ export interface EntryServerOptions {
 
 const UPGRADE_KEEP = new Set(['upgrade']);
 
+/** Throws ERR_CONFIG_INVALID unless `value` is an integer ≥ 0. */
+function nonNegativeInt(field: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RelayError('ERR_CONFIG_INVALID', `${field}: ${value} is not an integer >= 0`);
+  return value;
+}
+
 /** CONNECT may reach a declared port of the origin; 80 also means its http upstreams. */
 export function connectAllowed(origin: Origin, port: number): boolean {
   return origin.upstreams.some((u) => u.port === port || (port === 80 && u.scheme === 'http'));
@@ -87,10 +94,10 @@ export class EntryServer {
       nodeId: options.nodeId,
       debugHeaders: options.debugHeaders ?? false,
       log: this.#log,
-      sendTimeoutMs: options.sendTimeoutMs ?? 60_000,
+      sendTimeoutMs: nonNegativeInt('sendTimeoutMs', options.sendTimeoutMs ?? 60_000),
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
-    this.#backlog = options.listenBacklog ?? 4096;
+    this.#backlog = nonNegativeInt('listenBacklog', options.listenBacklog ?? 4096);
     this.#server = http.createServer({
       insecureHTTPParser: false,
       requireHostHeader: true,
