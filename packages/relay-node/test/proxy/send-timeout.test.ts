@@ -76,7 +76,9 @@ function stallingClient(port: number, pauseMs: number): Promise<number> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let bytes = 0;
-    socket.once('connect', () => socket.write('GET /file HTTP/1.1\r\nHost: o.test\r\n\r\n'));
+    socket.once('connect', () =>
+      socket.write('GET /file HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n'),
+    );
     socket.once('data', () => {
       socket.pause();
       setTimeout(() => socket.resume(), pauseMs);
@@ -95,7 +97,7 @@ describe('entry send timeout', () => {
     timeout: 10_000,
   }, async () => {
     const port = await entry(300);
-    expect(await stallingClient(port, 1500)).toBeLessThan(TOTAL);
+    expect(await stallingClient(port, 1000)).toBeLessThan(TOTAL);
     for (let i = 0; i < 100 && originClosed === 0; i++) await new Promise((s) => setTimeout(s, 20));
     expect(originClosed).toBe(1);
   });
@@ -105,7 +107,7 @@ describe('entry send timeout', () => {
   }, async () => {
     const port = await entry(0);
     // Head and body: more than the body alone.
-    expect(await stallingClient(port, 1500)).toBeGreaterThan(TOTAL);
+    expect(await stallingClient(port, 600)).toBeGreaterThan(TOTAL);
   });
 
   it('a client that reads gets the whole body with the timeout on', {
