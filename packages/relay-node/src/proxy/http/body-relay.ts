@@ -156,9 +156,13 @@ export async function relayBody(
       resetStream(current.stream, WireCode.CANCEL);
       ctx.log.info(
         { reqId: first.id, bytes: count.n, sendTimeoutMs: ctx.sendTimeoutMs },
-        'client accepted no bytes within the send timeout: connection closed',
+        'client accepted no bytes within the send timeout: connection reset',
       );
-      res.destroy();
+      // RST, not FIN: a closed socket would keep its unsent bytes in the kernel (an orphan)
+      // until the client read them, which is the memory this timeout exists to free
+      // (nginx: reset_timedout_connection).
+      if (res.socket) res.socket.resetAndDestroy();
+      else res.destroy();
       return;
     }
     if (how === 'end' && (expected === undefined || count.n === expected)) {
