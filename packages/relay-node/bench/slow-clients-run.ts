@@ -64,6 +64,10 @@ export interface SlowClientsResult {
   kernelTcpMemBeforeMiB: number;
   /** Its peak while the slow clients held their connections. */
   kernelTcpMemPeakMiB: number;
+  /** Host TCP memory when the normal download under load starts. */
+  kernelTcpMemAtNormalMiB: number;
+  /** Slow connections still open then (a send timeout may have reset the others). */
+  openAtNormal: number;
   /** (peak - before) per slow client: socket buffers of all legs (client, entry, origin). */
   kernelPerClientKiB: number;
   /** `net.ipv4.tcp_mem` pressure and max thresholds, MiB. */
@@ -305,6 +309,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB, ` +
         `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB`,
     );
+    const tcpMemAtNormal = tcpMemPages();
+    const atNormal = load.last() ?? {};
     let normalUnderLoadMBps = 0;
     let normalError: string | undefined;
     try {
@@ -339,6 +345,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       kernelListenOverflows: tcpExt('ListenOverflows') - overflowsBefore,
       kernelTcpMemBeforeMiB: mib(tcpMemBefore),
       kernelTcpMemPeakMiB: mib(tcpMemPeak),
+      kernelTcpMemAtNormalMiB: mib(tcpMemAtNormal),
+      openAtNormal: Number(atNormal.open ?? 0),
       kernelPerClientKiB: ((tcpMemPeak - tcpMemBefore) * PAGE) / 1024 / o.count,
       kernelTcpMemLimitsMiB: [mib(pressure), mib(max)],
       tcpNotsentLowat: sysctlNumbers('tcp_notsent_lowat')[0] ?? Number.NaN,

@@ -104,6 +104,9 @@ emit({
   target: `>= ${MIN_RATIO} of the baseline`,
   pass: r.normalRatio >= MIN_RATIO,
   ...(r.normalError === undefined ? {} : { error: r.normalError }),
+  slowOpenDuring: r.openAtNormal,
+  kernelTcpMemDuringMiB: r.kernelTcpMemAtNormalMiB,
+  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
 });
