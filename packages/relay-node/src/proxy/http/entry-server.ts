@@ -41,10 +41,11 @@ export interface EntryServerOptions {
   listenBacklog?: number;
   /**
    * A response body whose client accepts no bytes for this long (its socket stays full)
-   * is aborted and the connection closed, like nginx `send_timeout`: a client that stops
-   * reading otherwise keeps its socket buffers (user space and kernel) and its origin
-   * connection for as long as it stays connected. 0 turns it off. CONNECT and WebSocket
-   * tunnels are not covered. @default 60000
+   * is aborted and the connection reset (RST, so the kernel drops the unsent bytes), like
+   * nginx `send_timeout` with `reset_timedout_connection`: a client that stops reading
+   * otherwise keeps its socket buffers (user space and kernel) and its origin connection
+   * for as long as it stays connected. 0 turns it off. CONNECT and WebSocket tunnels are
+   * not covered. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 60000
    */
   sendTimeoutMs?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
