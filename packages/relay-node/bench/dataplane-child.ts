@@ -141,6 +141,14 @@ const mux = process.env.DP_STREAM_WINDOW
   ? { mux: { initialStreamWindow: Number(process.env.DP_STREAM_WINDOW) } }
   : {};
 
+/**
+ * DP_SEND_TIMEOUT_MS=MS: the entry's send timeout (diagnostics: 0 measures the body relay
+ * without its stall timer). Default: the entry default.
+ */
+const entryOptions = process.env.DP_SEND_TIMEOUT_MS
+  ? { entry: { sendTimeoutMs: Number(process.env.DP_SEND_TIMEOUT_MS) } }
+  : {};
+
 async function node(): Promise<Record<string, unknown>> {
   const id = config.id!;
   const catalog = new OriginTable([
@@ -164,6 +172,7 @@ async function node(): Promise<Record<string, unknown>> {
     },
     dialer: new DirectDialer(),
     ...(config.http ? { httpListen: { host: '127.0.0.1', port: 0 } } : {}),
+    ...entryOptions,
   });
   closers.push(() => void plane.destroy());
   let tunnelUrl: string | undefined;

@@ -4,13 +4,15 @@
  * upstream, `slow` (host slow.local) for the slow clients and `fast` (host fast.local) for
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
- * One JSON argument: {"originPort":P,"via":"local"|"tunnel","poolConnections":N}.
+ * One JSON argument: {"originPort":P,"via":"local"|"tunnel","poolConnections":N,"sendTimeoutMs":T}.
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
  *    stream windows.
  * `poolConnections` (default 16384) lets every slow request reach the origin at once (the
  * worst case for buffering; the product default is 128 per upstream, the rest queue).
+ * `sendTimeoutMs` (default 0: off, so the slow clients stay connected however long the run
+ * takes) is the entry's send timeout (product default 60000).
  * Prints {"ready":true,"port":P,"pid":PID}; exits when stdin closes or on SIGTERM.
  */
 import type { AddressInfo } from 'node:net';
@@ -29,6 +31,7 @@ interface EntryArgs {
   originPort: number;
   via?: 'local' | 'tunnel';
   poolConnections?: number;
+  sendTimeoutMs?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
@@ -66,7 +69,7 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
     dialer: new DirectDialer(),
     httpListen: { host: '127.0.0.1', port: 0 },
     // The descriptor limit (20,000 per process) is the real cap here, not the default 4096.
-    entry: { maxConnections: 18_000 },
+    entry: { maxConnections: 18_000, sendTimeoutMs: args.sendTimeoutMs ?? 0 },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });
 }

@@ -29,6 +29,10 @@ export interface SlowClientsOptions {
   loadDeadlineMs?: number;
   /** Progress lines go here (stderr in the bench). */
   note?: (msg: string) => void;
+  /** The entry's send timeout. @default 0 (off: the slow clients stay connected) */
+  sendTimeoutMs?: number;
+  /** The host's `net.ipv4.tcp_mem` (pages) when this network namespace cannot show it. */
+  tcpMem?: number[];
 }
 
 export interface SlowClientsResult {
@@ -54,7 +58,49 @@ export interface SlowClientsResult {
   kernelAbortsOnMemory: number;
   /** Times the kernel entered TCP memory pressure meanwhile (TCPMemoryPressures). */
   kernelMemoryPressures: number;
+  /** Connections the kernel dropped from a full accept queue meanwhile (ListenOverflows). */
+  kernelListenOverflows: number;
+  /** Host TCP memory (/proc/net/sockstat `TCP: mem`, all sockets of the host) before the load. */
+  kernelTcpMemBeforeMiB: number;
+  /** Its peak while the slow clients held their connections. */
+  kernelTcpMemPeakMiB: number;
+  /** Host TCP memory when the normal download under load starts. */
+  kernelTcpMemAtNormalMiB: number;
+  /** Slow connections still open then (a send timeout may have reset the others). */
+  openAtNormal: number;
+  /** (peak - before) per slow client: socket buffers of all legs (client, entry, origin). */
+  kernelPerClientKiB: number;
+  /** `net.ipv4.tcp_mem` pressure and max thresholds, MiB. */
+  kernelTcpMemLimitsMiB: [number, number];
+  /** `net.ipv4.tcp_notsent_lowat` of this network namespace (4294967295: unlimited). */
+  tcpNotsentLowat: number;
 }
+
+const PAGE = 4096;
+
+/** Pages of TCP socket memory the host holds now (/proc/net/sockstat); NaN if unreadable. */
+export function tcpMemPages(): number {
+  try {
+    const m = / mem (\d+)/.exec(
+      readFileSync('/proc/net/sockstat', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('TCP:')) ?? '',
+    );
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function sysctlNumbers(name: string): number[] {
+  try {
+    return readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const mib = (pages: number) => (pages * PAGE) / (1024 * 1024);
 
 /** A TcpExt counter of /proc/net/netstat (system-wide); NaN when unreadable. */
 export function tcpExt(name: string): number {
@@ -214,7 +260,11 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   const note = o.note ?? (() => {});
   const normalBytes = o.normalBytes ?? 32 * 1024 * 1024;
   const origin = await startOrigin();
-  const entry = startScript(ENTRY, { originPort: origin.port, via: o.via });
+  const entry = startScript(ENTRY, {
+    originPort: origin.port,
+    via: o.via,
+    sendTimeoutMs: o.sendTimeoutMs ?? 0,
+  });
   let load: Proc | undefined;
   try {
     const ready = await entry.first;
@@ -225,6 +275,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const rssBeforeMiB = rssMiB(pid);
     const abortsBefore = tcpExt('TCPAbortOnMemory');
     const pressuresBefore = tcpExt('TCPMemoryPressures');
+    const overflowsBefore = tcpExt('ListenOverflows');
+    const tcpMemBefore = tcpMemPages();
+    let tcpMemPeak = tcpMemBefore;
     note(
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB`,
     );
@@ -241,6 +294,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     let peak = rssMiB(pid);
     for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
       peak = Math.max(peak, rssMiB(pid));
+      tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
       // Done when every client got response bytes or its connection closed (an error).
       const p = load.last();
       if (p && Number(p.answered) + Number(p.closed ?? 0) >= o.count) break;
@@ -248,9 +302,15 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     }
     for (let t = Date.now() + (o.settleMs ?? 3000); Date.now() < t; ) {
       peak = Math.max(peak, rssMiB(pid));
+      tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
       await sleep(250);
     }
-    note(`slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB`);
+    note(
+      `slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB, ` +
+        `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB`,
+    );
+    const tcpMemAtNormal = tcpMemPages();
+    const atNormal = load.last() ?? {};
     let normalUnderLoadMBps = 0;
     let normalError: string | undefined;
     try {
@@ -261,6 +321,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     }
     peak = Math.max(peak, rssMiB(pid));
     const progress = load.last() ?? {};
+    // A private network namespace does not show tcp_mem (it is host-wide): o.tcpMem then.
+    const limits = sysctlNumbers('tcp_mem');
+    const [, pressure = Number.NaN, max = Number.NaN] =
+      limits.length === 3 ? limits : (o.tcpMem ?? []);
     return {
       count: o.count,
       via: o.via,
@@ -278,6 +342,14 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       ...(normalError === undefined ? {} : { normalError }),
       kernelAbortsOnMemory: tcpExt('TCPAbortOnMemory') - abortsBefore,
       kernelMemoryPressures: tcpExt('TCPMemoryPressures') - pressuresBefore,
+      kernelListenOverflows: tcpExt('ListenOverflows') - overflowsBefore,
+      kernelTcpMemBeforeMiB: mib(tcpMemBefore),
+      kernelTcpMemPeakMiB: mib(tcpMemPeak),
+      kernelTcpMemAtNormalMiB: mib(tcpMemAtNormal),
+      openAtNormal: Number(atNormal.open ?? 0),
+      kernelPerClientKiB: ((tcpMemPeak - tcpMemBefore) * PAGE) / 1024 / o.count,
+      kernelTcpMemLimitsMiB: [mib(pressure), mib(max)],
+      tcpNotsentLowat: sysctlNumbers('tcp_notsent_lowat')[0] ?? Number.NaN,
     };
   } finally {
     await load?.stop();

@@ -8,7 +8,20 @@
  *
  * SLOW_CLIENTS=N (default 10000), SLOW_NORMAL_MIB (default 32) and SLOW_VIA=local|tunnel (default local: the entry is
  * its own exit; tunnel: entry and exit joined by a relaymux session, both in the measured
- * process, at most 1024 streams per session).
+ * process, at most 1024 streams per session). SLOW_SEND_TIMEOUT_MS: the entry's send timeout
+ * (default 0, off: every slow client stays connected).
+ *
+ * The third line is the host's TCP socket memory (/proc/net/sockstat): every stalled client
+ * holds socket buffers on each leg (its receive queue, the entry's send queue, the entry's
+ * receive queue from the origin, the origin's send queue), all on this host. To measure
+ * with the kernel setting docs/reliability.md recommends, run the bench in a private
+ * network namespace (other processes on the host keep their settings):
+ *
+ *   SLOW_TCP_MEM="$(cat /proc/sys/net/ipv4/tcp_mem)" unshare -rn bash -c 'ip link set lo up;
+ *     sysctl -qw net.ipv4.tcp_notsent_lowat=16384;
+ *     node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/slow-clients.bench.ts'
+ *
+ * (SLOW_TCP_MEM: the namespace cannot show the host-wide tcp_mem limits.)
  */
 import { emit, note } from './common.ts';
 import { runSlowClients } from './slow-clients-run.ts';
@@ -30,6 +43,10 @@ const r = await runSlowClients({
   settleMs: 5000,
   loadDeadlineMs: 120_000,
   note,
+  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
+  ...(process.env.SLOW_TCP_MEM
+    ? { tcpMem: process.env.SLOW_TCP_MEM.split(/\s+/).map(Number) }
+    : {}),
 });
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
 emit({
@@ -54,6 +71,24 @@ emit({
   statuses: r.statuses,
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
+  kernelListenOverflows: r.kernelListenOverflows,
+});
+const [pressureMiB, maxMiB] = r.kernelTcpMemLimitsMiB;
+emit({
+  bench: 'slow-clients-kernel-tcp-mem',
+  metric: `host TCP memory peak with ${count} slow clients (1 B/s), via ${via}`,
+  value: r.kernelTcpMemPeakMiB,
+  unit: 'MiB',
+  baseline: { name: 'net.ipv4.tcp_mem pressure threshold', value: pressureMiB, unit: 'MiB' },
+  ratio: r.kernelTcpMemPeakMiB / pressureMiB,
+  target: '< pressure threshold (ratio < 1)',
+  pass: r.kernelTcpMemPeakMiB < pressureMiB,
+  beforeMiB: r.kernelTcpMemBeforeMiB,
+  perClientKiB: r.kernelPerClientKiB,
+  tcpMemMaxMiB: maxMiB,
+  tcpNotsentLowat: r.tcpNotsentLowat,
+  kernelAbortsOnMemory: r.kernelAbortsOnMemory,
+  kernelMemoryPressures: r.kernelMemoryPressures,
 });
 emit({
   bench: 'slow-clients-normal-rate',
@@ -69,6 +104,9 @@ emit({
   target: `>= ${MIN_RATIO} of the baseline`,
   pass: r.normalRatio >= MIN_RATIO,
   ...(r.normalError === undefined ? {} : { error: r.normalError }),
+  slowOpenDuring: r.openAtNormal,
+  kernelTcpMemDuringMiB: r.kernelTcpMemAtNormalMiB,
+  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
 });

@@ -119,24 +119,29 @@ function rangeMatches(head: ResponseHead, plan: ResumePlan, from: number): boole
   );
 }
 
-type PumpEnd = 'end' | 'broken' | 'client-gone' | 'overflow';
+type PumpEnd = 'end' | 'broken' | 'client-gone' | 'client-stalled' | 'overflow';
 
 /**
  * Copies `stream` into `res` with backpressure (the stream pauses while the client's
  * socket is full, so one slow client holds at most its socket buffer plus one stream
- * window). Counts bytes into `count.n`; never writes beyond `limit`.
+ * window). Counts bytes into `count.n`; never writes beyond `limit`. Ends with
+ * 'client-stalled' when the client's socket stays full (no 'drain') for `sendTimeoutMs`
+ * (0: never).
  */
 function pump(
   stream: EntryStream['stream'],
   res: ServerResponse,
   count: { n: number },
   limit: number,
+  sendTimeoutMs: number,
 ): Promise<PumpEnd> {
   return new Promise((resolve) => {
     let done = false;
+    let stalled: NodeJS.Timeout | undefined;
     const finish = (how: PumpEnd) => {
       if (done) return;
       done = true;
+      clearTimeout(stalled);
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('close', onClose);
@@ -147,9 +152,16 @@ function pump(
     const onData = (chunk: Buffer) => {
       if (count.n + chunk.length > limit) return finish('overflow');
       count.n += chunk.length;
-      if (!res.write(chunk)) stream.pause();
+      if (res.write(chunk)) return;
+      stream.pause();
+      if (sendTimeoutMs > 0 && stalled === undefined)
+        stalled = setTimeout(() => finish('client-stalled'), sendTimeoutMs);
     };
-    const onDrain = () => stream.resume();
+    const onDrain = () => {
+      clearTimeout(stalled);
+      stalled = undefined;
+      stream.resume();
+    };
     const onEnd = () => finish('end');
     const onClose = () => finish(stream.readableEnded ? 'end' : 'broken');
     const onResClose = () => finish('client-gone');
@@ -166,6 +178,8 @@ function pump(
 export interface BodyRelayContext {
   connector: EntryConnector;
   log: Logger;
+  /** Close a client connection that accepted no bytes for this long (0: never). @default 0 */
+  sendTimeoutMs?: number;
 }
 
 /**
@@ -186,8 +200,22 @@ export async function relayBody(
   const count = { n: 0 };
   let current = first;
   for (let resumes = 0; ; resumes++) {
-    const how = await pump(current.stream, res, count, expected ?? Number.POSITIVE_INFINITY);
+    const limit = expected ?? Number.POSITIVE_INFINITY;
+    const how = await pump(current.stream, res, count, limit, ctx.sendTimeoutMs ?? 0);
     if (how === 'client-gone') return resetStream(current.stream, WireCode.CANCEL);
+    if (how === 'client-stalled') {
+      resetStream(current.stream, WireCode.CANCEL);
+      ctx.log.info(
+        { reqId: first.id, bytes: count.n, sendTimeoutMs: ctx.sendTimeoutMs },
+        'client accepted no bytes within the send timeout: connection reset',
+      );
+      // RST, not FIN: a closed socket would keep its unsent bytes in the kernel (an orphan)
+      // until the client read them, which is the memory this timeout exists to free
+      // (nginx: reset_timedout_connection).
+      if (res.socket) res.socket.resetAndDestroy();
+      else res.destroy();
+      return;
+    }
     if (how === 'end' && (expected === undefined || count.n === expected)) {
       res.end();
       return;

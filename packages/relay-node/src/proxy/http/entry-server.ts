@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { F, type Logger, silentLogger, WireCode } from '@relaymesh/shared';
+import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/shared';
 import type { EntryConnector, EntryFailure, EntryStream } from '../entry-connector.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
@@ -33,11 +33,33 @@ export interface EntryServerOptions {
   keepAliveTimeoutMs?: number;
   /** Most client connections at once. @default 4096 */
   maxConnections?: number;
+  /**
+   * Accept queue length passed to listen(2) (the kernel caps it at `net.core.somaxconn`).
+   * Node's default, 511, drops connections (ListenOverflows) when thousands of clients
+   * connect at once while the event loop is busy. @default 4096
+   */
+  listenBacklog?: number;
+  /**
+   * A response body whose client accepts no bytes for this long (its socket stays full)
+   * is aborted and the connection reset (RST, so the kernel drops the unsent bytes), like
+   * nginx `send_timeout` with `reset_timedout_connection`: a client that stops reading
+   * otherwise keeps its socket buffers (user space and kernel) and its origin connection
+   * for as long as it stays connected. 0 turns it off. CONNECT and WebSocket tunnels are
+   * not covered. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 60000
+   */
+  sendTimeoutMs?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
 
 const UPGRADE_KEEP = new Set(['upgrade']);
+
+/** Throws ERR_CONFIG_INVALID unless `value` is an integer ≥ 0. */
+function nonNegativeInt(field: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RelayError('ERR_CONFIG_INVALID', `${field}: ${value} is not an integer >= 0`);
+  return value;
+}
 
 /** CONNECT may reach a declared port of the origin; 80 also means its http upstreams. */
 export function connectAllowed(origin: Origin, port: number): boolean {
@@ -55,6 +77,7 @@ export class EntryServer {
   readonly #ctx: ExchangeContext;
   readonly #log: Logger;
   readonly #maxInFlight: number;
+  readonly #backlog: number;
   readonly #inFlight = new WeakMap<Socket, number>();
   readonly #raw = new Set<Duplex>();
   /** Requests being answered: a drain tells their clients `Connection: close`. */
@@ -72,8 +95,10 @@ export class EntryServer {
       nodeId: options.nodeId,
       debugHeaders: options.debugHeaders ?? false,
       log: this.#log,
+      sendTimeoutMs: nonNegativeInt('sendTimeoutMs', options.sendTimeoutMs ?? 60_000),
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
+    this.#backlog = nonNegativeInt('listenBacklog', options.listenBacklog ?? 4096);
     this.#server = http.createServer({
       insecureHTTPParser: false,
       requireHostHeader: true,
@@ -99,7 +124,7 @@ export class EntryServer {
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
+      this.#server.listen({ port, host, backlog: this.#backlog }, () => {
         this.#server.off('error', reject);
         resolve(this.#server.address() as AddressInfo);
       });

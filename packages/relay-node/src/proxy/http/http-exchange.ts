@@ -99,6 +99,8 @@ export interface ExchangeContext {
   nodeId: string;
   debugHeaders: boolean;
   log: Logger;
+  /** See EntryServerOptions.sendTimeoutMs. */
+  sendTimeoutMs: number;
 }
 
 function fail(
