@@ -20,6 +20,26 @@ describe('LatencyMatrix', () => {
     expect(l!.costMs).toBe(200);
   });
 
+  it('estimates a link from its base RTT when reported, from SRTT when not', () => {
+    const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 0.5 });
+    // SRTT 106 averages in 6 ms of per-packet jitter; the base RTT (least recent PING) is 100.
+    m.applyReport('a', [{ ...peer('b', 106, 4), baseRttMs: 100 }, peer('c', 50, 2)], []);
+    expect(m.links()).toEqual([
+      { from: 'a', to: 'b', rttMs: 100, costMs: 102 },
+      { from: 'a', to: 'c', rttMs: 50, costMs: 51 },
+    ]);
+    // 0, negative or garbage base: unknown, SRTT is used.
+    m.applyReport(
+      'a',
+      [
+        { ...peer('b', 106, 4), baseRttMs: 0 },
+        { ...peer('c', 50, 2), baseRttMs: Number.NaN },
+      ],
+      [],
+    );
+    expect(m.links().map((l) => l.rttMs)).toEqual([103, 50]);
+  });
+
   it('treats each report as a full snapshot: missing or unreachable peers drop at once', () => {
     const m = new LatencyMatrix();
     m.applyReport('a', [peer('b', 10), peer('c', 20)], []);

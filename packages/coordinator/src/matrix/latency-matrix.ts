@@ -5,6 +5,11 @@ export interface PeerSample {
   peerId: string;
   srttMs: number;
   jitterMs: number;
+  /**
+   * Least RTT of the reporter's last few PINGs; 0 or absent = unknown (a node that does
+   * not report it), and the link is estimated from `srttMs` instead.
+   */
+  baseRttMs?: number;
   reachable: boolean;
 }
 
@@ -52,6 +57,12 @@ function valid(v: number, max: number): boolean {
  * The coordinator's view of the mesh: per directed link (reporter -> peer) a smoothed RTT
  * and jitter, per (node, origin, upstream) a smoothed connect RTT.
  *
+ * A link's sample is the reporter's base RTT (least of its last few PINGs) when it reports
+ * one, else its SRTT. SRTT averages in per-packet jitter and queueing (3 % of RTT and more),
+ * which an origin leg (one TCP connect RTT) does not carry, so routing on SRTT charged
+ * every relayed path that excess once per link and kept routes direct that a relay beats
+ * by 5 % (docs/reliability.md). The jitter is charged separately, in the link's cost.
+ *
  * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
  * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
  * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
@@ -88,7 +99,9 @@ export class LatencyMatrix {
     for (const p of peers.slice(0, this.#opts.maxEntriesPerReport)) {
       if (!p.reachable || p.peerId === nodeId || p.peerId === '' || !valid(p.srttMs, max)) continue;
       const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
-      links.set(p.peerId, this.#smooth(oldLinks?.get(p.peerId), p.srttMs, jitter));
+      const base = p.baseRttMs;
+      const rtt = base !== undefined && base > 0 && valid(base, max) ? base : p.srttMs;
+      links.set(p.peerId, this.#smooth(oldLinks?.get(p.peerId), rtt, jitter));
     }
     this.#links.set(nodeId, links);
     const oldOrigins = this.#origins.get(nodeId);

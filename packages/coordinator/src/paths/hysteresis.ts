@@ -30,13 +30,21 @@ export interface HysteresisOptions {
   /** @default 1 */
   settleImprovementMs: number;
   /**
-   * A settled route also moves to a path that stays better by the settle thresholds for
-   * this many consecutive recomputations (a slow, sustained gain under the 10 % rule).
-   * Without it a route settled on a path 5-10 % worse than the best would stay there for
-   * ever, outside the accuracy routes promise; 30 rounds of a consistent advantage cannot
-   * come from noise, so this adds no flapping. @default 30
+   * A settled route also moves to a path that stays better by the settle thresholds (a
+   * slow, sustained gain under the 10 % rule) once its slow score reaches this: +1 per
+   * recomputation with such a path, -`slowMissPenalty` per recomputation without (never
+   * below 0). Without it a route settled on a path 5-10 % worse than the best would stay
+   * there for ever, outside the accuracy routes promise. @default 30
    */
   slowSustainCount: number;
+  /**
+   * What a recomputation without a 2 %/1 ms better path takes off the slow score. A real
+   * gain carried on noisy estimates misses a round now and then; with 30 CONSECUTIVE
+   * rounds required one miss started over, and such a gain might never be taken. With 2,
+   * a path better in 9 of 10 rounds is taken after about 43 rounds, while one better in
+   * fewer than 2 of 3 (noise around a near-tie) drifts back to 0 and never is. @default 2
+   */
+  slowMissPenalty: number;
 }
 
 export const DEFAULT_HYSTERESIS: HysteresisOptions = {
@@ -47,6 +55,7 @@ export const DEFAULT_HYSTERESIS: HysteresisOptions = {
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
   slowSustainCount: 30,
+  slowMissPenalty: 2,
 };
 
 /** Per (entry, origin) memory between recomputations. */
@@ -54,8 +63,8 @@ export interface RouteState {
   path: readonly string[];
   /** Consecutive recomputations in which a clearly better path existed. */
   betterCount: number;
-  /** Consecutive recomputations in which a path better by the settle thresholds existed. */
-  slowCount: number;
+  /** Slow score: see {@link HysteresisOptions.slowSustainCount}. */
+  slowScore: number;
   /** Recomputations since the route first appeared (see `settleRounds`). */
   rounds: number;
 }
@@ -90,8 +99,8 @@ function samePath(a: readonly string[], b: readonly string[]): boolean {
  * current path is dead, or the best has been better by >= ratio AND >= ms (against the
  * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row.
  * A route still settling (fewer than `settleRounds` rounds old) uses the small settle
- * thresholds and moves at once; a settled one also moves when a path stays better by the
- * settle thresholds for `slowSustainCount` rounds.
+ * thresholds and moves at once; a settled one also moves when a path better by the settle
+ * thresholds has been there often enough for its slow score to reach `slowSustainCount`.
  */
 export function decide(
   current: RouteState | undefined,
@@ -102,26 +111,28 @@ export function decide(
   const rounds = current === undefined ? 0 : current.rounds + 1;
   const take = (): { useBest: boolean; state: RouteState } => ({
     useBest: true,
-    state: { path: best.path, betterCount: 0, slowCount: 0, rounds },
+    state: { path: best.path, betterCount: 0, slowScore: 0, rounds },
   });
   if (current === undefined || currentCostMs === undefined || samePath(current.path, best.path)) {
     return take();
   }
-  const keep = (betterCount: number, slowCount: number) => ({
+  const keep = (betterCount: number, slowScore: number) => ({
     useBest: false,
-    state: { path: current.path, betterCount, slowCount, rounds },
+    state: { path: current.path, betterCount, slowScore, rounds },
   });
   const gain = currentCostMs - best.costMs;
   const better =
     gain >= opts.settleImprovementMs && gain >= opts.settleImprovementRatio * currentCostMs;
   if (rounds < opts.settleRounds) return better ? take() : keep(0, 0);
-  const slowCount = better ? current.slowCount + 1 : 0;
-  if (slowCount >= opts.slowSustainCount) return take();
+  const slowScore = better
+    ? current.slowScore + 1
+    : Math.max(0, current.slowScore - opts.slowMissPenalty);
+  if (slowScore >= opts.slowSustainCount) return take();
   const clearlyBetter =
     gain >= opts.minImprovementMs && gain >= opts.minImprovementRatio * currentCostMs;
-  if (!clearlyBetter) return keep(0, slowCount);
+  if (!clearlyBetter) return keep(0, slowScore);
   const betterCount = current.betterCount + 1;
-  return betterCount >= opts.sustainCount ? take() : keep(betterCount, slowCount);
+  return betterCount >= opts.sustainCount ? take() : keep(betterCount, slowScore);
 }
 
 function applyOne(

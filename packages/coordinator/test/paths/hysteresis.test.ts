@@ -10,6 +10,7 @@ const OPTS = {
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
   slowSustainCount: 1000,
+  slowMissPenalty: 2,
 };
 
 /** a reaches the origin directly (leg) or through b; `direct` and `viaB` set the costs. */
@@ -31,7 +32,7 @@ function routeOf(plan: ReturnType<typeof planRoutes>, from = 'a') {
 
 describe('decide', () => {
   const best = { path: ['a', 'b'], costMs: 80, rttMs: 80 };
-  const cur: RouteState = { path: ['a'], betterCount: 0, slowCount: 0, rounds: 100 };
+  const cur: RouteState = { path: ['a'], betterCount: 0, slowScore: 0, rounds: 100 };
 
   it('adopts the best when there is no current path or it is dead', () => {
     expect(decide(undefined, undefined, best, OPTS).useBest).toBe(true);
@@ -86,11 +87,42 @@ describe('settling routes', () => {
       seen.push(routeOf(plan).path);
     }
     expect(seen).toEqual([['a'], ['a'], ['a'], ['a', 'b']]);
-    // An interrupted run starts over.
-    for (let i = 0; i < 3; i++) plan = planRoutes(graph(94, 100), plan.states, SLOW);
-    plan = planRoutes(graph(100, 94), plan.states, SLOW);
-    for (let i = 0; i < 3; i++) plan = planRoutes(graph(94, 100), plan.states, SLOW);
+    // Back and forth (a near-tie seen through noise): the score never gets there.
+    for (let i = 0; i < 20; i++) {
+      plan = planRoutes(i % 2 === 0 ? graph(94, 100) : graph(100, 94), plan.states, SLOW);
+    }
     expect(routeOf(plan).path).toEqual(['a', 'b']);
+  });
+
+  it('a noisy round costs the slow score slowMissPenalty, it does not start it over', () => {
+    const SLOW = { ...OPTS, slowSustainCount: 6, slowMissPenalty: 2 };
+    const cur: RouteState = { path: ['a'], betterCount: 0, slowScore: 0, rounds: 100 };
+    const best = { path: ['a', 'b'], costMs: 94, rttMs: 94 };
+    // The direct path (100) is 6 % worse than via b (94): a slow gain, not a clear one.
+    const run = (gainRounds: boolean[]) => {
+      let state: RouteState = cur;
+      const moved: boolean[] = [];
+      for (const g of gainRounds) {
+        const d = decide(state, 100, { ...best, costMs: g ? 94 : 100.5 }, SLOW);
+        moved.push(d.useBest);
+        state = d.state;
+      }
+      return { moved: moved.indexOf(true), score: state.slowScore };
+    };
+    const T = true;
+    const F = false;
+    // 5 rounds better (score 5), one miss (3), then 3 better: moves on the 3rd (score 6).
+    expect(run([T, T, T, T, T, F, T, T, T, T])).toMatchObject({ moved: 8 });
+    // Consecutive-only counting would never move on this: a miss every 4th round.
+    expect(run([T, T, T, F, T, T, T, F, T, T, T, F, T, T, T, F, T, T, T])).toMatchObject({
+      moved: 14,
+    });
+    // Better in only half the rounds: the score stays at 0 or 1.
+    const half = run(Array.from({ length: 40 }, (_, i) => i % 2 === 0));
+    expect(half.moved).toBe(-1);
+    expect(half.score).toBeLessThanOrEqual(1);
+    // The score never goes below 0: 3 misses then 6 gains move on the 6th gain.
+    expect(run([F, F, F, T, T, T, T, T, T])).toMatchObject({ moved: 8 });
   });
 
   it('a young route ignores gains under 2 % or 1 ms (no flapping on near-equal paths)', () => {

@@ -4,6 +4,11 @@ export interface PeerMeasurement {
   /** Smoothed RTT of the tunnel. */
   srttMs: number;
   jitterMs: number;
+  /**
+   * Least RTT of the last few PINGs (0 = unknown): the link's base RTT, which the
+   * coordinator routes on; SRTT also averages in queueing and per-packet jitter.
+   */
+  baseRttMs: number;
   /** False when the tunnel is down: the coordinator drops the link at once. */
   reachable: boolean;
 }

@@ -58,6 +58,7 @@ export class Keepalive {
       srttMs: r.srtt,
       rttvarMs: r.rttvar,
       minMs: r.min,
+      windowMinMs: r.windowMin,
       lastMs: r.last,
       samples: r.samples,
     };

@@ -154,15 +154,30 @@ export class ReceiveWindow {
 /** Credit-loop samples above this (ms) are capped; see ReceiveWindow#growth. */
 const LOOP_CAP_MS = 20;
 
-/** RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus min and last sample. Milliseconds. */
+/**
+ * Samples in the windowed minimum ({@link RttEstimator.windowMin}): 3 s at the default
+ * 500 ms PING period. Long enough that the least of them is close to the path's base RTT
+ * (on a link whose per-packet delay jitters with a lognormal tail, the mean sample is
+ * about 3.3 x the median jitter above it, the least of 6 about 1.1 x); short enough that a
+ * link that gets slower shows it 3 s later (routes must move within 10 s).
+ */
+export const RTT_WINDOW_SAMPLES = 6;
+
+/**
+ * RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus min, windowed min and last sample.
+ * Milliseconds.
+ */
 export class RttEstimator {
   srtt: number | undefined;
   rttvar: number | undefined;
   min: number | undefined;
   last: number | undefined;
   samples = 0;
+  /** The last {@link RTT_WINDOW_SAMPLES} samples, a ring indexed by `samples`. */
+  readonly #recent: number[] = [];
 
   add(sample: number): void {
+    this.#recent[this.samples % RTT_WINDOW_SAMPLES] = sample;
     this.samples++;
     this.last = sample;
     this.min = this.min === undefined ? sample : Math.min(this.min, sample);
@@ -174,6 +189,15 @@ export class RttEstimator {
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
     this.srtt = 0.875 * this.srtt + 0.125 * sample;
   }
+
+  /**
+   * The least of the last {@link RTT_WINDOW_SAMPLES} samples: the path's base RTT without
+   * the queueing and jitter that SRTT averages in. Routing compares paths by it (a path's
+   * jitter is charged separately, from rttvar).
+   */
+  get windowMin(): number | undefined {
+    return this.#recent.length === 0 ? undefined : Math.min(...this.#recent);
+  }
 }
 
 /** A snapshot of {@link RttEstimator}; all undefined until the first sample. */
@@ -181,6 +205,8 @@ export interface RttStats {
   srttMs: number | undefined;
   rttvarMs: number | undefined;
   minMs: number | undefined;
+  /** {@link RttEstimator.windowMin}. */
+  windowMinMs: number | undefined;
   lastMs: number | undefined;
   samples: number;
 }

@@ -48,6 +48,7 @@ export class NodeMeasurements implements MeasurementSource {
         peerId: id,
         srttMs: v.srttMs ?? 0,
         jitterMs: v.rttvarMs ?? 0,
+        baseRttMs: v.baseRttMs ?? 0,
         reachable: v.up && fresh && v.srttMs !== undefined,
       };
     });

@@ -48,6 +48,8 @@ export interface PeerLinkView {
   up: boolean;
   srttMs: number | undefined;
   rttvarMs: number | undefined;
+  /** Least RTT sample of the last few PINGs (the mux RttEstimator's windowMin). */
+  baseRttMs: number | undefined;
   /** Clock time of the newest RTT sample on the tunnel in use, if any. */
   lastRttAt: number | undefined;
 }
@@ -145,6 +147,7 @@ export class PeerManager extends EventEmitter {
       up: live !== undefined && live.tunnel.session.state === 'open',
       srttMs: stats?.srttMs,
       rttvarMs: stats?.rttvarMs,
+      baseRttMs: stats?.windowMinMs,
       lastRttAt: live?.lastRttAt,
     };
   }

@@ -51,7 +51,7 @@ export class FixedMeasurements implements MeasurementSource {
   originList: OriginMeasurement[] = [];
 
   setPeer(peerId: string, srttMs: number, reachable = true): void {
-    this.peerMap.set(peerId, { peerId, srttMs, jitterMs: 0, reachable });
+    this.peerMap.set(peerId, { peerId, srttMs, jitterMs: 0, baseRttMs: srttMs, reachable });
   }
 
   peers(): PeerMeasurement[] {

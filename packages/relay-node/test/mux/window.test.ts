@@ -9,7 +9,7 @@ import {
   Session,
   StreamTransport,
 } from '../../src/index.ts';
-import { ReceiveWindow } from '../../src/mux/window.ts';
+import { ReceiveWindow, RTT_WINDOW_SAMPLES, RttEstimator } from '../../src/mux/window.ts';
 import { digest, nextStream, random, sha256, streamError, until, writeAll } from './helpers.ts';
 
 const KiB = 1024;
@@ -72,6 +72,29 @@ describe('ReceiveWindow', () => {
     w.consume(256 * KiB);
     expect(w.size).toBe(512 * KiB);
     expect(budget.used).toBe(512 * KiB);
+  });
+});
+
+describe('RttEstimator', () => {
+  it('keeps the least of the last RTT_WINDOW_SAMPLES samples, apart from SRTT', () => {
+    const r = new RttEstimator();
+    expect(r.windowMin).toBeUndefined();
+    // A 100 ms path whose samples jitter upwards: SRTT sits above the base, the window
+    // minimum on it.
+    for (const s of [104, 100, 112, 103, 125, 101]) r.add(s);
+    expect(r.windowMin).toBe(100);
+    expect(r.srtt!).toBeGreaterThan(103);
+    // The path gets slower (200 ms): the old base leaves the window after
+    // RTT_WINDOW_SAMPLES samples, and the windowed minimum follows; the all-time min does not.
+    for (let i = 0; i < RTT_WINDOW_SAMPLES - 1; i++) r.add(200 + i);
+    expect(r.windowMin).toBe(101);
+    r.add(230);
+    expect(r.windowMin).toBe(200);
+    expect(r.min).toBe(100);
+    // Faster again: at once.
+    r.add(90);
+    expect(r.windowMin).toBe(90);
+    expect(r.samples).toBe(6 + RTT_WINDOW_SAMPLES + 1);
   });
 });
 

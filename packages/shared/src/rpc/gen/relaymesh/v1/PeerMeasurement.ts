@@ -6,6 +6,7 @@ export interface PeerMeasurement {
   'srttMs'?: (number | string);
   'jitterMs'?: (number | string);
   'reachable'?: (boolean);
+  'baseRttMs'?: (number | string);
 }
 
 export interface PeerMeasurement__Output {
@@ -13,4 +14,5 @@ export interface PeerMeasurement__Output {
   'srttMs': (number);
   'jitterMs': (number);
   'reachable': (boolean);
+  'baseRttMs': (number);
 }
