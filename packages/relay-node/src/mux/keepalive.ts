@@ -58,6 +58,7 @@ export class Keepalive {
       srttMs: r.srtt,
       rttvarMs: r.rttvar,
       minMs: r.min,
+      recentMinMs: r.recentMin(this.#o.clock.now()),
       lastMs: r.last,
       samples: r.samples,
     };
@@ -91,8 +92,9 @@ export class Keepalive {
     const entry = this.#outstanding.get(opaque);
     if (!entry) return;
     this.#outstanding.delete(opaque);
-    const sample = Math.max(0, this.#o.clock.now() - entry.sentAt);
-    this.rtt.add(sample);
+    const now = this.#o.clock.now();
+    const sample = Math.max(0, now - entry.sentAt);
+    this.rtt.add(sample, now);
     for (const w of entry.waiters) {
       this.#o.clock.clearTimeout(w.timer);
       w.resolve(sample);

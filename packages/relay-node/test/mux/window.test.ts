@@ -23,6 +23,8 @@ function window(opts: { srtt?: number; budget?: CreditBudget; max?: number } = {
     budget: opts.budget ?? new CreditBudget(1024 * MiB),
     now: () => now,
     srtt: () => opts.srtt,
+    minRtt: () => undefined,
+    queueBudgetMs: 2,
   });
   return { w, advance: (ms: number) => (now += ms) };
 }
