@@ -25,7 +25,7 @@ export interface MuxConfig {
   /**
    * Auto-tuning stops growing a window whose bytes in flight would take longer than the
    * path's recent minimum RTT, plus a quarter of it, plus this many ms to drain at the
-   * measured rate: the excess is queueing, not bandwidth (docs/protocol.md §4). Default 2 ms.
+   * measured rate: the excess is queueing, not bandwidth (docs/protocol.md §4). Default 1 ms.
    */
   windowQueueBudgetMs: number;
   /** Cap on the sum of receive windows granted on one session. Default 256 MiB. */
@@ -73,7 +73,7 @@ export interface MuxConfig {
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   initialStreamWindow: BASE_STREAM_WINDOW,
   maxStreamWindow: 16 * 1024 * 1024,
-  windowQueueBudgetMs: 2,
+  windowQueueBudgetMs: 1,
   sessionCreditLimit: 256 * 1024 * 1024,
   maxConcurrentStreams: 1024,
   acceptBacklog: 256,
