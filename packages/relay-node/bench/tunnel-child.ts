@@ -87,7 +87,9 @@ function muxOverride(): { mux?: Partial<MuxConfig> } {
   return raw ? { mux: JSON.parse(raw) as Partial<MuxConfig> } : {};
 }
 
-async function listener(onStream: (s: MuxStream) => void): Promise<{ port: number; url: string }> {
+async function listener(
+  onStream: (s: MuxStream, session: Session) => void,
+): Promise<{ port: number; url: string }> {
   const l = new TunnelListener({
     nodeId: 'bench-exit',
     token: TOKEN,
@@ -97,14 +99,14 @@ async function listener(onStream: (s: MuxStream) => void): Promise<{ port: numbe
   });
   l.on('tunnel', (t) => {
     lastSession = t.session;
-    t.session.on('stream', onStream);
+    t.session.on('stream', (s: MuxStream) => onStream(s, t.session));
   });
   const addr = await l.listen();
   closers.push(() => l.destroy());
   return { port: addr.port, url: l.url };
 }
 
-function echoOrSink(s: MuxStream): void {
+function echoOrSink(s: MuxStream, session: Session): void {
   s.on('error', () => {});
   s.once('readable', () => {
     const head = s.read(1) as Buffer | null;
@@ -113,10 +115,11 @@ function echoOrSink(s: MuxStream): void {
     else {
       s.on('data', () => {});
       s.on('end', () => {
-        // Diagnostics for the head-of-line bench: how far the bulk window grew, and why.
-        const rtt = lastSession?.rttStats;
+        // Diagnostics for the head-of-line bench: how far the bulk window grew, and why
+        // (this stream's own session: the bench uses two tunnels).
+        const rtt = session.rttStats;
         process.stderr.write(
-          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt?.srttMs?.toFixed(3)} ms, min ${rtt?.minMs?.toFixed(3)} ms, samples ${rtt?.samples}\n`,
+          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt.srttMs?.toFixed(3)} ms, min ${rtt.minMs?.toFixed(3)} ms, min of last 10 s ${rtt.recentMinMs?.toFixed(3)} ms, samples ${rtt.samples}\n`,
         );
         s.end();
       });

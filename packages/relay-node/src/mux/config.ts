@@ -22,6 +22,12 @@ export interface MuxConfig {
   initialStreamWindow: number;
   /** Auto-tuning stops doubling a stream's receive window here. Default 16 MiB. */
   maxStreamWindow: number;
+  /**
+   * Auto-tuning stops growing a window whose bytes in flight would take longer than the
+   * path's recent minimum RTT, plus a quarter of it, plus this many ms to drain at the
+   * measured rate: the excess is queueing, not bandwidth (docs/protocol.md §4). Default 1 ms.
+   */
+  windowQueueBudgetMs: number;
   /** Cap on the sum of receive windows granted on one session. Default 256 MiB. */
   sessionCreditLimit: number;
   /**
@@ -67,6 +73,7 @@ export interface MuxConfig {
 export const DEFAULT_MUX_CONFIG: Readonly<MuxConfig> = Object.freeze({
   initialStreamWindow: BASE_STREAM_WINDOW,
   maxStreamWindow: 16 * 1024 * 1024,
+  windowQueueBudgetMs: 1,
   sessionCreditLimit: 256 * 1024 * 1024,
   maxConcurrentStreams: 1024,
   acceptBacklog: 256,
@@ -85,6 +92,7 @@ type Rule = readonly [min: number, max: number];
 const RULES: Record<keyof MuxConfig, Rule> = {
   initialStreamWindow: [BASE_STREAM_WINDOW, MAX_WINDOW],
   maxStreamWindow: [BASE_STREAM_WINDOW, MAX_WINDOW],
+  windowQueueBudgetMs: [0, 3_600_000],
   sessionCreditLimit: [BASE_STREAM_WINDOW, Number.MAX_SAFE_INTEGER],
   maxConcurrentStreams: [1, 1_000_000],
   acceptBacklog: [0, 1_000_000],

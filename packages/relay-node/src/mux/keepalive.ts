@@ -59,6 +59,7 @@ export class Keepalive {
       rttvarMs: r.rttvar,
       minMs: r.min,
       windowMinMs: r.windowMin,
+      recentMinMs: r.recentMin(this.#o.clock.now()),
       lastMs: r.last,
       samples: r.samples,
     };
@@ -92,8 +93,9 @@ export class Keepalive {
     const entry = this.#outstanding.get(opaque);
     if (!entry) return;
     this.#outstanding.delete(opaque);
-    const sample = Math.max(0, this.#o.clock.now() - entry.sentAt);
-    this.rtt.add(sample);
+    const now = this.#o.clock.now();
+    const sample = Math.max(0, now - entry.sentAt);
+    this.rtt.add(sample, now);
     for (const w of entry.waiters) {
       this.#o.clock.clearTimeout(w.timer);
       w.resolve(sample);

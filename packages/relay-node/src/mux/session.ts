@@ -530,6 +530,8 @@ export class Session extends EventEmitter implements StreamHost {
       budget: this.#budget,
       now: () => this.#clock.now(),
       srtt: () => this.#keepalive.rtt.srtt,
+      minRtt: () => this.#keepalive.rtt.recentMin(this.#clock.now()),
+      queueBudgetMs: this.config.windowQueueBudgetMs,
     });
     const stream = new MuxStream({
       id,

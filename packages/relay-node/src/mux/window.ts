@@ -57,6 +57,13 @@ export interface ReceiveWindowOptions {
   now: () => number;
   /** Smoothed RTT in ms, or undefined before the first sample (then no growth). */
   srtt: () => number | undefined;
+  /**
+   * The path's RTT without queueing: the lowest PING RTT of the recent past (ms), or
+   * undefined before the first sample (then only the SRTT rule applies).
+   */
+  minRtt: () => number | undefined;
+  /** Queueing delay (ms) the credit loop may show above `minRtt` before growth stops. */
+  queueBudgetMs: number;
 }
 
 /**
@@ -73,6 +80,8 @@ export class ReceiveWindow {
   readonly #budget: CreditBudget;
   readonly #now: () => number;
   readonly #srtt: () => number | undefined;
+  readonly #minRtt: () => number | undefined;
+  readonly #queueBudgetMs: number;
   #consumed = 0;
   #epochStart: number;
   /** Bytes received and credit granted since the stream began (for the credit-loop probe). */
@@ -83,6 +92,9 @@ export class ReceiveWindow {
   #probeSentAt = 0;
   /** Last credit loop: an update sent to a blocked sender → the first byte it allowed arrived. */
   #loopMs: number | undefined;
+  /** Bytes consumed since the stream began, and (time, that total) marks for the rate. */
+  #consumedTotal = 0;
+  readonly #rateMarks: Array<{ at: number; total: number }>;
 
   constructor(options: ReceiveWindowOptions) {
     this.size = options.initial;
@@ -92,7 +104,10 @@ export class ReceiveWindow {
     this.#budget = options.budget;
     this.#now = options.now;
     this.#srtt = options.srtt;
+    this.#minRtt = options.minRtt;
+    this.#queueBudgetMs = options.queueBudgetMs;
     this.#epochStart = options.now();
+    this.#rateMarks = [{ at: this.#epochStart, total: 0 }];
   }
 
   /** DATA of `n` bytes arrived. False means the peer overran its credit (a violation). */
@@ -112,13 +127,16 @@ export class ReceiveWindow {
    * Credit goes back once half the window is consumed (fewer, larger updates). If that half
    * took less than 4·fraction·RTT (= 2·RTT at one half), the window is the bottleneck:
    * double it, if the budget agrees. RTT is the larger of SRTT and the last measured credit
-   * loop (capped at 20 ms), see #growth.
+   * loop (capped at 20 ms), see #growth. No growth either while the bytes in flight exceed
+   * what the path holds (see #queueing): then a bigger window adds delay, not throughput.
    */
   consume(n: number): number {
     this.#consumed += n;
+    this.#consumedTotal += n;
     if (this.#consumed * 2 < this.size) return 0;
     const now = this.#now();
     const growth = this.#growth(now);
+    this.#markRate(now);
     const delta = this.#consumed + growth;
     // The sender has used (nearly) all its credit: it is waiting for this update, so the
     // first byte past the current grant arrives one credit loop from now. Measure it.
@@ -145,9 +163,53 @@ export class ReceiveWindow {
     const rtt = Math.max(srtt, Math.min(this.#loopMs ?? 0, LOOP_CAP_MS));
     const elapsed = now - this.#epochStart;
     const fraction = this.#consumed / this.size;
-    if (elapsed >= 4 * fraction * rtt) return 0;
+    if (elapsed >= 4 * fraction * rtt || this.#queueing(now)) return 0;
     const growth = Math.min(this.size, this.#max - this.size);
     return this.#budget.tryReserve(growth) ? growth : 0;
+  }
+
+  /**
+   * Delay-based brake (the idea of TCP Vegas and BBR): growth only helps if the window is
+   * what limits, i.e. if the bytes granted and not yet arrived (`credit`, read before this
+   * update tops it up) are no more than the path itself holds: the measured delivery rate
+   * (over the last 10 ms or min RTT, #rate) times the path's minimum RTT, plus a quarter
+   * of that RTT and queueBudgetMs of slack.
+   * Anything beyond sits in queues (ws, kernel socket buffers, the peer's event loop) ahead
+   * of every other stream's frames on the tunnel: on loopback a 16 MiB window is ~10 ms of
+   * it at 1.5 GB/s. SRTT and the credit loop cannot see this, as both grow with the very
+   * queue the window fills. A sender that stalls (busy event loops) is still helped: its
+   * bytes have all arrived when the update is due, so its credit is near 0. The minimum
+   * RTT is windowed (RttEstimator.recentMin) so a path whose RTT really rose is re-learned
+   * instead of freezing every window.
+   */
+  #queueing(now: number): boolean {
+    const base = this.#minRtt();
+    if (base === undefined) return false;
+    const rate = this.#rate(now, base);
+    if (rate === undefined) return false;
+    return this.credit > rate * (base * (1 + QUEUE_RTT_FRACTION) + this.#queueBudgetMs);
+  }
+
+  /**
+   * Bytes per ms consumed over the last max(RATE_INTERVAL_MS, base RTT), or since the
+   * stream began if it is younger. Per epoch would not do: a reader that takes in 2 MiB
+   * per event-loop turn consumes several half-windows in the same millisecond.
+   */
+  #rate(now: number, base: number): number | undefined {
+    const interval = rateInterval(base);
+    const marks = this.#rateMarks;
+    while (marks.length > 1 && marks[1]!.at <= now - interval) marks.shift();
+    const from = marks[0]!;
+    const elapsed = now - from.at;
+    return elapsed > 0 ? (this.#consumedTotal - from.total) / elapsed : undefined;
+  }
+
+  /** A mark per update, at most one per eighth of the interval (so ~9 are kept). */
+  #markRate(now: number): void {
+    const last = this.#rateMarks[this.#rateMarks.length - 1]!;
+    if (now - last.at >= rateInterval(this.#minRtt() ?? 0) / 8) {
+      this.#rateMarks.push({ at: now, total: this.#consumedTotal });
+    }
   }
 }
 
@@ -163,9 +225,65 @@ const LOOP_CAP_MS = 20;
  */
 export const RTT_WINDOW_SAMPLES = 6;
 
+/** Queueing allowed on top of the min RTT, as a fraction of it (plus queueBudgetMs). */
+const QUEUE_RTT_FRACTION = 0.25;
+
+/** The delivery rate is measured over at least this long (ms), and at least one min RTT. */
+const RATE_INTERVAL_MS = 10;
+
+const rateInterval = (baseRtt: number): number => Math.max(RATE_INTERVAL_MS, baseRtt);
+
 /**
- * RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus min, windowed min and last sample.
- * Milliseconds.
+ * Minimum of the samples of the last `windowMs` (a monotone deque: each entry is smaller
+ * than every later one, so the front is the minimum). The newest sample is never
+ * expired, so a path that stops answering keeps its last estimate rather than none.
+ */
+export class WindowedMin {
+  readonly #windowMs: number;
+  readonly #at: number[] = [];
+  readonly #value: number[] = [];
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  add(value: number, now: number): void {
+    while (this.#value.length > 0 && this.#value[this.#value.length - 1]! >= value) {
+      this.#value.pop();
+      this.#at.pop();
+    }
+    this.#value.push(value);
+    this.#at.push(now);
+    // Bounded whatever the sample rate: dropping the front only shortens the window.
+    if (this.#value.length > MAX_WINDOWED_SAMPLES) this.#dropFront();
+  }
+
+  /** The minimum over the samples taken since `now - windowMs`, or undefined before any. */
+  get(now: number): number | undefined {
+    while (this.#at.length > 1 && now - this.#at[0]! > this.#windowMs) this.#dropFront();
+    return this.#value[0];
+  }
+
+  #dropFront(): void {
+    this.#value.shift();
+    this.#at.shift();
+  }
+}
+
+const MAX_WINDOWED_SAMPLES = 64;
+
+/**
+ * How long a low RTT sample is remembered (ms). Long enough to span the bursts of a busy
+ * tunnel (PINGs every 500 ms, many of them taken between bursts), short enough that a
+ * path whose RTT really rose (a degraded link) is re-learned within seconds.
+ */
+export const MIN_RTT_WINDOW_MS = 10_000;
+
+/**
+ * RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus the all-time min, the min of the last
+ * {@link MIN_RTT_WINDOW_MS} (the path's RTT without our own queueing, for auto-tuning)
+ * the least of the last {@link RTT_WINDOW_SAMPLES} samples (the link's base RTT, for
+ * routing) and the last sample. Milliseconds.
  */
 export class RttEstimator {
   srtt: number | undefined;
@@ -175,12 +293,15 @@ export class RttEstimator {
   samples = 0;
   /** The last {@link RTT_WINDOW_SAMPLES} samples, a ring indexed by `samples`. */
   readonly #recent: number[] = [];
+  readonly #recentMin = new WindowedMin(MIN_RTT_WINDOW_MS);
 
-  add(sample: number): void {
+  /** @param now the clock (ms) when the sample was taken, for the windowed min. */
+  add(sample: number, now: number): void {
     this.#recent[this.samples % RTT_WINDOW_SAMPLES] = sample;
     this.samples++;
     this.last = sample;
     this.min = this.min === undefined ? sample : Math.min(this.min, sample);
+    this.#recentMin.add(sample, now);
     if (this.srtt === undefined || this.rttvar === undefined) {
       this.srtt = sample;
       this.rttvar = sample / 2;
@@ -198,6 +319,11 @@ export class RttEstimator {
   get windowMin(): number | undefined {
     return this.#recent.length === 0 ? undefined : Math.min(...this.#recent);
   }
+
+  /** The lowest sample of the last {@link MIN_RTT_WINDOW_MS} before `now`. */
+  recentMin(now: number): number | undefined {
+    return this.#recentMin.get(now);
+  }
 }
 
 /** A snapshot of {@link RttEstimator}; all undefined until the first sample. */
@@ -207,6 +333,8 @@ export interface RttStats {
   minMs: number | undefined;
   /** {@link RttEstimator.windowMin}. */
   windowMinMs: number | undefined;
+  /** Lowest sample of the last {@link MIN_RTT_WINDOW_MS}. */
+  recentMinMs: number | undefined;
   lastMs: number | undefined;
   samples: number;
 }

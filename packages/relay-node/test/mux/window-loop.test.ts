@@ -14,6 +14,8 @@ function loopbackWindow() {
     budget: new CreditBudget(1024 * MiB),
     now: () => now,
     srtt: () => 0.1,
+    minRtt: () => 0.1,
+    queueBudgetMs: 2,
   });
   return { w, advance: (ms: number) => (now += ms) };
 }

@@ -23,6 +23,8 @@ function window(opts: { srtt?: number; budget?: CreditBudget; max?: number } = {
     budget: opts.budget ?? new CreditBudget(1024 * MiB),
     now: () => now,
     srtt: () => opts.srtt,
+    minRtt: () => undefined,
+    queueBudgetMs: 2,
   });
   return { w, advance: (ms: number) => (now += ms) };
 }
@@ -81,18 +83,18 @@ describe('RttEstimator', () => {
     expect(r.windowMin).toBeUndefined();
     // A 100 ms path whose samples jitter upwards: SRTT sits above the base, the window
     // minimum on it.
-    for (const s of [104, 100, 112, 103, 125, 101]) r.add(s);
+    for (const s of [104, 100, 112, 103, 125, 101]) r.add(s, 0);
     expect(r.windowMin).toBe(100);
     expect(r.srtt!).toBeGreaterThan(103);
     // The path gets slower (200 ms): the old base leaves the window after
     // RTT_WINDOW_SAMPLES samples, and the windowed minimum follows; the all-time min does not.
-    for (let i = 0; i < RTT_WINDOW_SAMPLES - 1; i++) r.add(200 + i);
+    for (let i = 0; i < RTT_WINDOW_SAMPLES - 1; i++) r.add(200 + i, 0);
     expect(r.windowMin).toBe(101);
-    r.add(230);
+    r.add(230, 0);
     expect(r.windowMin).toBe(200);
     expect(r.min).toBe(100);
     // Faster again: at once.
-    r.add(90);
+    r.add(90, 0);
     expect(r.windowMin).toBe(90);
     expect(r.samples).toBe(6 + RTT_WINDOW_SAMPLES + 1);
   });
