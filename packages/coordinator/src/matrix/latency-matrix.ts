@@ -1,4 +1,5 @@
 import type { LinkEstimate, OriginLegEstimate } from '../paths/index.ts';
+import { bandwidthPenaltyMs } from './bandwidth-penalty.ts';
 
 /** One peer sample from a node's report. */
 export interface PeerSample {
@@ -6,6 +7,9 @@ export interface PeerSample {
   srttMs: number;
   jitterMs: number;
   reachable: boolean;
+  /** Capacity probes, bytes per second (peer -> reporter); 0 or absent: unknown. */
+  capacityBps?: number;
+  peakCapacityBps?: number;
 }
 
 /** One origin-upstream sample from a node's report. */
@@ -42,6 +46,8 @@ export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
 interface Smoothed {
   rttMs: number;
   jitterMs: number;
+  /** Links only: the bandwidth penalty of the newest report, not smoothed (see bandwidthPenaltyMs). */
+  penaltyMs?: number;
 }
 
 function valid(v: number, max: number): boolean {
@@ -51,6 +57,9 @@ function valid(v: number, max: number): boolean {
 /**
  * The coordinator's view of the mesh: per directed link (reporter -> peer) a smoothed RTT
  * and jitter, per (node, origin, upstream) a smoothed connect RTT.
+ *
+ * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
+ * fell (see bandwidthPenaltyMs).
  *
  * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
  * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
@@ -88,7 +97,9 @@ export class LatencyMatrix {
     for (const p of peers.slice(0, this.#opts.maxEntriesPerReport)) {
       if (!p.reachable || p.peerId === nodeId || p.peerId === '' || !valid(p.srttMs, max)) continue;
       const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
-      links.set(p.peerId, this.#smooth(oldLinks?.get(p.peerId), p.srttMs, jitter));
+      const link = this.#smooth(oldLinks?.get(p.peerId), p.srttMs, jitter);
+      link.penaltyMs = bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps);
+      links.set(p.peerId, link);
     }
     this.#links.set(nodeId, links);
     const oldOrigins = this.#origins.get(nodeId);
@@ -116,7 +127,7 @@ export class LatencyMatrix {
       if (among !== undefined && !among.has(from)) continue;
       for (const [to, s] of row) {
         if (among !== undefined && !among.has(to)) continue;
-        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs;
+        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs + (s.penaltyMs ?? 0);
         out.push({ from, to, rttMs: s.rttMs, costMs });
       }
     }

@@ -6,6 +6,8 @@ export interface PeerMeasurement {
   'srttMs'?: (number | string);
   'jitterMs'?: (number | string);
   'reachable'?: (boolean);
+  'capacityBps'?: (number | string);
+  'peakCapacityBps'?: (number | string);
 }
 
 export interface PeerMeasurement__Output {
@@ -13,4 +15,6 @@ export interface PeerMeasurement__Output {
   'srttMs': (number);
   'jitterMs': (number);
   'reachable': (boolean);
+  'capacityBps': (number);
+  'peakCapacityBps': (number);
 }
