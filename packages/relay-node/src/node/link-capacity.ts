@@ -4,7 +4,8 @@
  * the clock time and the tunnel's RTT figures; no timers here.
  *
  * ```
- *   samples ──> current = median of the last 3    peak = max over the last 10 min
+ *   samples (capped at 50 Mbit/s) ──> current = median of the last 3
+ *                                     peak = max over the last 10 min
  *   fall:  current < peak / 2  ("degraded": the coordinator adds a cost; probe every 3 s)
  * ```
  *
@@ -29,6 +30,12 @@ export interface LinkCapacityOptions {
   queueGapMs: number;
   /** How long the peak remembers a sample. @default 600000 */
   peakWindowMs: number;
+  /**
+   * Samples above this count as this (bytes per second): a 64 KiB probe faster than
+   * 50 Mbit/s lasts under 10 ms, and its timing is scheduling noise, not the link.
+   * @default 6250000 (50 Mbit/s)
+   */
+  ceilingBps: number;
 }
 
 export const DEFAULT_LINK_CAPACITY_OPTIONS: LinkCapacityOptions = {
@@ -38,6 +45,7 @@ export const DEFAULT_LINK_CAPACITY_OPTIONS: LinkCapacityOptions = {
   confirmMs: 1000,
   queueGapMs: 2000,
   peakWindowMs: 600_000,
+  ceilingBps: 6_250_000,
 };
 
 /** Most samples kept for the peak (one a second for 10 min fits; older ones age out). */
@@ -128,7 +136,7 @@ export class LinkCapacity {
   sample(now: number, bps: number): void {
     this.#lastFailed = false;
     if (!Number.isFinite(bps) || bps <= 0) return;
-    this.#samples.push([now, bps]);
+    this.#samples.push([now, Math.min(bps, this.#o.ceilingBps)]);
     while (
       this.#samples.length > MAX_SAMPLES ||
       (this.#samples.length > MEDIAN_OF && now - this.#samples[0]![0] > this.#o.peakWindowMs)

@@ -130,13 +130,20 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
       stream.off('close', onClose);
       const now = clock.now();
       const total = o.sessionBytes();
-      // Timed out, or most bytes came in the first chunk (nothing to time between first
-      // and last byte): everything since the probe was sent, a lower bound (one RTT more).
-      const timed = complete && firstAt !== undefined && total - firstBytes >= bytes / 2;
-      const ms = Math.max(now - (timed ? (firstAt as number) : startedAt), 0.001);
-      const counted = total - (timed ? firstBytes : startBytes);
-      if (!complete) resetStream(stream, WireCode.CANCEL);
-      resolve({ bps: (counted * 1000) / ms, complete, bytes: counted, ms });
+      if (!complete || firstAt === undefined) {
+        // Timed out: everything the session received since the probe was sent.
+        resetStream(stream, WireCode.CANCEL);
+        const ms = Math.max(now - startedAt, 0.001);
+        const counted = total - startBytes;
+        resolve({ bps: (counted * 1000) / ms, complete: false, bytes: counted, ms });
+        return;
+      }
+      // Most of the probe came in its first chunk: it arrived faster than we can time
+      // (shapers and event loops deliver in bursts); credit it all to at least 1 ms.
+      const timed = total - firstBytes >= bytes / 2;
+      const ms = Math.max(now - firstAt, timed ? 0.001 : 1);
+      const counted = timed ? total - firstBytes : bytes;
+      resolve({ bps: (counted * 1000) / ms, complete: true, bytes: counted, ms });
     };
     const onData = (chunk: Buffer) => {
       if (firstAt === undefined) {

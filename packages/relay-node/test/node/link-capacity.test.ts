@@ -15,7 +15,7 @@ describe('LinkCapacity', () => {
     const c = new LinkCapacity(0);
     expect(dueAt(c, 0, 60_000)).toBe(1000);
     c.started(1000);
-    c.sample(1100, 100 * M);
+    c.sample(1100, 40 * M);
     expect(dueAt(c, 1000, 60_000)).toBe(31_000);
   });
 
@@ -23,16 +23,16 @@ describe('LinkCapacity', () => {
     const c = new LinkCapacity(0);
     expect(c.currentBps).toBeUndefined();
     expect(c.peakBps(0)).toBeUndefined();
-    c.sample(1000, 100 * M);
-    expect(c.currentBps).toBe(100 * M);
+    c.sample(1000, 40 * M);
+    expect(c.currentBps).toBe(40 * M);
     c.sample(2000, 2 * M); // one low sample: not a fall yet
-    expect(c.currentBps).toBe(100 * M);
+    expect(c.currentBps).toBe(40 * M);
     expect(c.degraded(2000)).toBe(false);
     c.sample(3000, 2 * M); // two: a fall
     expect(c.currentBps).toBe(2 * M);
-    expect(c.peakBps(3000)).toBe(100 * M);
+    expect(c.peakBps(3000)).toBe(40 * M);
     expect(c.degraded(3000)).toBe(true);
-    // Ten minutes after the 100 Mbit/s sample, the slow link is its own peak: no fall.
+    // Ten minutes after the 40 Mbit/s sample, the slow link is its own peak: no fall.
     c.sample(600_500, 2 * M);
     expect(c.peakBps(601_001)).toBe(2 * M);
     expect(c.degraded(601_001)).toBe(false);
@@ -41,7 +41,7 @@ describe('LinkCapacity', () => {
   it('confirms a low sample after 1 s, then probes every 3 s until the heal shows', () => {
     const c = new LinkCapacity(0);
     c.started(1000);
-    c.sample(1000, 100 * M);
+    c.sample(1000, 40 * M);
     c.started(10_000);
     c.sample(10_200, 2 * M);
     expect(dueAt(c, 10_000, 40_000)).toBe(11_000); // confirm
@@ -50,11 +50,11 @@ describe('LinkCapacity', () => {
     expect(c.degraded(11_300)).toBe(true);
     expect(dueAt(c, 11_000, 40_000)).toBe(14_000); // degraded: every 3 s
     c.started(14_000);
-    c.sample(14_100, 100 * M); // healed: one good sample is not enough
+    c.sample(14_100, 40 * M); // healed: one good sample is not enough
     expect(c.degraded(14_100)).toBe(true);
     expect(dueAt(c, 14_000, 40_000)).toBe(17_000);
     c.started(17_000);
-    c.sample(17_100, 100 * M);
+    c.sample(17_100, 40 * M);
     expect(c.degraded(17_100)).toBe(false);
     expect(dueAt(c, 17_000, 60_000)).toBe(47_000); // back to every 30 s
   });
@@ -69,7 +69,7 @@ describe('LinkCapacity', () => {
     expect(queued({ srttMs: undefined, minMs: 2 })).toBe(false);
     const c = new LinkCapacity(0);
     c.started(1000);
-    c.sample(1100, 100 * M);
+    c.sample(1100, 40 * M);
     const busy = { srttMs: 200, minMs: 50 };
     expect(dueAt(c, 1000, 60_000, busy)).toBe(3000);
   });
@@ -92,12 +92,29 @@ describe('LinkCapacity', () => {
     expect(c.currentBps).toBeUndefined();
   });
 
+  it('samples above 50 Mbit/s count as 50: timing noise of fast probes is no fall', () => {
+    const c = new LinkCapacity(0);
+    for (const [t, mbps] of [
+      [1000, 900],
+      [2000, 60],
+      [3000, 70],
+    ] as const) {
+      c.sample(t, mbps * M);
+    }
+    expect(c.peakBps(3000)).toBe(50 * M);
+    expect(c.currentBps).toBe(50 * M);
+    expect(c.degraded(3000)).toBe(false);
+    c.sample(4000, 2 * M);
+    c.sample(5000, 2 * M);
+    expect(c.degraded(5000)).toBe(true);
+  });
+
   it('a new tunnel probes soon, keeping the history', () => {
     const c = new LinkCapacity(0);
     c.started(1000);
-    c.sample(1000, 100 * M);
+    c.sample(1000, 40 * M);
     c.tunnelUp(5000);
     expect(dueAt(c, 5000, 60_000)).toBe(6000);
-    expect(c.peakBps(5000)).toBe(100 * M);
+    expect(c.peakBps(5000)).toBe(40 * M);
   });
 });
