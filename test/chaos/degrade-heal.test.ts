@@ -229,11 +229,10 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
         })
         .join('\n'),
     );
-    const t0Abs = t0;
     const failed = samples.filter((s) => !s.ok);
     // The route leaves the link movedMs after the fall; requests sent later must not fail.
-    const movedAt = t0Abs + movedMs;
-    const failedBeforeFall = failed.filter((s) => s.sentAt < t0Abs);
+    const movedAt = t0 + movedMs;
+    const failedBeforeFall = failed.filter((s) => s.sentAt < t0);
     const failedAfterMove = failed.filter((s) => s.sentAt > movedAt);
     const paths: Record<string, number> = {};
     for (const s of samples) paths[s.path] = (paths[s.path] ?? 0) + 1;

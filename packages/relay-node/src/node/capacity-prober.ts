@@ -144,19 +144,10 @@ export class CapacityProber {
       (r) => {
         p.probing = false;
         p.capacity.sample(this.#clock.now(), r.bps);
-        if (id === 'b-1')
-          this.#log.warn(
-            {
-              peer: id,
-              t: Math.round(this.#clock.now()) % 1000000,
-              mbps: +(r.bps * 8e-6).toFixed(2),
-              cur: +((p.capacity.currentBps ?? 0) * 8e-6).toFixed(1),
-              peak: +((p.capacity.peakBps(this.#clock.now()) ?? 0) * 8e-6).toFixed(1),
-              c: r.complete,
-              ms: Math.round(r.ms),
-            },
-            'DBG',
-          );
+        this.#log.debug(
+          { [F.PEER_NODE_ID]: id, bps: Math.round(r.bps), complete: r.complete, ms: r.ms },
+          'capacity sample',
+        );
         this.#logTransition(id, p);
       },
       (err: unknown) => {
