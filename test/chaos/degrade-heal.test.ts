@@ -213,22 +213,6 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
       await poller;
     }
     const samples = await traffic.stop();
-    console.log(
-      Math.round(performance.now()),
-      cw.mesh
-        .node('a-1')
-        .process.tail()
-        .map((l) => {
-          try {
-            const j = JSON.parse(l);
-            if (j.msg !== 'DBG') return l.slice(0, 300);
-            return `${j.t} ${j.mbps} cur=${j.cur} peak=${j.peak} ${j.c} ${j.ms}`;
-          } catch {
-            return l.slice(0, 300);
-          }
-        })
-        .join('\n'),
-    );
     const failed = samples.filter((s) => !s.ok);
     // The route leaves the link movedMs after the fall; requests sent later must not fail.
     const movedAt = t0 + movedMs;
