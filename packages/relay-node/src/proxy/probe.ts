@@ -1,4 +1,4 @@
-import { type Clock, RelayError, systemClock, WireCode } from '@relaymesh/shared';
+import { type Clock, isRelayError, RelayError, systemClock, WireCode } from '@relaymesh/shared';
 import {
   DATA_PLANE_VERSION,
   decodeResponseHead,
@@ -92,8 +92,8 @@ export interface ProbeResult {
 
 /**
  * A's side: runs one probe on `stream`. Rejects with the peer's refusal (an older peer
- * resets the unknown kind with BAD_OPEN_HEADER) or ERR_PROXY_BAD_OPEN_HEADER /
- * ERR_PROXY_HEAD_TIMEOUT; resolves with a sample otherwise, also on timeout.
+ * resets the unknown kind with BAD_OPEN_HEADER) or ERR_PROXY_BAD_OPEN_HEADER; resolves
+ * with a sample otherwise, also on timeout (before or after the head: `complete` false).
  */
 export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
   const clock = o.clock ?? systemClock;
@@ -109,7 +109,11 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
     head = await readPrefixed(stream, MAX_RESPONSE_HEAD_BYTES, timeoutMs, clock);
   } catch (err) {
     resetStream(stream, WireCode.CANCEL);
-    throw err;
+    if (!isRelayError(err, 'ERR_PROXY_HEAD_TIMEOUT')) throw err;
+    // Stuck behind a queue on the link: still a sample, of what the session received.
+    const ms = Math.max(clock.now() - startedAt, 0.001);
+    const counted = o.sessionBytes() - startBytes;
+    return { bps: (counted * 1000) / ms, complete: false, bytes: counted, ms };
   }
   const status = decodeResponseHead(head).status;
   if (status !== 200) {

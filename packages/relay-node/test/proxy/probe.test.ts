@@ -200,4 +200,24 @@ describe('capacity probe (kind probe)', () => {
     expect(await probe).toEqual({ bps: 2500, complete: false, bytes: 10_000, ms: 4000 });
     await waitFor(() => b.destroyed, 2000, 'the probe stream reset');
   });
+
+  it('a probe whose head does not come within the timeout is a sample too (a queue)', async () => {
+    const clock = new FakeClock();
+    const [a, b] = duplexPair();
+    b.on('error', () => {});
+    let sessionBytes = 0;
+    const probe = runProbe({
+      stream: a,
+      nodeId: 'a',
+      id: 'q',
+      timeoutMs: 4000,
+      sessionBytes: () => sessionBytes,
+      clock,
+    });
+    await readPrefixed(b, MAX_OPEN_HEADER_BYTES, 2000);
+    sessionBytes = 1_000_000; // other streams' bytes ahead of the probe on the link
+    clock.advance(4000);
+    expect(await probe).toEqual({ bps: 250_000, complete: false, bytes: 1_000_000, ms: 4000 });
+    await waitFor(() => b.destroyed, 2000, 'the probe stream reset');
+  });
 });
