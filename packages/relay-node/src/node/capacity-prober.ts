@@ -5,6 +5,7 @@ import {
   silentLogger,
   systemClock,
   type TimerHandle,
+  WireCode,
 } from '@relaymesh/shared';
 import type { Session } from '../mux/session.ts';
 import { runProbe } from '../proxy/probe.ts';
@@ -17,7 +18,7 @@ export interface CapacityProberOptions {
   peers: PeerManager;
   /** Schedule (see {@link LinkCapacity}); `intervalMs` 0 disables probing. */
   schedule?: Partial<LinkCapacityOptions>;
-  /** Bytes the peer sends per probe. @default 65536 */
+  /** Most bytes the peer sends per probe (fewer on a fallen link). @default 65536 */
   probeBytes?: number;
   /** A probe not done by then yields what arrived and is reset. @default 4000 */
   probeTimeoutMs?: number;
@@ -136,7 +137,7 @@ export class CapacityProber {
       stream,
       nodeId: this.#o.nodeId,
       id: `probe-${this.#o.nodeId}-${++this.#seq}`,
-      bytes: this.#o.probeBytes ?? 64 * 1024,
+      bytes: p.capacity.probeBytes(this.#o.probeBytes ?? 64 * 1024),
       timeoutMs: this.#o.probeTimeoutMs ?? 4000,
       sessionBytes: () => session.bytesReceived,
       clock: this.#clock,
@@ -152,7 +153,9 @@ export class CapacityProber {
       },
       (err: unknown) => {
         p.probing = false;
-        p.capacity.failed();
+        // Only a refusal (an older peer: unknown kind) waits the regular period; a stream
+        // lost with its tunnel or timed out keeps the schedule.
+        if (stream.resetCode === WireCode.BAD_OPEN_HEADER) p.capacity.failed();
         this.#log.debug({ [F.PEER_NODE_ID]: id, err }, 'capacity probe failed');
       },
     );

@@ -50,6 +50,8 @@ export const DEFAULT_LINK_CAPACITY_OPTIONS: LinkCapacityOptions = {
 
 /** Most samples kept for the peak (one a second for 10 min fits; older ones age out). */
 const MAX_SAMPLES = 1024;
+/** Smallest adaptive probe (see probeBytes). */
+const MIN_PROBE_BYTES = 4096;
 /** Samples `current` is the median of. */
 const MEDIAN_OF = 3;
 
@@ -125,6 +127,17 @@ export class LinkCapacity {
     }
     if (queued(rtt) && since >= this.#o.queueGapMs) return true;
     return since >= this.#o.intervalMs;
+  }
+
+  /**
+   * Bytes for the next probe: what the link carries in 100 ms at `current`, between
+   * 4 KiB and `max`. On a fallen link a full probe would queue ahead of the tunnel's PINGs
+   * for long (64 KiB at 2 Mbit/s: 262 ms) and inflate the RTT the coordinator keeps.
+   */
+  probeBytes(max: number): number {
+    const current = this.currentBps;
+    if (current === undefined) return max;
+    return Math.max(Math.min(MIN_PROBE_BYTES, max), Math.min(max, Math.round(current / 10)));
   }
 
   /** A probe starts now. */

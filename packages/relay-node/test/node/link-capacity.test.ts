@@ -109,6 +109,20 @@ describe('LinkCapacity', () => {
     expect(c.degraded(5000)).toBe(true);
   });
 
+  it('probes carry 100 ms of the current rate, 4 KiB to the maximum', () => {
+    const c = new LinkCapacity(0);
+    expect(c.probeBytes(65536)).toBe(65536);
+    c.sample(1000, 40 * M);
+    expect(c.probeBytes(65536)).toBe(65536);
+    c.sample(2000, 2 * M);
+    c.sample(3000, 2 * M);
+    expect(c.probeBytes(65536)).toBe(25_000);
+    c.sample(4000, 0.1 * M);
+    c.sample(5000, 0.1 * M);
+    expect(c.probeBytes(65536)).toBe(4096);
+    expect(c.probeBytes(1000)).toBe(1000);
+  });
+
   it('a new tunnel probes soon, keeping the history', () => {
     const c = new LinkCapacity(0);
     c.started(1000);
