@@ -203,7 +203,7 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
       await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
       backMs = await waitFor(
         'the route comes back',
-        30_000,
+        45_000,
         () => seen[seen.length - 1] === 'a-1,b-1',
       ).catch(() => Number.POSITIVE_INFINITY);
       await sleep(6000); // healed for a while: it must stay back
@@ -241,7 +241,10 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     expect(movedMs).toBeLessThanOrEqual(10_000);
     // Away once, to the c path, held there for 15 s while degraded; back once after the heal.
     expect(changes.slice(0, degradedChanges).map((c) => c.path)).toEqual(['a-1,c-1']);
-    expect(backMs).toBeLessThanOrEqual(30_000);
+    // The penalty ends after two good probes (3 s apart) and a report; then the 10 % rule
+    // (3 recomputations) or, while the link's RTT and jitter still carry the fall, the
+    // 2 % rule (30 recomputations, docs/architecture.md) brings the route back.
+    expect(backMs).toBeLessThanOrEqual(45_000);
     expect(changes.map((c) => c.path)).toEqual(['a-1,c-1', 'a-1,b-1']);
     // Only requests caught on the slow link before the move may fail (no retry mid-body).
     expect(failedBeforeFall).toEqual([]);
