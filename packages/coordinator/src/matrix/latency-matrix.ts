@@ -1,4 +1,5 @@
 import type { LinkEstimate, OriginLegEstimate } from '../paths/index.ts';
+import { bandwidthPenaltyMs } from './bandwidth-penalty.ts';
 
 /** One peer sample from a node's report. */
 export interface PeerSample {
@@ -11,6 +12,9 @@ export interface PeerSample {
    */
   baseRttMs?: number;
   reachable: boolean;
+  /** Capacity probes, bytes per second (peer -> reporter); 0 or absent: unknown. */
+  capacityBps?: number;
+  peakCapacityBps?: number;
 }
 
 /** One origin-upstream sample from a node's report. */
@@ -47,6 +51,8 @@ export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
 interface Smoothed {
   rttMs: number;
   jitterMs: number;
+  /** Links only: the bandwidth penalty of the newest report, not smoothed (see bandwidthPenaltyMs). */
+  penaltyMs?: number;
 }
 
 function valid(v: number, max: number): boolean {
@@ -62,6 +68,9 @@ function valid(v: number, max: number): boolean {
  * which an origin leg (one TCP connect RTT) does not carry, so routing on SRTT charged
  * every relayed path that excess once per link and kept routes direct that a relay beats
  * by 5 % (docs/reliability.md). The jitter is charged separately, in the link's cost.
+ *
+ * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
+ * fell (see bandwidthPenaltyMs).
  *
  * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
  * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
@@ -101,7 +110,9 @@ export class LatencyMatrix {
       const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
       const base = p.baseRttMs;
       const rtt = base !== undefined && base > 0 && valid(base, max) ? base : p.srttMs;
-      links.set(p.peerId, this.#smooth(oldLinks?.get(p.peerId), rtt, jitter));
+      const link = this.#smooth(oldLinks?.get(p.peerId), rtt, jitter);
+      link.penaltyMs = bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps);
+      links.set(p.peerId, link);
     }
     this.#links.set(nodeId, links);
     const oldOrigins = this.#origins.get(nodeId);
@@ -129,7 +140,7 @@ export class LatencyMatrix {
       if (among !== undefined && !among.has(from)) continue;
       for (const [to, s] of row) {
         if (among !== undefined && !among.has(to)) continue;
-        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs;
+        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs + (s.penaltyMs ?? 0);
         out.push({ from, to, rttMs: s.rttMs, costMs });
       }
     }

@@ -11,6 +11,13 @@ export interface PeerMeasurement {
   baseRttMs: number;
   /** False when the tunnel is down: the coordinator drops the link at once. */
   reachable: boolean;
+  /**
+   * Bytes per second the link carried from the peer to this node in the newest capacity
+   * probes (median of 3); absent or 0 when unknown (no probe yet, or an older peer).
+   */
+  capacityBps?: number;
+  /** The highest capacity sample of the last 10 minutes; absent or 0 when unknown. */
+  peakCapacityBps?: number;
 }
 
 /** A node's current view of one origin upstream (from the origin prober). */

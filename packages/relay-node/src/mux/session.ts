@@ -82,6 +82,7 @@ export class Session extends EventEmitter implements StreamHost {
   #closeTimer: TimerHandle | undefined;
   #refused = 0;
   #finished = false;
+  #bytesReceived = 0;
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
 
@@ -137,6 +138,14 @@ export class Session extends EventEmitter implements StreamHost {
 
   get rttStats(): RttStats {
     return this.#keepalive.stats;
+  }
+
+  /**
+   * DATA payload bytes received on every stream since the session began: what a capacity
+   * probe divides by time, so the session's other traffic counts towards the link's rate.
+   */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
   }
 
   /**
@@ -289,6 +298,7 @@ export class Session extends EventEmitter implements StreamHost {
   }
 
   #onData(f: Frame): void {
+    this.#bytesReceived += f.payload.length;
     if ((f.flags & Flag.RST) !== 0) {
       this.#violation(rstOnData(f));
       return;

@@ -22,6 +22,8 @@ import { OriginTable } from '../routing/origin-catalog.ts';
 import { RouteTable } from '../routing/route-table.ts';
 import { TunnelDialer } from '../tunnel/dialer.ts';
 import { TunnelListener } from '../tunnel/listener.ts';
+import { CapacityProber } from './capacity-prober.ts';
+import type { LinkCapacityOptions } from './link-capacity.ts';
 import { NodeMeasurements } from './node-measurements.ts';
 import { PeerManager } from './peer-manager.ts';
 
@@ -49,6 +51,13 @@ export interface RelayNodeTimers {
   probeTimeoutMs?: number;
   /** A peer link is reported reachable while its newest RTT sample is this fresh. @default 15000 */
   freshRttMs?: number;
+  /**
+   * Capacity probes of peer links (see LinkCapacity): `intervalMs` 0 disables them.
+   * @default 30 s period, 1 s after a tunnel comes up, 3 s while degraded
+   */
+  capacitySchedule?: Partial<LinkCapacityOptions>;
+  /** Bytes a peer sends per capacity probe. @default 65536 */
+  capacityProbeBytes?: number;
   /** Mux settings of every tunnel (keepalive, windows). @default DEFAULT_MUX_CONFIG */
   mux?: Partial<MuxConfig>;
 }
@@ -118,6 +127,7 @@ export class RelayNode {
   readonly peers: PeerManager;
   readonly listener: TunnelListener;
   readonly prober: OriginProber;
+  readonly capacity: CapacityProber;
   readonly #o: RelayNodeOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -160,9 +170,18 @@ export class RelayNode {
       ...(t.probeIntervalMs === undefined ? {} : { intervalMs: t.probeIntervalMs }),
       ...(t.probeTimeoutMs === undefined ? {} : { timeoutMs: t.probeTimeoutMs }),
     });
+    this.capacity = new CapacityProber({
+      nodeId: options.id,
+      peers: this.peers,
+      logger,
+      clock: this.#clock,
+      ...(t.capacitySchedule ? { schedule: t.capacitySchedule } : {}),
+      ...(t.capacityProbeBytes === undefined ? {} : { probeBytes: t.capacityProbeBytes }),
+    });
     this.#measurements = new NodeMeasurements({
       peers: this.peers,
       prober: this.prober,
+      capacity: (peer) => this.capacity.capacity(peer),
       clock: this.#clock,
       ...(t.freshRttMs === undefined ? {} : { freshMs: t.freshRttMs }),
     });
@@ -229,6 +248,7 @@ export class RelayNode {
       if (this.#state !== 'starting') throw new RelayError('ERR_CLOSED', 'closed during start');
       this.#client = this.#makeClient(advertise, httpAdvertise);
       this.prober.start();
+      this.capacity.start();
       this.#client.start();
       this.#state = 'running';
       this.#log.info(
@@ -260,6 +280,7 @@ export class RelayNode {
     this.#state = 'closed';
     this.#closing ??= Promise.resolve();
     this.#client?.destroy(err);
+    this.capacity.stop();
     this.prober.destroy();
     this.peers.destroy(err);
     this.listener.destroy(err);
@@ -294,6 +315,7 @@ export class RelayNode {
 
   async #leave(): Promise<void> {
     this.peers.goAwayAll();
+    this.capacity.stop();
     await this.#client?.close();
     await this.prober.close();
     await this.dataPlane.close();

@@ -19,7 +19,16 @@ export const MAX_RESPONSE_HEAD_BYTES = 32 * 1024;
 /** Most tunnels a stream may cross (entry to exit); RON/Detour: one intermediate suffices. */
 export const MAX_HOPS = 4;
 
-export const StreamKind = { HTTP: 'http', TCP: 'tcp', UPGRADE: 'upgrade' } as const;
+/** Largest capacity probe a peer answers (kind 'probe', field `bytes`). */
+export const MAX_PROBE_BYTES = 1024 * 1024;
+
+export const StreamKind = {
+  HTTP: 'http',
+  TCP: 'tcp',
+  UPGRADE: 'upgrade',
+  /** A capacity probe: the receiving peer answers 200 and `bytes` bytes; never relayed. */
+  PROBE: 'probe',
+} as const;
 export type StreamKind = (typeof StreamKind)[keyof typeof StreamKind];
 
 export type HeaderPairs = Array<[string, string]>;
@@ -37,6 +46,7 @@ export interface RequestHead {
 export interface OpenHeader {
   v: typeof DATA_PLANE_VERSION;
   kind: StreamKind;
+  /** The origin's name; '' for kind 'probe' (which has none on the wire). */
   origin: string;
   /** Node ids still to visit after the receiver; [] when the receiver is the exit. */
   hops: string[];
@@ -48,6 +58,8 @@ export interface OpenHeader {
   port?: number;
   /** kind 'http' and 'upgrade'. */
   head?: RequestHead;
+  /** kind 'probe': how many bytes the peer sends back, 1..MAX_PROBE_BYTES. */
+  bytes?: number;
 }
 
 export interface ResponseHead {
@@ -64,7 +76,8 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL (no smuggling).
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^\/[\x21-\x7e]*$/;
-const OPEN_KEYS = new Set(['v', 'kind', 'origin', 'hops', 'path', 'id', 'port', 'head']);
+const OPEN_KEYS = new Set(['v', 'kind', 'origin', 'hops', 'path', 'id', 'port', 'head', 'bytes']);
+const PROBE_KEYS = new Set(['v', 'kind', 'hops', 'path', 'id', 'bytes']);
 
 function bad(message: string): RelayError {
   return new RelayError('ERR_PROXY_BAD_OPEN_HEADER', message);
@@ -139,7 +152,9 @@ export function decodeOpenHeader(bytes: Buffer): OpenHeader {
   const o = parseJson(bytes);
   for (const key of Object.keys(o)) if (!OPEN_KEYS.has(key)) throw bad(`unknown field ${key}`);
   const kind = o.kind;
+  if (kind === 'probe') return probeHeader(o);
   if (kind !== 'http' && kind !== 'tcp' && kind !== 'upgrade') throw bad('kind is not known');
+  if (o.bytes !== undefined) throw bad('bytes is only for probes');
   if (typeof o.origin !== 'string' || !NODE_ID.test(o.origin)) throw bad('origin is not a name');
   if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 64) throw bad('id is bad');
   const hops = nodeIds(o.hops, 'hops');
@@ -171,6 +186,32 @@ export function decodeOpenHeader(bytes: Buffer): OpenHeader {
     throw new RelayError('ERR_PROXY_HOP_LIMIT', 'path visits a node twice');
   }
   return header;
+}
+
+/** The open header of a capacity probe to the directly connected peer `path[0]` sent to. */
+export function probeOpenHeader(id: string, sender: string, bytes: number): OpenHeader {
+  return { v: DATA_PLANE_VERSION, kind: 'probe', origin: '', hops: [], path: [sender], id, bytes };
+}
+
+/** Encodes a probe's open header (no origin field on the wire). */
+export function encodeProbeHeader(h: OpenHeader): Buffer {
+  const { origin: _origin, ...wire } = h;
+  return encodePrefixed(wire as OpenHeader);
+}
+
+/** kind 'probe': no origin, port or head; hops [] (a probe never passes the peer). */
+function probeHeader(o: Record<string, unknown>): OpenHeader {
+  for (const key of Object.keys(o)) if (!PROBE_KEYS.has(key)) throw bad(`probe with field ${key}`);
+  if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 64) throw bad('id is bad');
+  const hops = nodeIds(o.hops, 'hops');
+  if (hops.length !== 0) throw bad('a probe has hops');
+  const path = nodeIds(o.path, 'path');
+  if (path.length !== 1) throw bad('a probe path is its sender alone');
+  const n = o.bytes;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PROBE_BYTES) {
+    throw bad(`probe bytes is not an integer 1..${MAX_PROBE_BYTES}`);
+  }
+  return probeOpenHeader(o.id, path[0]!, n);
 }
 
 /** Decodes and validates a response head. Throws ERR_PROXY_BAD_OPEN_HEADER. */

@@ -17,6 +17,7 @@ import {
   type OpenHeader,
   readPrefixed,
 } from '../open-header.ts';
+import { serveProbe } from '../probe.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, StreamOpener } from '../types.ts';
 
@@ -36,7 +37,7 @@ export interface StreamServerOptions {
 /**
  * Handles every stream a peer opens to this node (wire it to the session's 'stream'
  * event): reads and validates the OPEN HEADER, then relays it to the next hop or serves
- * it as the exit. Invalid headers are reset with BAD_OPEN_HEADER, loops and over-long
+ * it as the exit, or answers a capacity probe (kind 'probe'). Invalid headers are reset with BAD_OPEN_HEADER, loops and over-long
  * paths with HOP_LIMIT, a next hop that cannot be opened with NO_ROUTE.
  */
 export class StreamServer {
@@ -100,7 +101,8 @@ export class StreamServer {
       resetStream(stream, code);
       return;
     }
-    if (header.hops.length === 0) await this.#exit.serve(stream, header);
+    if (header.kind === 'probe') await serveProbe(stream, header);
+    else if (header.hops.length === 0) await this.#exit.serve(stream, header);
     else await this.#relay(stream, header);
   }
 

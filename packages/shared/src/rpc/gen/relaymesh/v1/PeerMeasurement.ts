@@ -7,6 +7,8 @@ export interface PeerMeasurement {
   'jitterMs'?: (number | string);
   'reachable'?: (boolean);
   'baseRttMs'?: (number | string);
+  'capacityBps'?: (number | string);
+  'peakCapacityBps'?: (number | string);
 }
 
 export interface PeerMeasurement__Output {
@@ -15,4 +17,6 @@ export interface PeerMeasurement__Output {
   'jitterMs': (number);
   'reachable': (boolean);
   'baseRttMs': (number);
+  'capacityBps': (number);
+  'peakCapacityBps': (number);
 }
