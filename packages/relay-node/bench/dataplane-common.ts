@@ -39,6 +39,9 @@ export interface LoadResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  maxMs: number;
+  /** Requests that took more than 100 ms (stalls: 100x a warm request's p50). */
+  over100Ms: number;
 }
 
 /**
@@ -85,6 +88,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const elapsedMs = performance.now() - start;
   await Promise.all(dispatchers.map((d) => d.close().catch(() => {})));
   const sorted = lat.subarray(0, Math.min(requests, lat.length)).sort();
+  let over100Ms = 0;
+  for (let i = sorted.length - 1; i >= 0 && sorted[i]! > 100; i--) over100Ms++;
   return {
     requests,
     errors,
@@ -93,6 +98,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     rps: (requests * 1000) / elapsedMs,
     p50Ms: quantile(Array.from(sorted), 0.5),
     p99Ms: quantile(Array.from(sorted), 0.99),
+    maxMs: sorted.length > 0 ? sorted[sorted.length - 1]! : Number.NaN,
+    over100Ms,
   };
 }
 

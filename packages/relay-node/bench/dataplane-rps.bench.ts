@@ -169,6 +169,12 @@ async function main(): Promise<void> {
       // machine's load than the rates do.
       cpuRatio: medOf(base.cpu) / medOf(mesh.cpu),
       wrkRps: wrk,
+      // Stalls (a request over 100 ms) summed over the throughput phases of all reps, and
+      // the slowest request: a stalled connection shows here even when the rate hides it.
+      meshOver100Ms: mesh.load.reduce((a, r) => a + r.over100Ms, 0),
+      meshMaxMs: Math.max(...mesh.load.map((r) => r.maxMs)),
+      baselineOver100Ms: base.load.reduce((a, r) => a + r.over100Ms, 0),
+      baselineMaxMs: Math.max(...base.load.map((r) => r.maxMs)),
       baselineP50Ms: med(base.load, 'p50Ms'),
       baselineP99Ms: med(base.load, 'p99Ms'),
       ...common,

@@ -85,10 +85,12 @@ function bad(message: string): RelayError {
 
 /** Encodes a message as 4-byte length + JSON. */
 export function encodePrefixed(message: OpenHeader | ResponseHead): Buffer {
-  const json = Buffer.from(JSON.stringify(message), 'utf8');
-  const out = Buffer.allocUnsafe(4 + json.length);
-  out.writeUInt32BE(json.length, 0);
-  json.copy(out, 4);
+  // Encoded straight into the output (no intermediate Buffer and copy: one per request).
+  const json = JSON.stringify(message);
+  const n = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(4 + n);
+  out.writeUInt32BE(n, 0);
+  out.write(json, 4, 'utf8');
   return out;
 }
 

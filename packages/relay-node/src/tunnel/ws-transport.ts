@@ -140,9 +140,12 @@ export class WsTransport extends EventEmitter implements FrameTransport {
     if (!s) return;
     this.#corked = true;
     s.cork();
-    // A forgotten uncork must never stall the tunnel.
-    process.nextTick(() => this.uncork());
+    // A forgotten uncork must never stall the tunnel: uncorked at the latest in this
+    // event-loop turn's check phase (after the Scheduler's flush, queued before us).
+    setImmediate(this.#safetyUncork);
   }
+
+  readonly #safetyUncork = () => this.uncork();
 
   uncork(): void {
     if (!this.#corked) return;

@@ -163,9 +163,9 @@ describe('Scheduler framing (property)', () => {
           }
           queue.fin = true;
           scheduler.enqueue(queue);
-          // At most one frame per tick when acceptEvery is 1: 320 KB / 512 B frames.
+          // At most one frame per flush (one event-loop turn) when acceptEvery is 1: 320 KB / 512 B frames.
           for (let i = 0; i < 2000 && queue.hasWork; i++) {
-            await new Promise((r) => process.nextTick(r));
+            await new Promise((r) => setImmediate(r));
             if (scheduler.blocked) scheduler.drain();
           }
           expect(queue.hasWork).toBe(false);
@@ -195,7 +195,7 @@ describe('Scheduler framing (property)', () => {
       scheduler.enqueue(q);
     }
     scheduler.control(FrameType.PING, Flag.SYN, 0, 1);
-    await new Promise((r) => process.nextTick(r));
+    await new Promise((r) => setImmediate(r));
     const order = transport.sent.map((b) => b.readUInt32BE(4));
     // The control frame went first (stream 0), then 1,3,5 in turns.
     expect(order).toEqual([0, 1, 3, 5, 1, 3, 5, 1, 3, 5]);

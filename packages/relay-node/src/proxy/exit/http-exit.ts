@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import {
   F,
@@ -62,6 +63,24 @@ class StreamBody extends Readable {
   }
 }
 
+/**
+ * The abort signal of one origin request, as undici accepts it (an EventEmitter with
+ * `aborted`, `reason` and an 'abort' event). An AbortController per request cost ~2 % of
+ * the exit's CPU on small requests (createAbortSignal, EventTarget listeners), and a
+ * request is almost never aborted.
+ */
+class RequestAbort extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit('abort');
+  }
+}
+
 /** A connect failure: nothing reached the origin, so another upstream may be tried. */
 function isConnectFailure(err: unknown): boolean {
   return isRelayError(err) && err.code.startsWith('ERR_DIAL_');
@@ -112,7 +131,7 @@ async function sendOnce(
   pool: UpstreamPool,
   attempt: Attempt,
   head: RequestHead,
-  signal: AbortSignal,
+  signal: RequestAbort,
 ) {
   return pool.dispatcherFor(attempt.upstream).request({
     method: head.method as 'GET',
@@ -138,7 +157,7 @@ export async function serveHttp(
   log: Logger = silentLogger(),
 ): Promise<void> {
   const head = header.head as RequestHead;
-  const abort = new AbortController();
+  const abort = new RequestAbort();
   const onEarlyClose = () =>
     abort.abort(new RelayError('ERR_PROXY_STREAM_RESET', 'stream reset by the entry'));
   stream.once('close', onEarlyClose);
@@ -159,7 +178,7 @@ export async function serveHttp(
     };
     upstream.outstanding += 1;
     try {
-      const res = await sendOnce(pool, attempt, head, abort.signal);
+      const res = await sendOnce(pool, attempt, head, abort);
       if (res.statusCode >= 502 && res.statusCode <= 504)
         pool.reportFailure(upstream, `status ${res.statusCode}`);
       else pool.reportSuccess(upstream);
@@ -183,7 +202,7 @@ export async function serveHttp(
       return;
     } catch (err) {
       lastErr = err;
-      if (abort.signal.aborted) return;
+      if (abort.aborted) return;
       if (isConnectFailure(err) || isTimeout(err))
         pool.reportFailure(upstream, (err as Error).message);
       if (!isConnectFailure(err) || attempt.body?.consumed) break;
