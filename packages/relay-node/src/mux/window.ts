@@ -62,7 +62,10 @@ export interface ReceiveWindowOptions {
    * undefined before the first sample (then only the SRTT rule applies).
    */
   minRtt: () => number | undefined;
-  /** Queueing delay (ms) the credit loop may show above `minRtt` before growth stops. */
+  /**
+   * Slack (ms) on top of 1.25 x `minRtt` that the unarrived credit may take to drain at
+   * the measured rate before growth stops (see ReceiveWindow#queueing).
+   */
   queueBudgetMs: number;
 }
 
@@ -196,20 +199,28 @@ export class ReceiveWindow {
    * per event-loop turn consumes several half-windows in the same millisecond.
    */
   #rate(now: number, base: number): number | undefined {
-    const interval = rateInterval(base);
-    const marks = this.#rateMarks;
-    while (marks.length > 1 && marks[1]!.at <= now - interval) marks.shift();
-    const from = marks[0]!;
+    this.#pruneRateMarks(now, rateInterval(base));
+    const from = this.#rateMarks[0]!;
     const elapsed = now - from.at;
     return elapsed > 0 ? (this.#consumedTotal - from.total) / elapsed : undefined;
   }
 
-  /** A mark per update, at most one per eighth of the interval (so ~9 are kept). */
+  /**
+   * A mark per update, at most one per eighth of the interval, pruned here too (growth
+   * stops asking for the rate at the max window): at most ~10 are kept.
+   */
   #markRate(now: number): void {
+    const interval = rateInterval(this.#minRtt() ?? 0);
     const last = this.#rateMarks[this.#rateMarks.length - 1]!;
-    if (now - last.at >= rateInterval(this.#minRtt() ?? 0) / 8) {
+    if (now - last.at >= interval / 8)
       this.#rateMarks.push({ at: now, total: this.#consumedTotal });
-    }
+    this.#pruneRateMarks(now, interval);
+  }
+
+  /** Drops marks older than the newest one at or before `now - interval`. */
+  #pruneRateMarks(now: number, interval: number): void {
+    const marks = this.#rateMarks;
+    while (marks.length > 1 && marks[1]!.at <= now - interval) marks.shift();
   }
 }
 
