@@ -68,6 +68,36 @@ afterAll(async () => {
   expect(alivePids(pids)).toEqual([]);
 }, 60_000);
 
+/**
+ * Polls `current` every 200 ms (at most 2,000 times) and records each change of the route
+ * after `initial`, with its time since the watch began.
+ */
+function watchRoute(current: () => Promise<string | undefined>, initial: string) {
+  const seen = [initial];
+  const changes: { at: number; path: string }[] = [];
+  const t0 = performance.now();
+  let polling = true;
+  const poller = (async () => {
+    for (let i = 0; polling && i < 2000; i++) {
+      const p = await current();
+      if (p !== undefined && p !== seen[seen.length - 1]) {
+        seen.push(p);
+        changes.push({ at: Math.round(performance.now() - t0), path: p });
+      }
+      await sleep(200);
+    }
+  })();
+  return {
+    seen,
+    changes,
+    t0,
+    stop: async () => {
+      polling = false;
+      await poller;
+    },
+  };
+}
+
 describe('chaos: a degraded link (RTT x2) on the best path', () => {
   it('routes move within 10 s, move back after the heal, no flapping, no failed request', {
     timeout: 120_000,
@@ -85,20 +115,8 @@ describe('chaos: a degraded link (RTT x2) on the best path', () => {
       kind: 'echo',
       everyMs: 100,
     }).start();
-    const seen = ['a-1,b-1'];
-    const changes: { at: number; path: string }[] = [];
-    const t0 = performance.now();
-    let polling = true;
-    const poller = (async () => {
-      for (let i = 0; polling && i < 2000; i++) {
-        const p = await current();
-        if (p !== undefined && p !== seen[seen.length - 1]) {
-          seen.push(p);
-          changes.push({ at: Math.round(performance.now() - t0), path: p });
-        }
-        await sleep(200);
-      }
-    })();
+    const watch = watchRoute(current, 'a-1,b-1');
+    const { seen, changes } = watch;
     let movedMs = Number.POSITIVE_INFINITY;
     let backMs = Number.POSITIVE_INFINITY;
     let degradedChanges = 0;
@@ -118,8 +136,7 @@ describe('chaos: a degraded link (RTT x2) on the best path', () => {
       await sleep(6000); // healed for a while: it must stay back
     } finally {
       await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      polling = false;
-      await poller;
+      await watch.stop();
     }
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
@@ -174,20 +191,8 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
       everyMs: 50,
     }).start();
     await sleep(3000);
-    const seen = ['a-1,b-1'];
-    const changes: { at: number; path: string }[] = [];
-    const t0 = performance.now();
-    let polling = true;
-    const poller = (async () => {
-      for (let i = 0; polling && i < 2000; i++) {
-        const p = await current();
-        if (p !== undefined && p !== seen[seen.length - 1]) {
-          seen.push(p);
-          changes.push({ at: Math.round(performance.now() - t0), path: p });
-        }
-        await sleep(200);
-      }
-    })();
+    const watch = watchRoute(current, 'a-1,b-1');
+    const { seen, changes, t0 } = watch;
     let movedMs = Number.POSITIVE_INFINITY;
     let backMs = Number.POSITIVE_INFINITY;
     let degradedChanges = 0;
@@ -209,8 +214,7 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
       await sleep(6000); // healed for a while: it must stay back
     } finally {
       await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      polling = false;
-      await poller;
+      await watch.stop();
     }
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
