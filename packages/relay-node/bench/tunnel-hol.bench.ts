@@ -10,7 +10,7 @@
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/tunnel-hol.bench.ts [reps] [phaseMs]
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type MuxStream, type Tunnel, TunnelDialer } from '../src/index.ts';
 import { blast, emit, note, quantile, sleep, startChild, stats, TOKEN, within } from './common.ts';
@@ -61,6 +61,9 @@ interface Phase {
   p99: number;
   n: number;
   loopP99: number;
+  /** This process's GC pauses during the phase: the longest and the sum (ms). */
+  gcMaxMs: number;
+  gcTotalMs: number;
   bulkMBs: number;
 }
 
@@ -78,10 +81,26 @@ async function bulkPhase(req: MuxStream, bulkTunnel: Tunnel): Promise<Phase> {
   await sleep(300); // let the bulk stream fill every queue on the way
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
+  let gcMaxMs = 0;
+  let gcTotalMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMaxMs = Math.max(gcMaxMs, e.duration);
+      gcTotalMs += e.duration;
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
   const pct = percentiles(await echoes(req, PHASE_MS));
   loop.disable();
+  gc.disconnect();
   const sent = await sending;
-  return { ...pct, loopP99: loop.percentile(99) / 1e6, bulkMBs: sent.bytes / 1e3 / sendMs };
+  return {
+    ...pct,
+    loopP99: loop.percentile(99) / 1e6,
+    gcMaxMs,
+    gcTotalMs,
+    bulkMBs: sent.bytes / 1e3 / sendMs,
+  };
 }
 
 const fmt = (p: { p50: number; p99: number; n: number }) =>
@@ -139,6 +158,8 @@ async function main(): Promise<void> {
       baselineP99Max: i99.max,
       bulkMBs: stats(bulk.map((r) => r.bulkMBs)).median,
       eventLoopDelayP99Ms: stats(bulk.map((r) => r.loopP99)).median,
+      gcMaxMs: stats(bulk.map((r) => r.gcMaxMs)).median,
+      gcTotalMs: stats(bulk.map((r) => r.gcTotalMs)).median,
       controlOtherTunnelP50: stats(control.map((r) => r.p50)).median,
       controlOtherTunnelP99: c99.median,
       controlBulkMBs: stats(control.map((r) => r.bulkMBs)).median,
