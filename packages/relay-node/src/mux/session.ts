@@ -533,14 +533,20 @@ export class Session extends EventEmitter implements StreamHost {
     this.#log.debug({ state }, 'session finished');
   }
 
+  // The clock and RTT readers of every stream's ReceiveWindow: made once per session,
+  // not three closures per stream.
+  readonly #now = () => this.#clock.now();
+  readonly #srtt = () => this.#keepalive.rtt.srtt;
+  readonly #minRtt = () => this.#keepalive.rtt.recentMin(this.#clock.now());
+
   #makeStream(id: number, sendCredit: number): MuxStream {
     const recv = new ReceiveWindow({
       initial: this.config.initialStreamWindow,
       max: this.config.maxStreamWindow,
       budget: this.#budget,
-      now: () => this.#clock.now(),
-      srtt: () => this.#keepalive.rtt.srtt,
-      minRtt: () => this.#keepalive.rtt.recentMin(this.#clock.now()),
+      now: this.#now,
+      srtt: this.#srtt,
+      minRtt: this.#minRtt,
       queueBudgetMs: this.config.windowQueueBudgetMs,
     });
     const stream = new MuxStream({
