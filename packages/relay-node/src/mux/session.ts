@@ -12,6 +12,7 @@ import {
   type TimerHandle,
   WireCode,
 } from '@relaymesh/shared';
+import { AcceptBacklog } from './accept-backlog.ts';
 import { BASE_STREAM_WINDOW, type MuxConfig, resolveMuxConfig } from './config.ts';
 import { Keepalive } from './keepalive.ts';
 import { Scheduler, type StreamSendQueue } from './scheduler.ts';
@@ -71,7 +72,7 @@ export class Session extends EventEmitter implements StreamHost {
   readonly #scheduler: Scheduler;
   readonly #keepalive: Keepalive;
   readonly #streams = new Map<number, MuxStream>();
-  readonly #backlog = new Set<MuxStream>();
+  readonly #backlog: AcceptBacklog;
   /** Every stream not yet destroyed, including wire-closed ones with unread data. */
   readonly #live = new Set<MuxStream>();
   #state: SessionState = 'open';
@@ -107,9 +108,9 @@ export class Session extends EventEmitter implements StreamHost {
     });
     this.#scheduler = new Scheduler(this.#transport, this.config.dataFrameSize);
     this.#keepalive = this.#makeKeepalive();
-    this.on('newListener', (event) => {
-      if (event === 'stream') queueMicrotask(() => this.#drainBacklog());
-    });
+    this.#backlog = new AcceptBacklog(this.config.acceptBacklog, this, (stream) =>
+      this.#emitSafe('stream', stream),
+    );
     this.#transport.start({
       frame: (f) => this.#guard(() => this.#onFrame(f)),
       error: (err) => this.#guard(() => this.#onTransportError(err)),
@@ -403,7 +404,7 @@ export class Session extends EventEmitter implements StreamHost {
       this.#log.info({ refused: this.#refused }, 'accepting inbound streams again');
       this.#refused = 0;
     }
-    this.#deliver(stream);
+    this.#backlog.deliver(stream);
     return stream;
   }
 
@@ -413,7 +414,7 @@ export class Session extends EventEmitter implements StreamHost {
     if (this.#streams.size >= this.config.maxConcurrentStreams) {
       return { code: WireCode.REFUSED_STREAM, reason: 'max concurrent streams reached' };
     }
-    if (this.listenerCount('stream') === 0 && this.#backlog.size >= this.config.acceptBacklog) {
+    if (this.#backlog.full) {
       return { code: WireCode.REFUSED_STREAM, reason: 'accept backlog full' };
     }
     if (!this.#budget.tryReserve(this.config.initialStreamWindow)) {
@@ -533,14 +534,19 @@ export class Session extends EventEmitter implements StreamHost {
     this.#log.debug({ state }, 'session finished');
   }
 
+  // Every stream's ReceiveWindow reads the clock and RTT through these (not new closures).
+  readonly #now = () => this.#clock.now();
+  readonly #srtt = () => this.#keepalive.rtt.srtt;
+  readonly #minRtt = () => this.#keepalive.rtt.recentMin(this.#clock.now());
+
   #makeStream(id: number, sendCredit: number): MuxStream {
     const recv = new ReceiveWindow({
       initial: this.config.initialStreamWindow,
       max: this.config.maxStreamWindow,
       budget: this.#budget,
-      now: () => this.#clock.now(),
-      srtt: () => this.#keepalive.rtt.srtt,
-      minRtt: () => this.#keepalive.rtt.recentMin(this.#clock.now()),
+      now: this.#now,
+      srtt: this.#srtt,
+      minRtt: this.#minRtt,
       queueBudgetMs: this.config.windowQueueBudgetMs,
     });
     const stream = new MuxStream({
@@ -554,19 +560,6 @@ export class Session extends EventEmitter implements StreamHost {
     return stream;
   }
 
-  #deliver(stream: MuxStream): void {
-    if (this.listenerCount('stream') > 0) this.#emitSafe('stream', stream);
-    else this.#backlog.add(stream);
-  }
-
-  #drainBacklog(): void {
-    for (const stream of this.#backlog) {
-      if (this.listenerCount('stream') === 0) return;
-      this.#backlog.delete(stream);
-      this.#emitSafe('stream', stream);
-    }
-  }
-
   #makeKeepalive(): Keepalive {
     return new Keepalive({
       clock: this.#clock,
@@ -575,15 +568,9 @@ export class Session extends EventEmitter implements StreamHost {
       pingTimeoutMs: this.config.pingTimeoutMs,
       sendPing: (opaque) => this.#scheduler.control(FrameType.PING, Flag.SYN, 0, opaque),
       onDead: (silentMs) => {
-        const err = new RelayError(
-          'ERR_MUX_KEEPALIVE_TIMEOUT',
-          `no frame from peer in ${silentMs} ms`,
-          {
-            details: { silentMs },
-          },
-        );
+        const why = `no frame from peer in ${silentMs} ms`;
         this.#log.warn({ silentMs }, 'peer silent: keepalive timeout');
-        this.destroy(err);
+        this.destroy(new RelayError('ERR_MUX_KEEPALIVE_TIMEOUT', why, { details: { silentMs } }));
       },
       onRtt: (ms) => this.#emitSafe('rtt', ms),
     });

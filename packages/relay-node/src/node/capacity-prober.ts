@@ -99,8 +99,11 @@ export class CapacityProber {
   #tick(): void {
     const now = this.#clock.now();
     const connected = new Set(this.#o.peers.connectedPeers);
-    for (const id of this.#peers.keys()) {
-      if (!connected.has(id) && !this.#o.peers.knownPeers.has(id)) this.#peers.delete(id);
+    for (const [id, p] of this.#peers) {
+      if (connected.has(id)) continue;
+      if (!this.#o.peers.knownPeers.has(id)) this.#peers.delete(id);
+      // The estimates stay (same link); the dead session (transport, socket) is let go.
+      else p.session = undefined;
     }
     for (const id of connected) {
       const session = this.#o.peers.sessionFor(id);

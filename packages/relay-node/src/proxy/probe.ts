@@ -102,6 +102,13 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
   const { stream } = o;
   const startedAt = clock.now();
   const startBytes = o.sessionBytes();
+  // Timed out (before or after the head): everything the session received since the
+  // probe was sent, e.g. while it was stuck behind a queue on the link.
+  const partial = (): ProbeResult => {
+    const ms = Math.max(clock.now() - startedAt, 0.001);
+    const counted = o.sessionBytes() - startBytes;
+    return { bps: (counted * 1000) / ms, complete: false, bytes: counted, ms };
+  };
   stream.on('error', () => {}); // reported through readPrefixed / 'close'
   stream.end(encodeProbeHeader(probeOpenHeader(o.id, o.nodeId, bytes)));
   let head: Buffer;
@@ -110,10 +117,7 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
   } catch (err) {
     resetStream(stream, WireCode.CANCEL);
     if (!isRelayError(err, 'ERR_PROXY_HEAD_TIMEOUT')) throw err;
-    // Stuck behind a queue on the link: still a sample, of what the session received.
-    const ms = Math.max(clock.now() - startedAt, 0.001);
-    const counted = o.sessionBytes() - startBytes;
-    return { bps: (counted * 1000) / ms, complete: false, bytes: counted, ms };
+    return partial();
   }
   const status = decodeResponseHead(head).status;
   if (status !== 200) {
@@ -132,16 +136,13 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('close', onClose);
-      const now = clock.now();
-      const total = o.sessionBytes();
       if (!complete || firstAt === undefined) {
-        // Timed out: everything the session received since the probe was sent.
         resetStream(stream, WireCode.CANCEL);
-        const ms = Math.max(now - startedAt, 0.001);
-        const counted = total - startBytes;
-        resolve({ bps: (counted * 1000) / ms, complete: false, bytes: counted, ms });
+        resolve(partial());
         return;
       }
+      const now = clock.now();
+      const total = o.sessionBytes();
       // Most of the probe came in its first chunk: it arrived faster than we can time
       // (shapers and event loops deliver in bursts); credit it all to at least 1 ms.
       const timed = total - firstBytes >= bytes / 2;

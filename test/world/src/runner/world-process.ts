@@ -153,7 +153,9 @@ export class WorldProcess {
     const tail: string[] = [];
     const file = spec.logFile ? createWriteStream(spec.logFile, { flags: 'a' }) : undefined;
     file?.on('error', () => {}); // diagnostics only: a full disk must not fail the world
-    child.once('exit', () => file?.end());
+    // 'close', not 'exit': lines still in the stdio pipes when the process exits (a crash
+    // report, the last lines before a kill) are delivered after 'exit' and must reach the file.
+    child.once('close', () => file?.end());
     const keep = (line: string) => {
       file?.write(`${line}\n`);
       tail.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);

@@ -137,11 +137,21 @@ function pump(
 ): Promise<PumpEnd> {
   return new Promise((resolve) => {
     let done = false;
-    let stalled: NodeJS.Timeout | undefined;
+    // One timer per pump, not one per stall: a slow client fills its socket at every
+    // drain. The timer checks when the current stall began and re-arms for the rest.
+    let stalledAt: number | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const checkStall = () => {
+      timer = undefined;
+      if (stalledAt === undefined) return;
+      const left = stalledAt + sendTimeoutMs - performance.now();
+      if (left <= 0) finish('client-stalled');
+      else timer = setTimeout(checkStall, left);
+    };
     const finish = (how: PumpEnd) => {
       if (done) return;
       done = true;
-      clearTimeout(stalled);
+      clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('close', onClose);
@@ -154,12 +164,13 @@ function pump(
       count.n += chunk.length;
       if (res.write(chunk)) return;
       stream.pause();
-      if (sendTimeoutMs > 0 && stalled === undefined)
-        stalled = setTimeout(() => finish('client-stalled'), sendTimeoutMs);
+      if (sendTimeoutMs > 0 && stalledAt === undefined) {
+        stalledAt = performance.now();
+        timer ??= setTimeout(checkStall, sendTimeoutMs);
+      }
     };
     const onDrain = () => {
-      clearTimeout(stalled);
-      stalled = undefined;
+      stalledAt = undefined;
       stream.resume();
     };
     const onEnd = () => finish('end');
