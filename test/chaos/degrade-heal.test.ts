@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadWorld } from '@relaymesh/world';
+import { type LinkFault, loadWorld } from '@relaymesh/world';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   alivePids,
@@ -98,6 +98,42 @@ function watchRoute(current: () => Promise<string | undefined>, initial: string)
   };
 }
 
+/**
+ * Degrades d-a <-> d-b with `fault`, waits (up to 20 s) for the route to leave b-1, holds
+ * the fault `holdMs`, heals, waits (up to `backWithinMs`) for the route to come back to
+ * a-1,b-1, then 6 s more (healed for a while: it must stay back). Times are from the watch's
+ * start; a wait that runs out gives Infinity, for the caller's assertions. Always heals.
+ */
+async function degradeHoldHeal(
+  watch: ReturnType<typeof watchRoute>,
+  o: { fault: LinkFault; holdMs: number; backWithinMs: number },
+) {
+  let movedMs = Number.POSITIVE_INFINITY;
+  let backMs = Number.POSITIVE_INFINITY;
+  let degradedChanges = 0;
+  let healAt = Number.POSITIVE_INFINITY;
+  try {
+    await cw.handle.controlLinks('d-a', 'd-b', o.fault);
+    movedMs = await waitFor('the route leaves the degraded link', 20_000, () =>
+      watch.changes.some((c) => !c.path.includes('b-1')),
+    ).catch(() => Number.POSITIVE_INFINITY);
+    await sleep(o.holdMs);
+    degradedChanges = watch.changes.length;
+    healAt = performance.now() - watch.t0;
+    await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
+    backMs = await waitFor(
+      'the route comes back',
+      o.backWithinMs,
+      () => watch.seen[watch.seen.length - 1] === 'a-1,b-1',
+    ).catch(() => Number.POSITIVE_INFINITY);
+    await sleep(6000);
+  } finally {
+    await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
+    await watch.stop();
+  }
+  return { movedMs, backMs, degradedChanges, healAt };
+}
+
 describe('chaos: a degraded link (RTT x2) on the best path', () => {
   it('routes move within 10 s, move back after the heal, no flapping, no failed request', {
     timeout: 120_000,
@@ -116,28 +152,12 @@ describe('chaos: a degraded link (RTT x2) on the best path', () => {
       everyMs: 100,
     }).start();
     const watch = watchRoute(current, 'a-1,b-1');
-    const { seen, changes } = watch;
-    let movedMs = Number.POSITIVE_INFINITY;
-    let backMs = Number.POSITIVE_INFINITY;
-    let degradedChanges = 0;
-    try {
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'degrade', rttMs: 100 });
-      movedMs = await waitFor('the route leaves the degraded link', 20_000, () =>
-        changes.some((c) => !c.path.includes('b-1')),
-      ).catch(() => Number.POSITIVE_INFINITY);
-      await sleep(8000); // degraded for a while: the new route must hold
-      degradedChanges = changes.length;
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      backMs = await waitFor(
-        'the route comes back',
-        30_000,
-        () => seen[seen.length - 1] === 'a-1,b-1',
-      ).catch(() => Number.POSITIVE_INFINITY);
-      await sleep(6000); // healed for a while: it must stay back
-    } finally {
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      await watch.stop();
-    }
+    const { changes } = watch;
+    const { movedMs, backMs, degradedChanges } = await degradeHoldHeal(watch, {
+      fault: { fault: 'degrade', rttMs: 100 },
+      holdMs: 8000, // degraded for a while: the new route must hold
+      backWithinMs: 30_000,
+    });
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
     const paths: Record<string, number> = {};
@@ -192,30 +212,12 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     }).start();
     await sleep(3000);
     const watch = watchRoute(current, 'a-1,b-1');
-    const { seen, changes, t0 } = watch;
-    let movedMs = Number.POSITIVE_INFINITY;
-    let backMs = Number.POSITIVE_INFINITY;
-    let degradedChanges = 0;
-    let healAt = Number.POSITIVE_INFINITY;
-    try {
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'degrade', bandwidthBps: 2_000_000 });
-      movedMs = await waitFor('the route leaves the slow link', 20_000, () =>
-        changes.some((c) => !c.path.includes('b-1')),
-      ).catch(() => Number.POSITIVE_INFINITY);
-      await sleep(15_000); // degraded, the traffic gone from the link: the route must hold
-      degradedChanges = changes.length;
-      healAt = performance.now() - t0;
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      backMs = await waitFor(
-        'the route comes back',
-        45_000,
-        () => seen[seen.length - 1] === 'a-1,b-1',
-      ).catch(() => Number.POSITIVE_INFINITY);
-      await sleep(6000); // healed for a while: it must stay back
-    } finally {
-      await cw.handle.controlLinks('d-a', 'd-b', { fault: 'heal' });
-      await watch.stop();
-    }
+    const { changes, t0 } = watch;
+    const { movedMs, backMs, degradedChanges, healAt } = await degradeHoldHeal(watch, {
+      fault: { fault: 'degrade', bandwidthBps: 2_000_000 },
+      holdMs: 15_000, // degraded, the traffic gone from the link: the route must hold
+      backWithinMs: 45_000,
+    });
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
     // The route leaves the link movedMs after the fall; requests sent later must not fail.
