@@ -1,9 +1,20 @@
+import os from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Unit tests live next to each package (packages/*/test); the end-to-end suite and the
 // simulated world live in test/. Tests import package sources directly through the
 // "@relaymesh/source" export condition, so no build is needed to run them; tests that
 // spawn real node processes use the built dist/ (the root `test` script builds first).
+//
+// Scheduling (vitest runs one group after another, never two groups at once): the
+// package unit files run in parallel first, then the world and e2e files one at a time.
+// Vitest's default is cores - 1 workers, one on a 2-core machine; the unit files spend
+// most of their time waiting on sockets, timers and worker start-up, so two of them at a
+// time fill two cores (docs/operations.md, "Running the tests"). The world's link
+// emulation tests and the e2e files assert rates and timings: they keep the machine to
+// themselves.
+const unitWorkers = Math.max(2, os.availableParallelism() - 1);
+
 export default defineConfig({
   resolve: { conditions: ['@relaymesh/source'] },
   ssr: { resolve: { conditions: ['@relaymesh/source'] } },
@@ -13,9 +24,20 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts', 'test/world/test/**/*.test.ts'],
+          include: ['packages/*/test/**/*.test.ts'],
           testTimeout: 20_000,
           hookTimeout: 20_000,
+          maxWorkers: unitWorkers,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'world',
+          include: ['test/world/test/**/*.test.ts'],
+          testTimeout: 20_000,
+          hookTimeout: 20_000,
+          fileParallelism: false,
         },
       },
       {
