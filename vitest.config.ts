@@ -6,13 +6,14 @@ import { defineConfig } from 'vitest/config';
 // "@relaymesh/source" export condition, so no build is needed to run them; tests that
 // spawn real node processes use the built dist/ (the root `test` script builds first).
 //
-// Scheduling (vitest runs one group after another, never two groups at once): the
-// package unit files run in parallel first, then the world and e2e files one at a time.
-// Vitest's default is cores - 1 workers, one on a 2-core machine; the unit files spend
-// most of their time waiting on sockets, timers and worker start-up, so two of them at a
-// time fill two cores (docs/operations.md, "Running the tests"). The world's link
-// emulation tests and the e2e files assert rates and timings: they keep the machine to
-// themselves.
+// Scheduling (vitest runs one group after another, never two groups at once): first the
+// package unit files and the acceptance scenarios (test/scenarios), two files at a time;
+// then the world's tests and the chaos and resilience files, one at a time. Vitest's
+// default is cores - 1 workers, one on a 2-core machine; the unit files spend most of
+// their time waiting on sockets, timers and worker start-up, and the scenarios assert
+// integrity and paths, not rates or timings (their bounds are timeouts sized for a loaded
+// machine). The world's link emulation tests and the chaos/resilience files assert rates
+// and timings: they keep the machine to themselves. docs/operations.md, "Running the tests".
 const unitWorkers = Math.max(2, os.availableParallelism() - 1);
 
 export default defineConfig({
@@ -33,6 +34,16 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'scenarios',
+          include: ['test/scenarios/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: unitWorkers,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'world',
           include: ['test/world/test/**/*.test.ts'],
           testTimeout: 20_000,
@@ -45,7 +56,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/world/**', '**/node_modules/**'],
+          exclude: ['test/world/**', 'test/scenarios/**', '**/node_modules/**'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           fileParallelism: false,
