@@ -5,7 +5,8 @@
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
  * One JSON argument: {"originPort":P,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
- * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T} (hosts default to 127.0.0.1).
+ * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P} (hosts default to
+ * 127.0.0.1; parkAfterMs to the product default).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
@@ -37,6 +38,8 @@ interface EntryArgs {
   via?: 'local' | 'tunnel';
   poolConnections?: number;
   sendTimeoutMs?: number;
+  /** The entry's park delay (undefined: the product default). */
+  parkAfterMs?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
@@ -77,6 +80,7 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
     entry: {
       maxConnections: args.maxConnections ?? 18_000,
       sendTimeoutMs: args.sendTimeoutMs ?? 0,
+      ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });

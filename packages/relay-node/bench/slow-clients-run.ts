@@ -40,6 +40,8 @@ export interface SlowClientsOptions {
   note?: (msg: string) => void;
   /** The entry's send timeout. @default 0 (off: the slow clients stay connected) */
   sendTimeoutMs?: number;
+  /** The entry's park delay. @default the product default (EntryServerOptions.parkAfterMs) */
+  parkAfterMs?: number;
   /** The host's `net.ipv4.tcp_mem` (pages) when this network namespace cannot show it. */
   tcpMem?: number[];
   /** Where each process runs (slow-clients-net.ts). @default loopback */
@@ -351,6 +353,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       listenHost: net.entryListen,
       via: o.via,
       sendTimeoutMs: o.sendTimeoutMs ?? 0,
+      ...(o.parkAfterMs === undefined ? {} : { parkAfterMs: o.parkAfterMs }),
       poolConnections: limits.pool,
       maxConnections: limits.maxConnections,
     },

@@ -11,6 +11,8 @@
  * process, at most 1024 streams per session). SLOW_SEND_TIMEOUT_MS: the entry's send timeout
  * (default 0, off: every slow client stays connected).
  *
+ * SLOW_PARK_AFTER_MS: the entry's park delay (default: the product's, 5000; 0 off: every
+ * stalled response keeps its origin connection until the send timeout).
  * SLOW_AFTER_MS: a second normal-client measurement this long after the slow clients were
  * answered (default: the send timeout + 10 s when it is on, so after it fired; else none).
  *
@@ -103,6 +105,9 @@ const r = await runSlowClients({
   loadDeadlineMs: 120_000,
   note,
   sendTimeoutMs,
+  ...(process.env.SLOW_PARK_AFTER_MS
+    ? { parkAfterMs: Number(process.env.SLOW_PARK_AFTER_MS) }
+    : {}),
   ...(process.env.SLOW_TCP_MEM
     ? { tcpMem: process.env.SLOW_TCP_MEM.split(/\s+/).map(Number) }
     : {}),
@@ -190,6 +195,7 @@ emit({
   slowOpenDuring: r.openAtNormal,
   kernelTcpMemDuringMiB: r.kernelTcpMemAtNormalMiB,
   sendTimeoutMs,
+  parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
   net: netField,
@@ -212,6 +218,7 @@ if (r.after) {
     kernelTcpMemMiB: r.after.kernelTcpMemMiB,
     entryLegs: legDetail(r.after.legs),
     sendTimeoutMs,
+    parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
     net: netField,
   });
 }
