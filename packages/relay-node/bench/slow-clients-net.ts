@@ -16,7 +16,7 @@
  * Without root or `ip`, everything runs on 127.0.0.1 in the bench's namespace (`loopback`).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface NetPlan {
   mode: 'netns' | 'loopback';
@@ -67,6 +67,7 @@ function inNs(ns: string, cmd: string[]): void {
 export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } {
   const none = { cleanup: () => {} };
   if (process.getuid?.() !== 0) return { plan: loopbackPlan('not root'), ...none };
+  removeStale();
   const ns = { load: `rmslow-l-${tag}`, entry: `rmslow-e-${tag}`, origin: `rmslow-o-${tag}` };
   const created: string[] = [];
   const cleanup = () => {
@@ -115,6 +116,25 @@ export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } 
     },
     cleanup,
   };
+}
+
+/** Deletes namespaces of earlier runs whose bench process is gone (killed with SIGKILL). */
+function removeStale(): void {
+  let names: string;
+  try {
+    names = execFileSync('ip', ['netns', 'list'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return;
+  }
+  for (const m of names.matchAll(/^(rmslow-[leo]-(\d+))\b/gm)) {
+    if (existsSync(`/proc/${m[2]}`)) continue;
+    try {
+      ip(['netns', 'del', m[1] as string]);
+    } catch {}
+  }
 }
 
 /** Command prefix that runs a program in `ns` (none in loopback mode). */

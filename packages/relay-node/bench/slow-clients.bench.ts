@@ -51,12 +51,6 @@ async function network(): Promise<NetPlan> {
       ? { plan: loopbackPlan('SLOW_NETNS=0'), cleanup: () => {} }
       : setupNetns(String(process.pid));
   if (plan.mode !== 'netns' || !plan.ns) return plan;
-  const onSignal = () => {
-    cleanup();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let code = 1;
   try {
     const child = spawn(
@@ -79,6 +73,11 @@ async function network(): Promise<NetPlan> {
         },
       },
     );
+    // A signal stops the run inside first (its entry and load processes end with it),
+    // then the namespaces go in `finally`.
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    process.once('SIGINT', forward('SIGINT'));
+    process.once('SIGTERM', forward('SIGTERM'));
     code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
   } finally {
     cleanup();
