@@ -3,9 +3,13 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { DirectDialer } from '@relaymesh/shared';
+import { PassThrough } from 'node:stream';
+import { DirectDialer, silentLogger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
+import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
+import { relayBody } from '../../src/proxy/http/body-relay.ts';
+import type { HopStream } from '../../src/proxy/types.ts';
 import { startOrigin, type TestOrigin } from './mesh.ts';
 
 // Parking (docs/reliability.md, "Slow clients"): a response whose client accepts no bytes
@@ -239,6 +243,70 @@ describe('entry parking of stalled responses', () => {
       client.destroy();
     },
   );
+
+  it('does not park a response whose every byte is already with the client socket (nothing to resume)', {
+    timeout: 10_000,
+  }, async () => {
+    // The body's last chunk fills the client socket and the stream's end comes after it:
+    // the stream stays paused (its end unread) while nothing is left to fetch. Parking it
+    // would ask the origin for an empty range and abort a complete response.
+    const size = 8 * 1024 * 1024 + 1024;
+    const opened: unknown[] = [];
+    const connector = {
+      open(o: unknown) {
+        opened.push(o);
+        throw new Error('no path in this test');
+      },
+      pathBroke() {},
+    } as unknown as EntryConnector;
+    const server = http.createServer((req, res) => {
+      const stream = new PassThrough() as unknown as HopStream;
+      res.writeHead(200, { 'content-length': size });
+      const head = { method: 'GET', target: '/f', headers: [], bodyLength: 0 };
+      const plan = {
+        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
+        head,
+        total: size,
+        offset: 0,
+        size,
+        closedRange: false,
+        validator: '"v1"',
+      };
+      const ctx = { connector, log: silentLogger(), parkAfterMs: 100, sendTimeoutMs: 0 };
+      void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, plan as never);
+      stream.write(Buffer.alloc(1024, 1));
+      setTimeout(() => stream.write(Buffer.alloc(size - 1024, 2)), 20);
+      setTimeout(() => stream.end(), 60);
+      req.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const got = await new Promise<{ status: number; bytes: number; complete: boolean }>(
+        (resolve, reject) => {
+          http
+            .get({ port, host: '127.0.0.1', path: '/f', agent: false }, (res) => {
+              res.pause(); // stalls well past parkAfterMs, then reads everything
+              setTimeout(() => res.resume(), 600);
+              let bytes = 0;
+              res.on('data', (d: Buffer) => {
+                bytes += d.length;
+              });
+              const done = () =>
+                resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete });
+              res.once('end', done);
+              res.once('error', done);
+            })
+            .once('error', reject);
+        },
+      );
+      expect(got).toEqual({ status: 200, bytes: size, complete: true });
+      expect(opened).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
 
   it('refuses a park delay that is not an integer >= 0', () => {
     for (const parkAfterMs of [-1, 1.5, Number.NaN]) {

@@ -152,7 +152,9 @@ function pump(
     // One timer per pump, not one per stall: a slow client fills its socket at every
     // drain. The timer checks when the current stall began and re-arms for the rest.
     let timer: NodeJS.Timeout | undefined;
-    const after = [limits.parkAfterMs, limits.sendTimeoutMs].filter((ms) => ms > 0);
+    // Every body byte already handed to the client socket: nothing left to let go of (a
+    // resume would ask for an empty range), so only the send timeout applies.
+    const parkable = () => limits.parkAfterMs > 0 && count.n < limit;
     const checkStall = () => {
       timer = undefined;
       if (stall.at === undefined) return;
@@ -160,11 +162,16 @@ function pump(
       if (limits.sendTimeoutMs > 0 && stalled >= limits.sendTimeoutMs) {
         return finish('client-stalled');
       }
-      if (limits.parkAfterMs > 0 && stalled >= limits.parkAfterMs) return finish('parked');
+      if (parkable() && stalled >= limits.parkAfterMs) return finish('parked');
       arm();
     };
     const arm = () => {
-      if (timer || stall.at === undefined || after.length === 0) return;
+      if (timer || stall.at === undefined) return;
+      const after = [parkable() ? limits.parkAfterMs : 0, limits.sendTimeoutMs].filter(
+        (ms) => ms > 0,
+      );
+      if (after.length === 0) return;
+      // A deadline already past fires at once (checkStall ends the pump then).
       const next = stall.at + Math.min(...after) - performance.now();
       timer = setTimeout(checkStall, Math.max(0, next));
     };
