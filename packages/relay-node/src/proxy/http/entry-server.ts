@@ -54,8 +54,8 @@ export interface EntryServerOptions {
    * side are freed: with a local exit they are on this host, ~0.4-3 MB per stalled client
    * measured), keeps the client connection, and fetches the rest with a Range request
    * (If-Range) once the client reads again. Only a GET whose response can be resumed with a
-   * validator (Content-Length and a strong ETag or Last-Modified); others are held until
-   * the send timeout. If the origin no longer serves the same bytes, the client's response
+   * validator (Content-Length and a strong ETag or Last-Modified) with body bytes still to
+   * come; others are held until the send timeout. If the origin no longer serves the same bytes, the client's response
    * is aborted (never spliced). The send timeout still counts from the stall's start.
    * 0 turns it off. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 5000
    */
