@@ -41,9 +41,12 @@ function runBench(count: number): Promise<BenchLine[]> {
     child.stderr.on('data', (d) => {
       err = (err + d).slice(-5000);
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+    // SIGTERM first: the bench then deletes the network namespaces it created.
+    const timer = setTimeout(() => child.kill('SIGTERM'), 105_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 110_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
+      clearTimeout(kill);
       if (code !== 0) return reject(new Error(`bench exited ${code}: ${err}`));
       resolve(
         out

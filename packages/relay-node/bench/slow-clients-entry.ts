@@ -4,13 +4,16 @@
  * upstream, `slow` (host slow.local) for the slow clients and `fast` (host fast.local) for
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
- * One JSON argument: {"originPort":P,"via":"local"|"tunnel","poolConnections":N,"sendTimeoutMs":T}.
+ * One JSON argument: {"originPort":P,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
+ * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P} (hosts default to
+ * 127.0.0.1; parkAfterMs to the product default).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
  *    stream windows.
  * `poolConnections` (default 16384) lets every slow request reach the origin at once (the
- * worst case for buffering; the product default is 128 per upstream, the rest queue).
+ * worst case for buffering; the product default is 128 per upstream, the rest queue); the
+ * bench sizes it and `maxConnections` (default 18000) to the descriptor limit.
  * `sendTimeoutMs` (default 0: off, so the slow clients stay connected however long the run
  * takes) is the entry's send timeout (product default 60000).
  * Prints {"ready":true,"port":P,"pid":PID}; exits when stdin closes or on SIGTERM.
@@ -29,9 +32,14 @@ import {
 
 interface EntryArgs {
   originPort: number;
+  originHost?: string;
+  listenHost?: string;
+  maxConnections?: number;
   via?: 'local' | 'tunnel';
   poolConnections?: number;
   sendTimeoutMs?: number;
+  /** The entry's park delay (undefined: the product default). */
+  parkAfterMs?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
@@ -67,15 +75,19 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       },
     },
     dialer: new DirectDialer(),
-    httpListen: { host: '127.0.0.1', port: 0 },
+    httpListen: { host: args.listenHost ?? '127.0.0.1', port: 0 },
     // The descriptor limit (20,000 per process) is the real cap here, not the default 4096.
-    entry: { maxConnections: 18_000, sendTimeoutMs: args.sendTimeoutMs ?? 0 },
+    entry: {
+      maxConnections: args.maxConnections ?? 18_000,
+      sendTimeoutMs: args.sendTimeoutMs ?? 0,
+      ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
+    },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });
 }
 
 async function main(): Promise<void> {
-  const upstream = `http://127.0.0.1:${args.originPort}`;
+  const upstream = `http://${args.originHost ?? '127.0.0.1'}:${args.originPort}`;
   const catalog = new OriginTable([
     { name: 'slow', hosts: ['slow.local'], upstreams: [upstream] },
     { name: 'fast', hosts: ['fast.local'], upstreams: [upstream] },

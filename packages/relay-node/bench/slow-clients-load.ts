@@ -6,9 +6,10 @@
  * the client really reads 1 B/s (its kernel receive window stays full), and this process
  * holds no response data.
  *
- * One JSON argument: {"port":P,"host":H,"path":"/...","count":N,"batch":B}. Run it in its
+ * One JSON argument: {"port":P,"connect":ADDR,"host":H,"path":"/...","count":N,"batch":B}
+ * (`connect`: the entry's address, default 127.0.0.1; `host`: the Host header). Run it in its
  * own process with enough descriptors (`bash -c 'ulimit -n 20000; exec node ...'`).
- * Prints {"ready":true,"connected":N,"failed":F,"ms":T} once every connection is open,
+ * Prints {"ready":true,"pid":PID,"connected":N,"failed":F,"ms":T} once every connection is open,
  * then one progress line per second {"open":N,"answered":A,"bytes":B,"closed":C,
  * "statuses":{"200":N,...}} (status codes of the responses seen so far). Exits
  * when stdin closes or on SIGTERM.
@@ -17,6 +18,7 @@ import net from 'node:net';
 
 interface LoadArgs {
   port: number;
+  connect?: string;
   host: string;
   path: string;
   count: number;
@@ -47,7 +49,7 @@ function open(): Promise<void> {
     };
     const socket: net.Socket = net.connect({
       port: args.port,
-      host: '127.0.0.1',
+      host: args.connect ?? '127.0.0.1',
       onread: {
         buffer: sink,
         callback: (n: number) => {
@@ -97,7 +99,9 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: n }, open));
   }
   const ms = Math.round(performance.now() - started);
-  process.stdout.write(`${JSON.stringify({ ready: true, connected: sockets.size, failed, ms })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, pid: process.pid, connected: sockets.size, failed, ms })}\n`,
+  );
   const tick = setInterval(() => {
     for (const s of sockets) s.resume();
   }, 1000);

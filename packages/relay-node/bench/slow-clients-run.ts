@@ -6,11 +6,20 @@
  * measured before (baseline) and while the slow clients hold their connections.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import {
+  type EntryLegs,
+  entryLegs,
+  loopbackPlan,
+  type NetPlan,
+  nsPrefix,
+  nsSocketBytes,
+  tcpExtSum,
+} from './slow-clients-net.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const ENTRY = fileURLToPath(new URL('./slow-clients-entry.ts', import.meta.url));
@@ -31,8 +40,44 @@ export interface SlowClientsOptions {
   note?: (msg: string) => void;
   /** The entry's send timeout. @default 0 (off: the slow clients stay connected) */
   sendTimeoutMs?: number;
+  /** The entry's park delay. @default the product default (EntryServerOptions.parkAfterMs) */
+  parkAfterMs?: number;
   /** The host's `net.ipv4.tcp_mem` (pages) when this network namespace cannot show it. */
   tcpMem?: number[];
+  /** Where each process runs (slow-clients-net.ts). @default loopback */
+  net?: NetPlan;
+  /** Descriptor limit (`ulimit -n`) of the entry and load processes. @default 20000 */
+  nofile?: number;
+  /**
+   * After the first measurement under load, wait this long past the last slow client's
+   * answer and measure the normal client again (0: no second measurement). Meant for a
+   * send timeout: the second figure is after it fired. @default 0
+   */
+  afterMs?: number;
+}
+
+/** Descriptors the entry keeps for itself (listener, stdio, epoll) and the normal client. */
+const ENTRY_FD_RESERVE = 64;
+/** The bench's upstream pool: every slow request gets an origin connection at once if it can. */
+const MAX_POOL = 16_384;
+
+/**
+ * Upstream pool and client limit so that the entry (its own exit: one client socket and one
+ * origin socket per request) stays within `nofile` descriptors. At the limit, libuv answers
+ * a new connection's accept() failure (EMFILE) by accepting and closing it at once, which
+ * resets whoever connects next (the normal client included), and an origin connect fails
+ * (502). With 10,000 clients and 20,000 descriptors, 9,808 of them get an origin
+ * connection at once and the rest wait in the pool's queue.
+ */
+export function entryLimits(
+  count: number,
+  nofile: number,
+): { maxConnections: number; pool: number } {
+  const maxConnections = count + ENTRY_FD_RESERVE;
+  return {
+    maxConnections,
+    pool: Math.min(MAX_POOL, nofile - maxConnections - 2 * ENTRY_FD_RESERVE),
+  };
 }
 
 export interface SlowClientsResult {
@@ -74,6 +119,27 @@ export interface SlowClientsResult {
   kernelTcpMemLimitsMiB: [number, number];
   /** `net.ipv4.tcp_notsent_lowat` of this network namespace (4294967295: unlimited). */
   tcpNotsentLowat: number;
+  /** Where the processes ran. */
+  net: NetPlan;
+  /** The entry's upstream pool and client limit (from the descriptor limit). */
+  limits: { maxConnections: number; pool: number; nofile: number };
+  /** Most descriptors the entry had open. */
+  entryFdsPeak: number;
+  /** The entry's two legs (kernel socket memory) at the peak, after the settle time. */
+  entryLegsAtPeak?: EntryLegs;
+  /** Socket memory of each namespace (netns mode) at the same time, MiB: all its sockets. */
+  namespacesAtPeakMiB?: { load: number; entry: number; origin: number };
+  /** The same when the normal download under load starts. */
+  entryLegsAtNormal?: EntryLegs;
+  /** Second measurement (`afterMs`): the normal client's rate, host TCP memory, the legs. */
+  after?: {
+    normalMBps: number;
+    ratio: number;
+    error?: string;
+    kernelTcpMemMiB: number;
+    msAfterAnswered: number;
+    legs?: EntryLegs;
+  };
 }
 
 const PAGE = 4096;
@@ -130,13 +196,15 @@ interface Proc {
   stop(): Promise<void>;
 }
 
-/** Runs a bench script (tsx) in its own process with 20,000 descriptors. */
-function startScript(script: string, arg: unknown): Proc {
+/** Runs a bench script (tsx) in its own process (`prefix`: e.g. ip netns exec NS) with `nofile` descriptors. */
+function startScript(script: string, arg: unknown, prefix: string[], nofile: number): Proc {
+  const [cmd = 'bash', ...rest] = [...prefix, 'bash'];
   const child = spawn(
-    'bash',
+    cmd,
     [
+      ...rest,
       '-c',
-      'ulimit -n 20000; exec "$0" "$@"',
+      `ulimit -n ${nofile}; exec "$0" "$@"`,
       process.execPath,
       '--conditions=@relaymesh/source',
       '--import',
@@ -175,7 +243,7 @@ function startScript(script: string, arg: unknown): Proc {
  * `/slow`: 1 GiB announced, produced only as fast as it drains; `/fast?bytes=N`. Both honour
  * `Range: bytes=N-` (with ETag), so the entry can resume a download the kernel aborted.
  */
-async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
+async function startOrigin(host: string): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const q = new URL(req.url ?? '/', 'http://x');
     const total = q.pathname === '/slow' ? SLOW_BYTES : Number(q.searchParams.get('bytes'));
@@ -204,7 +272,7 @@ async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> 
   });
   server.maxConnections = 19_000;
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', 4096, r));
+  await new Promise<void>((r) => server.listen(0, host, 4096, r));
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>
@@ -216,14 +284,14 @@ async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> 
 }
 
 /** One normal download through the entry; resolves with MB/s (10^6 B/s). */
-function download(port: number, bytes: number): Promise<number> {
+function download(host: string, port: number, bytes: number): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get(
       // A fresh connection each time: a pooled one may meet the entry's 5 s idle close.
       {
         port,
-        host: '127.0.0.1',
+        host,
         path: `/fast?bytes=${bytes}`,
         headers: { host: 'fast.local' },
         agent: false,
@@ -246,85 +314,165 @@ function download(port: number, bytes: number): Promise<number> {
   });
 }
 
-async function medianRate(port: number, bytes: number, runs: number): Promise<number> {
+async function medianRate(
+  host: string,
+  port: number,
+  bytes: number,
+  runs: number,
+): Promise<number> {
   const r: number[] = [];
-  for (let i = 0; i < runs; i++) r.push(await download(port, bytes));
+  for (let i = 0; i < runs; i++) r.push(await download(host, port, bytes));
   r.sort((a, b) => a - b);
   return r[Math.floor(r.length / 2)] as number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Descriptors a process has open (Linux); NaN if unreadable. */
+function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Runs the experiment; every process it started is stopped before it resolves. */
 export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClientsResult> {
   const note = o.note ?? (() => {});
   const normalBytes = o.normalBytes ?? 32 * 1024 * 1024;
-  const origin = await startOrigin();
-  const entry = startScript(ENTRY, {
-    originPort: origin.port,
-    via: o.via,
-    sendTimeoutMs: o.sendTimeoutMs ?? 0,
-  });
+  const net = o.net ?? loopbackPlan('not requested');
+  const nofile = o.nofile ?? 20_000;
+  const limits = { ...entryLimits(o.count, nofile), nofile };
+  const origin = await startOrigin(net.origin);
+  const entry = startScript(
+    ENTRY,
+    {
+      originPort: origin.port,
+      originHost: net.origin,
+      listenHost: net.entryListen,
+      via: o.via,
+      sendTimeoutMs: o.sendTimeoutMs ?? 0,
+      ...(o.parkAfterMs === undefined ? {} : { parkAfterMs: o.parkAfterMs }),
+      poolConnections: limits.pool,
+      maxConnections: limits.maxConnections,
+    },
+    nsPrefix(net.ns?.entry),
+    nofile,
+  );
   let load: Proc | undefined;
   try {
     const ready = await entry.first;
     const port = ready.port as number;
     const pid = ready.pid as number;
-    await download(port, normalBytes); // warm-up (pool, JIT)
-    const normalBaselineMBps = await medianRate(port, normalBytes, 3);
+    const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
+    const host = net.entryForNormal;
+    await download(host, port, normalBytes); // warm-up (pool, JIT)
+    const normalBaselineMBps = await medianRate(host, port, normalBytes, 3);
     const rssBeforeMiB = rssMiB(pid);
-    const abortsBefore = tcpExt('TCPAbortOnMemory');
-    const pressuresBefore = tcpExt('TCPMemoryPressures');
-    const overflowsBefore = tcpExt('ListenOverflows');
+    const pids: Array<number | 'self'> = ['self', pid];
+    const counter = (name: string) => tcpExtSum(name, pids);
+    const abortsBefore = counter('TCPAbortOnMemory');
+    const pressuresBefore = counter('TCPMemoryPressures');
+    const overflowsBefore = counter('ListenOverflows');
     const tcpMemBefore = tcpMemPages();
     let tcpMemPeak = tcpMemBefore;
+    let fdsPeak = fdCount(pid);
     note(
-      `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB`,
+      `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
+        `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
-    load = startScript(LOAD, {
-      port,
-      host: 'slow.local',
-      path: '/slow',
-      count: o.count,
-      batch: 100,
-    });
+    load = startScript(
+      LOAD,
+      {
+        port,
+        connect: net.entryForLoad,
+        host: 'slow.local',
+        path: '/slow',
+        count: o.count,
+        batch: 100,
+      },
+      nsPrefix(net.ns?.load),
+      nofile,
+    );
     const loaded = await load.first;
+    pids.push(Number(loaded.pid));
     note(`load: ${JSON.stringify(loaded)}`);
+    // Requests beyond the pool wait for an origin connection: no answer expected for them.
+    const expected = Math.min(o.count, limits.pool);
     const deadline = Date.now() + (o.loadDeadlineMs ?? 60_000);
     let peak = rssMiB(pid);
-    for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+    const sample = () => {
       peak = Math.max(peak, rssMiB(pid));
       tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
+      fdsPeak = Math.max(fdsPeak, fdCount(pid));
+    };
+    for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+      sample();
       // Done when every client got response bytes or its connection closed (an error).
       const p = load.last();
-      if (p && Number(p.answered) + Number(p.closed ?? 0) >= o.count) break;
+      if (p && Number(p.answered) + Number(p.closed ?? 0) >= expected) break;
       await sleep(250);
     }
+    const answeredAt = Date.now();
     for (let t = Date.now() + (o.settleMs ?? 3000); Date.now() < t; ) {
-      peak = Math.max(peak, rssMiB(pid));
-      tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
+      sample();
       await sleep(250);
     }
+    const entryLegsAtPeak = legsNow();
+    const nsMiB = (name: string) => (nsSocketBytes(name) ?? Number.NaN) / 1048576;
+    const namespacesAtPeakMiB = net.ns && {
+      load: nsMiB(net.ns.load),
+      entry: nsMiB(net.ns.entry),
+      origin: nsMiB(net.ns.origin),
+    };
     note(
       `slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB, ` +
-        `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB`,
+        `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB, ` +
+        `entry legs ${JSON.stringify(entryLegsAtPeak)}`,
     );
     const tcpMemAtNormal = tcpMemPages();
+    const entryLegsAtNormal = legsNow();
     const atNormal = load.last() ?? {};
     let normalUnderLoadMBps = 0;
     let normalError: string | undefined;
     try {
-      normalUnderLoadMBps = await medianRate(port, normalBytes, 3);
+      normalUnderLoadMBps = await medianRate(host, port, normalBytes, 3);
     } catch (err) {
       normalError = (err as Error).message;
       note(`normal download under load failed: ${normalError}`);
     }
-    peak = Math.max(peak, rssMiB(pid));
+    sample();
     const progress = load.last() ?? {};
+    let after: SlowClientsResult['after'];
+    if ((o.afterMs ?? 0) > 0) {
+      for (let t = answeredAt + (o.afterMs ?? 0); Date.now() < t; ) {
+        sample();
+        await sleep(250);
+      }
+      const kernelTcpMemMiB = mib(tcpMemPages());
+      const legs = legsNow();
+      let normalMBps = 0;
+      let error: string | undefined;
+      try {
+        normalMBps = await medianRate(host, port, normalBytes, 3);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      after = {
+        normalMBps,
+        ratio: normalMBps / normalBaselineMBps,
+        ...(error === undefined ? {} : { error }),
+        kernelTcpMemMiB,
+        msAfterAnswered: Date.now() - answeredAt,
+        ...(legs ? { legs } : {}),
+      };
+      note(`after ${o.afterMs} ms: ${JSON.stringify(after)}`);
+    }
     // A private network namespace does not show tcp_mem (it is host-wide): o.tcpMem then.
-    const limits = sysctlNumbers('tcp_mem');
+    const limitsTcp = sysctlNumbers('tcp_mem');
     const [, pressure = Number.NaN, max = Number.NaN] =
-      limits.length === 3 ? limits : (o.tcpMem ?? []);
+      limitsTcp.length === 3 ? limitsTcp : (o.tcpMem ?? []);
     return {
       count: o.count,
       via: o.via,
@@ -340,16 +488,26 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       normalUnderLoadMBps,
       normalRatio: normalUnderLoadMBps / normalBaselineMBps,
       ...(normalError === undefined ? {} : { normalError }),
-      kernelAbortsOnMemory: tcpExt('TCPAbortOnMemory') - abortsBefore,
-      kernelMemoryPressures: tcpExt('TCPMemoryPressures') - pressuresBefore,
-      kernelListenOverflows: tcpExt('ListenOverflows') - overflowsBefore,
+      kernelAbortsOnMemory: counter('TCPAbortOnMemory') - abortsBefore,
+      kernelMemoryPressures: counter('TCPMemoryPressures') - pressuresBefore,
+      kernelListenOverflows: counter('ListenOverflows') - overflowsBefore,
       kernelTcpMemBeforeMiB: mib(tcpMemBefore),
       kernelTcpMemPeakMiB: mib(tcpMemPeak),
       kernelTcpMemAtNormalMiB: mib(tcpMemAtNormal),
-      openAtNormal: Number(atNormal.open ?? 0),
+      openAtNormal: entryLegsAtNormal?.client.sockets ?? Number(atNormal.open ?? 0),
       kernelPerClientKiB: ((tcpMemPeak - tcpMemBefore) * PAGE) / 1024 / o.count,
       kernelTcpMemLimitsMiB: [mib(pressure), mib(max)],
-      tcpNotsentLowat: sysctlNumbers('tcp_notsent_lowat')[0] ?? Number.NaN,
+      // The entry's namespace: the bench's own, or the one set up in netns mode.
+      tcpNotsentLowat: net.ns
+        ? Number(net.sysctls?.[net.ns.entry]?.['net.ipv4.tcp_notsent_lowat'] ?? 4294967295)
+        : (sysctlNumbers('tcp_notsent_lowat')[0] ?? Number.NaN),
+      net,
+      limits,
+      entryFdsPeak: fdsPeak,
+      ...(entryLegsAtPeak ? { entryLegsAtPeak } : {}),
+      ...(entryLegsAtNormal ? { entryLegsAtNormal } : {}),
+      ...(namespacesAtPeakMiB ? { namespacesAtPeakMiB } : {}),
+      ...(after ? { after } : {}),
     };
   } finally {
     await load?.stop();

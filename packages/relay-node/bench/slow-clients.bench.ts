@@ -11,19 +11,27 @@
  * process, at most 1024 streams per session). SLOW_SEND_TIMEOUT_MS: the entry's send timeout
  * (default 0, off: every slow client stays connected).
  *
- * The third line is the host's TCP socket memory (/proc/net/sockstat): every stalled client
- * holds socket buffers on each leg (its receive queue, the entry's send queue, the entry's
- * receive queue from the origin, the origin's send queue), all on this host. To measure
- * with the kernel setting docs/reliability.md recommends, run the bench in a private
- * network namespace (other processes on the host keep their settings):
+ * SLOW_PARK_AFTER_MS: the entry's park delay (default: the product's, 5000; 0 off: every
+ * stalled response keeps its origin connection until the send timeout).
+ * SLOW_AFTER_MS: a second normal-client measurement this long after the slow clients were
+ * answered (default: the send timeout + 10 s when it is on, so after it fired; else none).
  *
- *   SLOW_TCP_MEM="$(cat /proc/sys/net/ipv4/tcp_mem)" unshare -rn bash -c 'ip link set lo up;
- *     sysctl -qw net.ipv4.tcp_notsent_lowat=16384;
- *     node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/slow-clients.bench.ts'
+ * Network (slow-clients-net.ts): as root with iproute2 the bench creates three network
+ * namespaces joined by veth pairs (slow clients | entry | origin and normal client), the
+ * entry's carrying only the operator setting docs/reliability.md recommends
+ * (tcp_notsent_lowat=16384), the slow clients' a small receive buffer, and deletes them at
+ * the end (also on SIGINT/SIGTERM). SLOW_NETNS=0, or no root, or no `ip`: everything on
+ * 127.0.0.1 in this namespace, with the host's settings ("net":{"mode":"loopback"} in the
+ * JSON lines, with the reason).
  *
- * (SLOW_TCP_MEM: the namespace cannot show the host-wide tcp_mem limits.)
+ * The kernel line is the host's TCP socket memory (/proc/net/sockstat, one budget for all
+ * namespaces) and the entry's two legs from `ss -tm` (its sockets to clients, its sockets
+ * to the origin): the entry host's kernel share per slow client.
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { emit, note } from './common.ts';
+import { type EntryLegs, loopbackPlan, type NetPlan, setupNetns } from './slow-clients-net.ts';
 import { runSlowClients } from './slow-clients-run.ts';
 
 /** docs/reliability.md: entry RSS growth ≤ 32 MiB + 320 KiB per slow client (local exit). */
@@ -32,22 +40,94 @@ const BOUND_KIB_PER_CLIENT = 320;
 /** The normal client keeps at least half its rate. */
 const MIN_RATIO = 0.5;
 
+/**
+ * Outside the namespaces: creates them, runs this script again in the origin namespace
+ * and deletes them when it exits. Returns the plan to run with (loopback when no namespaces).
+ */
+async function network(): Promise<NetPlan> {
+  if (process.env.SLOW_NET) return JSON.parse(process.env.SLOW_NET) as NetPlan;
+  const { plan, cleanup } =
+    process.env.SLOW_NETNS === '0'
+      ? { plan: loopbackPlan('SLOW_NETNS=0'), cleanup: () => {} }
+      : setupNetns(String(process.pid));
+  if (plan.mode !== 'netns' || !plan.ns) return plan;
+  let code = 1;
+  try {
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        plan.ns.origin,
+        process.execPath,
+        ...process.execArgv,
+        ...process.argv.slice(1),
+      ],
+      {
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          SLOW_NET: JSON.stringify(plan),
+          // The namespace cannot read the host-wide tcp_mem.
+          SLOW_TCP_MEM: readFileSync('/proc/sys/net/ipv4/tcp_mem', 'utf8').trim(),
+        },
+      },
+    );
+    // A signal stops the run inside first (its entry and load processes end with it),
+    // then the namespaces go in `finally`.
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    process.once('SIGINT', forward('SIGINT'));
+    process.once('SIGTERM', forward('SIGTERM'));
+    code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
+  } finally {
+    cleanup();
+  }
+  process.exit(code);
+}
+
+const net = await network();
 const count = Number(process.env.SLOW_CLIENTS ?? 10_000);
 const via = process.env.SLOW_VIA === 'tunnel' ? 'tunnel' : 'local';
 
 const normalMiB = Number(process.env.SLOW_NORMAL_MIB ?? 32);
+const sendTimeoutMs = Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0);
+const afterMs = Number(
+  process.env.SLOW_AFTER_MS ?? (sendTimeoutMs > 0 ? sendTimeoutMs + 10_000 : 0),
+);
 const r = await runSlowClients({
+  net,
+  afterMs,
   count,
   via,
   normalBytes: normalMiB * 1024 * 1024,
   settleMs: 5000,
   loadDeadlineMs: 120_000,
   note,
-  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
+  sendTimeoutMs,
+  ...(process.env.SLOW_PARK_AFTER_MS
+    ? { parkAfterMs: Number(process.env.SLOW_PARK_AFTER_MS) }
+    : {}),
   ...(process.env.SLOW_TCP_MEM
     ? { tcpMem: process.env.SLOW_TCP_MEM.split(/\s+/).map(Number) }
     : {}),
 });
+/** KiB per slow client of one leg: receive + send queues + memory reserved ahead. */
+const legKiB = (legs: EntryLegs | undefined, leg: 'client' | 'origin') =>
+  legs
+    ? (legs[leg].recvBytes + legs[leg].sendBytes + legs[leg].reservedBytes) / 1024 / count
+    : Number.NaN;
+const legDetail = (legs: EntryLegs | undefined) =>
+  legs && {
+    clientLegKiBPerClient: legKiB(legs, 'client'),
+    originLegKiBPerClient: legKiB(legs, 'origin'),
+    clientSockets: legs.client.sockets,
+    originSockets: legs.origin.sockets,
+    clientSendMiB: legs.client.sendBytes / 1048576,
+    clientRecvMiB: legs.client.recvBytes / 1048576,
+    originRecvMiB: legs.origin.recvBytes / 1048576,
+    originSendMiB: legs.origin.sendBytes / 1048576,
+  };
+const netField = { mode: net.mode, ...(net.reason ? { reason: net.reason } : {}) };
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
 emit({
   bench: 'slow-clients-entry-rss',
@@ -72,6 +152,9 @@ emit({
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
   kernelListenOverflows: r.kernelListenOverflows,
+  entryFdsPeak: r.entryFdsPeak,
+  limits: r.limits,
+  net: netField,
 });
 const [pressureMiB, maxMiB] = r.kernelTcpMemLimitsMiB;
 emit({
@@ -86,9 +169,13 @@ emit({
   beforeMiB: r.kernelTcpMemBeforeMiB,
   perClientKiB: r.kernelPerClientKiB,
   tcpMemMaxMiB: maxMiB,
-  tcpNotsentLowat: r.tcpNotsentLowat,
+  entryTcpNotsentLowat: r.tcpNotsentLowat,
+  entryKiBPerClient: legKiB(r.entryLegsAtPeak, 'client') + legKiB(r.entryLegsAtPeak, 'origin'),
+  entryLegs: legDetail(r.entryLegsAtPeak),
+  ...(r.namespacesAtPeakMiB ? { namespacesMiB: r.namespacesAtPeakMiB } : {}),
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
+  net: netField,
 });
 emit({
   bench: 'slow-clients-normal-rate',
@@ -106,8 +193,32 @@ emit({
   ...(r.normalError === undefined ? {} : { error: r.normalError }),
   slowOpenDuring: r.openAtNormal,
   kernelTcpMemDuringMiB: r.kernelTcpMemAtNormalMiB,
-  sendTimeoutMs: Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0),
+  sendTimeoutMs,
+  parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
   kernelAbortsOnMemory: r.kernelAbortsOnMemory,
   kernelMemoryPressures: r.kernelMemoryPressures,
+  net: netField,
 });
+if (r.after) {
+  emit({
+    bench: 'slow-clients-normal-rate-after',
+    metric: `normal client download rate (${normalMiB} MiB), ${Math.round(r.after.msAfterAnswered / 1000)} s after ${count} slow clients were answered (send timeout ${sendTimeoutMs} ms), via ${via}`,
+    value: r.after.normalMBps,
+    unit: 'MB/s',
+    baseline: {
+      name: 'same download without slow clients',
+      value: r.normalBaselineMBps,
+      unit: 'MB/s',
+    },
+    ratio: r.after.ratio,
+    target: `>= ${MIN_RATIO} of the baseline`,
+    pass: r.after.ratio >= MIN_RATIO,
+    ...(r.after.error === undefined ? {} : { error: r.after.error }),
+    kernelTcpMemMiB: r.after.kernelTcpMemMiB,
+    entryLegs: legDetail(r.after.legs),
+    sendTimeoutMs,
+    parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
+    net: netField,
+  });
+}
 process.exit(0);

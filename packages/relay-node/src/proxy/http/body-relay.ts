@@ -119,34 +119,61 @@ function rangeMatches(head: ResponseHead, plan: ResumePlan, from: number): boole
   );
 }
 
-type PumpEnd = 'end' | 'broken' | 'client-gone' | 'client-stalled' | 'overflow';
+type PumpEnd = 'end' | 'broken' | 'client-gone' | 'client-stalled' | 'parked' | 'overflow';
+
+/** When the client's socket last became full and stayed so (undefined: it is not full). */
+interface Stall {
+  at: number | undefined;
+}
+
+/** How long a stall may last before the pump gives up: reset, or park. 0: never. */
+interface StallLimits {
+  sendTimeoutMs: number;
+  parkAfterMs: number;
+}
 
 /**
  * Copies `stream` into `res` with backpressure (the stream pauses while the client's
  * socket is full, so one slow client holds at most its socket buffer plus one stream
- * window). Counts bytes into `count.n`; never writes beyond `limit`. Ends with
- * 'client-stalled' when the client's socket stays full (no 'drain') for `sendTimeoutMs`
- * (0: never).
+ * window). Counts bytes into `count.n`; never writes beyond `limit`. While the client's
+ * socket stays full (no 'drain'), ends with 'parked' after `parkAfterMs` and with
+ * 'client-stalled' after `sendTimeoutMs`, both counted from `stall.at` (0: never).
  */
 function pump(
   stream: EntryStream['stream'],
   res: ServerResponse,
   count: { n: number },
   limit: number,
-  sendTimeoutMs: number,
+  stall: Stall,
+  limits: StallLimits,
 ): Promise<PumpEnd> {
   return new Promise((resolve) => {
     let done = false;
     // One timer per pump, not one per stall: a slow client fills its socket at every
     // drain. The timer checks when the current stall began and re-arms for the rest.
-    let stalledAt: number | undefined;
     let timer: NodeJS.Timeout | undefined;
+    // Every body byte already handed to the client socket: nothing left to let go of (a
+    // resume would ask for an empty range), so only the send timeout applies.
+    const parkable = () => limits.parkAfterMs > 0 && count.n < limit;
     const checkStall = () => {
       timer = undefined;
-      if (stalledAt === undefined) return;
-      const left = stalledAt + sendTimeoutMs - performance.now();
-      if (left <= 0) finish('client-stalled');
-      else timer = setTimeout(checkStall, left);
+      if (stall.at === undefined) return;
+      const stalled = performance.now() - stall.at;
+      if (limits.sendTimeoutMs > 0 && stalled >= limits.sendTimeoutMs) {
+        return finish('client-stalled');
+      }
+      if (parkable() && stalled >= limits.parkAfterMs) return finish('parked');
+      arm();
+    };
+    const arm = () => {
+      if (timer || stall.at === undefined) return;
+      const after = [parkable() ? limits.parkAfterMs : 0, limits.sendTimeoutMs].filter(
+        (ms) => ms > 0,
+      );
+      if (after.length === 0) return;
+      // A deadline already past fires at once (checkStall ends the pump then).
+      const next = stall.at + Math.min(...after) - performance.now();
+      timer = setTimeout(checkStall, Math.max(0, next));
     };
     const finish = (how: PumpEnd) => {
       if (done) return;
@@ -164,13 +191,11 @@ function pump(
       count.n += chunk.length;
       if (res.write(chunk)) return;
       stream.pause();
-      if (sendTimeoutMs > 0 && stalledAt === undefined) {
-        stalledAt = performance.now();
-        timer ??= setTimeout(checkStall, sendTimeoutMs);
-      }
+      stall.at ??= performance.now();
+      arm();
     };
     const onDrain = () => {
-      stalledAt = undefined;
+      stall.at = undefined;
       stream.resume();
     };
     const onEnd = () => finish('end');
@@ -183,6 +208,45 @@ function pump(
     res.once('close', onResClose);
     if (stream.readableEnded) finish('end');
     else if (stream.destroyed) finish('broken');
+    else if (stall.at !== undefined) {
+      // Resumed while the socket is still full (not expected: we resume on 'drain').
+      stream.pause();
+      arm();
+    }
+  });
+}
+
+/**
+ * A parked response waits here, holding no stream, until the client's socket drains
+ * ('drain'), the client goes ('gone'), or the send timeout counted from the stall's start
+ * passes ('timeout').
+ */
+function waitForDrain(
+  res: ServerResponse,
+  stall: Stall,
+  sendTimeoutMs: number,
+): Promise<'drain' | 'gone' | 'timeout'> {
+  if (res.destroyed) return Promise.resolve('gone');
+  if (!res.writableNeedDrain) {
+    stall.at = undefined;
+    return Promise.resolve('drain');
+  }
+  return new Promise((resolve) => {
+    const left =
+      sendTimeoutMs > 0 ? (stall.at ?? performance.now()) + sendTimeoutMs - performance.now() : 0;
+    const timer =
+      sendTimeoutMs > 0 ? setTimeout(() => end('timeout'), Math.max(0, left)) : undefined;
+    const end = (how: 'drain' | 'gone' | 'timeout') => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      if (how === 'drain') stall.at = undefined;
+      resolve(how);
+    };
+    const onDrain = () => end('drain');
+    const onClose = () => end('gone');
+    res.once('drain', onDrain);
+    res.once('close', onClose);
   });
 }
 
@@ -191,6 +255,23 @@ export interface BodyRelayContext {
   log: Logger;
   /** Close a client connection that accepted no bytes for this long (0: never). @default 0 */
   sendTimeoutMs?: number;
+  /**
+   * Park a response whose client accepted no bytes for this long (0: never): let go of
+   * its stream (and so of the origin connection and the socket buffers on that side),
+   * keep the client connection, and fetch the rest with a Range request once the client
+   * reads again. Only responses that can be resumed with a validator (strong ETag or
+   * Last-Modified). @default 0
+   */
+  parkAfterMs?: number;
+}
+
+/** Resets a client connection (RST): the kernel drops what it still holds for the client. */
+function resetClient(res: ServerResponse): void {
+  // RST, not FIN: a closed socket would keep its unsent bytes in the kernel (an orphan)
+  // until the client read them, which is the memory the send timeout exists to free
+  // (nginx: reset_timedout_connection).
+  if (res.socket) res.socket.resetAndDestroy();
+  else res.destroy();
 }
 
 /**
@@ -200,6 +281,8 @@ export interface BodyRelayContext {
  * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
  * short body is never passed off as complete (Content-Length unmet, or no last chunk).
+ * A client that stops reading is parked (`parkAfterMs`, resumable responses only) and
+ * reset after `sendTimeoutMs`.
  */
 export async function relayBody(
   ctx: BodyRelayContext,
@@ -209,23 +292,50 @@ export async function relayBody(
   plan: ResumePlan | undefined,
 ): Promise<void> {
   const count = { n: 0 };
+  const stall: Stall = { at: undefined };
+  const sendTimeoutMs = ctx.sendTimeoutMs ?? 0;
+  const limits: StallLimits = {
+    sendTimeoutMs,
+    parkAfterMs: plan?.validator !== undefined ? (ctx.parkAfterMs ?? 0) : 0,
+  };
   let current = first;
+  let parks = 0;
   for (let resumes = 0; ; resumes++) {
     const limit = expected ?? Number.POSITIVE_INFINITY;
-    const how = await pump(current.stream, res, count, limit, ctx.sendTimeoutMs ?? 0);
+    const how = await pump(current.stream, res, count, limit, stall, limits);
     if (how === 'client-gone') return resetStream(current.stream, WireCode.CANCEL);
     if (how === 'client-stalled') {
       resetStream(current.stream, WireCode.CANCEL);
       ctx.log.info(
-        { reqId: first.id, bytes: count.n, sendTimeoutMs: ctx.sendTimeoutMs },
+        { reqId: first.id, bytes: count.n, sendTimeoutMs, parks },
         'client accepted no bytes within the send timeout: connection reset',
       );
-      // RST, not FIN: a closed socket would keep its unsent bytes in the kernel (an orphan)
-      // until the client read them, which is the memory this timeout exists to free
-      // (nginx: reset_timedout_connection).
-      if (res.socket) res.socket.resetAndDestroy();
-      else res.destroy();
-      return;
+      return resetClient(res);
+    }
+    if (how === 'parked' && plan) {
+      resetStream(current.stream, WireCode.CANCEL);
+      const woke = await waitForDrain(res, stall, sendTimeoutMs);
+      if (woke === 'gone') return;
+      if (woke === 'timeout') {
+        ctx.log.info(
+          { reqId: first.id, bytes: count.n, sendTimeoutMs, parks },
+          'client accepted no bytes within the send timeout: connection reset',
+        );
+        return resetClient(res);
+      }
+      parks += 1;
+      resumes -= 1; // a park is not a broken path: it does not use up a resume
+      const next = await resume(ctx, plan, current, count.n, false);
+      if (!next) {
+        ctx.log.warn(
+          { reqId: first.id, bytes: count.n },
+          'parked response not resumed: client connection aborted',
+        );
+        res.destroy();
+        return;
+      }
+      current = next;
+      continue;
     }
     if (how === 'end' && (expected === undefined || count.n === expected)) {
       res.end();
@@ -236,7 +346,7 @@ export async function relayBody(
     const log = { reqId: first.id, [F.PATH]: current.path.join(','), bytes: count.n, expected };
     const next =
       plan && how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed
-        ? await resume(ctx, plan, current, count.n)
+        ? await resume(ctx, plan, current, count.n, true)
         : undefined;
     if (!next) {
       ctx.log.warn({ ...log, how }, 'response body broken: client connection aborted');
@@ -248,12 +358,16 @@ export async function relayBody(
   }
 }
 
-/** Opens `Range: bytes=from-` over another path (any path when there is no other). */
+/**
+ * Opens `Range: bytes=from-`: over another path when `avoid` (the previous one broke; any
+ * path when there is no other), else over the best path.
+ */
 async function resume(
   ctx: BodyRelayContext,
   plan: ResumePlan,
   broken: EntryStream,
   from: number,
+  avoid: boolean,
 ): Promise<EntryStream | undefined> {
   const headers: HeaderPairs = plan.head.headers.map(([n, v]) => [n, v]);
   const next = plan.offset + from;
@@ -262,15 +376,14 @@ async function resume(
   if (plan.validator !== undefined) setField(headers, 'If-Range', plan.validator);
   const head: RequestHead = { ...plan.head, headers, bodyLength: 0 };
   const base = { origin: plan.origin, kind: 'http' as const, head, id: broken.id };
-  let entry: EntryStream;
+  let entry: EntryStream | undefined;
   try {
-    entry = ctx.connector.open({ ...base, avoid: broken.path });
+    if (avoid) entry = ctx.connector.open({ ...base, avoid: broken.path });
+  } catch {}
+  try {
+    entry ??= ctx.connector.open(base);
   } catch {
-    try {
-      entry = ctx.connector.open(base);
-    } catch {
-      return undefined;
-    }
+    return undefined;
   }
   entry.stream.on('error', () => {});
   entry.stream.end();

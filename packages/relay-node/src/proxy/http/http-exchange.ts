@@ -101,6 +101,8 @@ export interface ExchangeContext {
   log: Logger;
   /** See EntryServerOptions.sendTimeoutMs. */
   sendTimeoutMs: number;
+  /** See EntryServerOptions.parkAfterMs. */
+  parkAfterMs: number;
 }
 
 function fail(
