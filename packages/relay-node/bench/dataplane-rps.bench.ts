@@ -20,6 +20,7 @@
  */
 import { type Child, emit, note, stats } from './common.ts';
 import {
+  childRuntime,
   cpuMs,
   type LoadResult,
   machineLoad,
@@ -142,7 +143,13 @@ async function main(): Promise<void> {
     const [direct, mesh, chain] = targets as [Target, Target, Target | undefined];
     const base = chain ?? direct;
     const rpsRatio = med(mesh.load, 'rps') / med(base.load, 'rps');
-    const common = { reps: REPS, runMs: RUN_MS, conns: CONNS, ...machineLoad() };
+    const common = {
+      reps: REPS,
+      runMs: RUN_MS,
+      conns: CONNS,
+      ...machineLoad(),
+      children: childRuntime().children,
+    };
     emit({
       bench: 'dataplane-rps',
       metric: `small responses (64 B) through entry->exit on loopback, ${CONNS} keep-alive connections`,
