@@ -68,7 +68,12 @@ export function childRuntime(): ChildRuntime {
     }
     execArgv.push(a);
   }
-  runtime = { children: 'dist', execArgv };
+  // DP_CHILD_FLAGS="--flag ...": extra node flags for the children (diagnostics).
+  const extra = process.env.DP_CHILD_FLAGS?.split(' ').filter(Boolean) ?? [];
+  runtime = {
+    children: extra.length > 0 ? `dist ${extra.join(' ')}` : 'dist',
+    execArgv: [...execArgv, ...extra],
+  };
   return runtime;
 }
 
@@ -358,6 +363,20 @@ export function cpuMs(pid: number, withChildren = false): number {
   };
   visit(pid, 0);
   return (ticks * 1000) / CLK_TCK;
+}
+
+/**
+ * Read and write system calls a process made so far (`syscr`, `syscw` of /proc/<pid>/io:
+ * read/recv* and write/writev/send* calls); zeros when unreadable.
+ */
+export function syscalls(pid: number): { reads: number; writes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(io)?.[1] ?? 0);
+    return { reads: field('syscr'), writes: field('syscw') };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
 }
 
 /** Kernel clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on Linux). */

@@ -367,10 +367,12 @@ export function readPrefixed(
     };
     const onEnd = () => finish(bad('stream ended inside the head'));
     const onError = (err: Error) => finish(err);
+    // `on`, not `once`: finish() removes all four, and a once-wrapper per listener per
+    // request is measurable on small requests.
     stream.on('readable', onReadable);
-    stream.once('end', onEnd);
-    stream.once('close', onEnd);
-    stream.once('error', onError);
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onError);
     onReadable();
   });
 }

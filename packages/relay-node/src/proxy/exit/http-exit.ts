@@ -160,7 +160,7 @@ export async function serveHttp(
   const abort = new RequestAbort();
   const onEarlyClose = () =>
     abort.abort(new RelayError('ERR_PROXY_STREAM_RESET', 'stream reset by the entry'));
-  stream.once('close', onEarlyClose);
+  stream.on('close', onEarlyClose);
   // Removed the moment the response body ends: the stream's 'close' (nextTick) would
   // otherwise run before the awaiting code and abort a finished request, paying an
   // Error and an abort event per request.
@@ -245,25 +245,30 @@ function relayResponse(
     const count = (chunk: Buffer) => {
       bytes += chunk.length;
     };
+    // `on`, not `once`: done() removes every listener (no once-wrappers per request).
     const done = (broken?: BrokenBody) => {
       stream.off('close', onClose);
       res.body.off('data', count);
+      res.body.off('error', onError);
+      res.body.off('end', onEnd);
       resolve(broken);
     };
     const onClose = () => {
       res.body.destroy();
       done();
     };
-    stream.once('close', onClose);
-    res.body.on('data', count);
-    res.body.once('error', (err) => {
+    const onError = (err: Error) => {
       resetStream(stream, WireCode.UPSTREAM_RESET);
       done({ err, bytes });
-    });
-    res.body.once('end', () => {
+    };
+    const onEnd = () => {
       onBodyEnd();
       done();
-    });
+    };
+    stream.on('close', onClose);
+    res.body.on('data', count);
+    res.body.on('error', onError);
+    res.body.on('end', onEnd);
     stream.write(head);
     res.body.pipe(stream);
   });

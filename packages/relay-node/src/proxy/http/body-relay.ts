@@ -176,11 +176,12 @@ function pump(
     const onEnd = () => finish('end');
     const onClose = () => finish(stream.readableEnded ? 'end' : 'broken');
     const onResClose = () => finish('client-gone');
+    // `on`, not `once`: finish() removes every listener (no once-wrappers per body).
     stream.on('data', onData);
-    stream.once('end', onEnd);
-    stream.once('close', onClose);
+    stream.on('end', onEnd);
+    stream.on('close', onClose);
     res.on('drain', onDrain);
-    res.once('close', onResClose);
+    res.on('close', onResClose);
     if (stream.readableEnded) finish('end');
     else if (stream.destroyed) finish('broken');
   });
@@ -195,7 +196,8 @@ export interface BodyRelayContext {
 
 /**
  * Streams the response body to the client. When the path breaks mid-body (or the body
- * ends short of its Content-Length) and `plan` allows, fetches the rest with
+ * ends short of its Content-Length) and the plan allows (`planFor`, asked only then: most
+ * bodies never break), fetches the rest with
  * `Range: bytes=N-` (the rest of the range, for a 206) and If-Range over another path
  * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
@@ -206,7 +208,7 @@ export async function relayBody(
   res: ServerResponse,
   first: EntryStream,
   expected: number | undefined,
-  plan: ResumePlan | undefined,
+  planFor: () => ResumePlan | undefined,
 ): Promise<void> {
   const count = { n: 0 };
   let current = first;
@@ -234,10 +236,9 @@ export async function relayBody(
     resetStream(current.stream, WireCode.CANCEL);
     if (how === 'broken') ctx.connector.pathBroke(current);
     const log = { reqId: first.id, [F.PATH]: current.path.join(','), bytes: count.n, expected };
-    const next =
-      plan && how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed
-        ? await resume(ctx, plan, current, count.n)
-        : undefined;
+    const plan =
+      how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed ? planFor() : undefined;
+    const next = plan ? await resume(ctx, plan, current, count.n) : undefined;
     if (!next) {
       ctx.log.warn({ ...log, how }, 'response body broken: client connection aborted');
       res.destroy();

@@ -213,7 +213,7 @@ export async function proxyRequest(
   writeResponse(ctx, res, answer, path);
   if (res.destroyed) return resetStream(stream, WireCode.CANCEL);
   const expected = promisedLength(head.method, answer);
-  await relayBody(ctx, res, entry, expected, resumePlanFor(origin, head, answer));
+  await relayBody(ctx, res, entry, expected, () => resumePlanFor(origin, head, answer));
 }
 
 /**
@@ -233,6 +233,8 @@ function logWhenDone(
   origin: Origin,
   entry: EntryStream,
 ): void {
+  // A listener and a closure per request for a line that is almost never enabled.
+  if (!ctx.log.isLevelEnabled('debug')) return;
   const started = performance.now();
   res.once('finish', () => {
     ctx.log.debug(
