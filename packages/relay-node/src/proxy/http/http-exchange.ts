@@ -156,6 +156,8 @@ async function attempt(
   if (body === null) {
     req.once('error', () => resetStream(stream, WireCode.CANCEL));
     req.pipe(stream);
+  } else if (body.length === 0) {
+    stream.end(); // no empty write through the Writable machinery (most requests)
   } else {
     stream.end(body);
   }
