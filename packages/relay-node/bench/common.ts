@@ -104,19 +104,20 @@ export interface Child {
 }
 
 /**
- * Starts `script` (TypeScript, run with this process's loader flags) with `args` and waits
- * for its first stdout line, a JSON ready object. The child exits when our stdin pipe to
- * it closes, so it never outlives the bench.
+ * Starts `script` (TypeScript, run with this process's loader flags unless `execArgv` says
+ * otherwise) with `args` and waits for its first stdout line, a JSON ready object. The
+ * child exits when our stdin pipe to it closes, so it never outlives the bench.
  */
 export async function startChild(
   script: string,
   args: string[],
   timeoutMs = 15_000,
+  execArgv: readonly string[] = process.execArgv,
 ): Promise<Child> {
   // BENCH_CHILD_PROF=DIR writes a V8 CPU profile of every child into DIR (diagnostics).
   const dir = process.env.BENCH_CHILD_PROF;
   const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-  const proc = spawn(process.execPath, [...process.execArgv, ...prof, script, ...args], {
+  const proc = spawn(process.execPath, [...execArgv, ...prof, script, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   children.add(proc);

@@ -18,7 +18,6 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
   type HopStream,
@@ -27,7 +26,8 @@ import {
   type Tunnel,
   TunnelDialer,
   TunnelListener,
-} from '../src/index.ts';
+} from '@relaymesh/relay-node';
+import { DirectDialer } from '@relaymesh/shared';
 import { TOKEN } from './common.ts';
 import { runLoad } from './dataplane-common.ts';
 

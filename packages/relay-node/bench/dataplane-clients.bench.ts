@@ -28,14 +28,15 @@
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/dataplane-clients.bench.ts [clients=1000] [seconds=30]
  */
-import { type Child, emit, note, sleep, startChild } from './common.ts';
+import { type Child, emit, note, sleep } from './common.ts';
 import {
-  CHILD,
+  childRuntime,
   cpuMs,
   heapAfterGc,
   machineLoad,
   rssMiB,
   runLoad,
+  startDataplaneChild,
   startEntryExit,
 } from './dataplane-common.ts';
 
@@ -108,8 +109,7 @@ async function main(): Promise<void> {
       await heapAfterGc(entry),
       await heapAfterGc(exit),
     ]);
-    const load = await startChild(
-      CHILD,
+    const load = await startDataplaneChild(
       [JSON.stringify({ mode: 'load', url, workers: CLIENTS, durationMs: SECONDS * 1000 })],
       SECONDS * 1000 + 60_000,
     );
@@ -179,6 +179,7 @@ async function main(): Promise<void> {
       clients: CLIENTS,
       seconds: SECONDS,
       ...machineLoad(),
+      children: childRuntime().children,
     });
   } finally {
     if (timer) clearInterval(timer);

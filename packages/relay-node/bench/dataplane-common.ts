@@ -15,6 +15,72 @@ import { Client, type Dispatcher, Pool } from 'undici';
 import { type Child, note, quantile, sleep, startChild, within } from './common.ts';
 
 export const CHILD = fileURLToPath(new URL('./dataplane-child.ts', import.meta.url));
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** How the data-plane children run; `children` goes in every result line. */
+export interface ChildRuntime {
+  /** 'dist' or 'src via tsx (<why>)'. */
+  children: string;
+  execArgv: string[];
+}
+
+let runtime: ChildRuntime | undefined;
+
+/** `tsc -b` of the workspace (well under a second when nothing changed); the error, or undefined. */
+function build(): string | undefined {
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return undefined;
+  } catch (err) {
+    const out = (err as { stdout?: Buffer }).stdout?.toString().split('\n')[0];
+    return out || (err as Error).message.split('\n')[0];
+  }
+}
+
+/**
+ * The children run the built `dist/`, what users run: the bench builds first (`tsc -b`,
+ * as `pnpm test` does) and drops the `@relaymesh/source` export condition, so
+ * `@relaymesh/*` imports resolve to `dist/`. tsx still loads the child script itself but
+ * leaves the built JavaScript alone. When the build fails, or with DP_CHILDREN=src, the
+ * sources run through tsx instead (its transform cost 12-22 µs of CPU per small request
+ * across entry and exit, docs/performance.md), and the result lines say so.
+ */
+export function childRuntime(): ChildRuntime {
+  if (runtime) return runtime;
+  const failed = process.env.DP_CHILDREN === 'src' ? 'DP_CHILDREN=src' : build();
+  if (failed) {
+    note(`children run the sources through tsx: ${failed}`);
+    runtime = { children: `src via tsx (${failed})`, execArgv: process.execArgv };
+    return runtime;
+  }
+  const execArgv: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--conditions=@relaymesh/source' || a === '-C=@relaymesh/source') continue;
+    if ((a === '--conditions' || a === '-C') && args[i + 1] === '@relaymesh/source') {
+      i++;
+      continue;
+    }
+    execArgv.push(a);
+  }
+  // DP_CHILD_FLAGS="--flag ...": extra node flags for the children (diagnostics).
+  const extra = process.env.DP_CHILD_FLAGS?.split(' ').filter(Boolean) ?? [];
+  runtime = {
+    children: extra.length > 0 ? `dist ${extra.join(' ')}` : 'dist',
+    execArgv: [...execArgv, ...extra],
+  };
+  return runtime;
+}
+
+/** Starts a dataplane-child (see {@link childRuntime} for what code it runs). */
+export function startDataplaneChild(args: string[], timeoutMs?: number): Promise<Child> {
+  return startChild(CHILD, args, timeoutMs, childRuntime().execArgv);
+}
 /** The Host clients send so the entry maps the request to the declared origin. */
 export const ORIGIN_HOST = 'bench.local';
 
@@ -299,6 +365,20 @@ export function cpuMs(pid: number, withChildren = false): number {
   return (ticks * 1000) / CLK_TCK;
 }
 
+/**
+ * Read and write system calls a process made so far (`syscr`, `syscw` of /proc/<pid>/io:
+ * read/recv* and write/writev/send* calls); zeros when unreadable.
+ */
+export function syscalls(pid: number): { reads: number; writes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(io)?.[1] ?? 0);
+    return { reads: field('syscr'), writes: field('syscw') };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
+}
+
 /** Kernel clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on Linux). */
 const CLK_TCK = 100;
 
@@ -327,14 +407,14 @@ export async function heapAfterGc(c: Child): Promise<{ usedMiB: number; rssMiB: 
 export async function startEntryExit(
   started: Child[],
 ): Promise<{ origin: Child; exit: Child; entry: Child; originPort: number }> {
-  const origin = await startChild(CHILD, [JSON.stringify({ mode: 'origin' })]);
+  const origin = await startDataplaneChild([JSON.stringify({ mode: 'origin' })]);
   started.push(origin);
   const originPort = origin.ready.port as number;
-  const exit = await startChild(CHILD, [
+  const exit = await startDataplaneChild([
     JSON.stringify({ mode: 'node', id: 'exit', originPort, listen: true }),
   ]);
   started.push(exit);
-  const entry = await startChild(CHILD, [
+  const entry = await startDataplaneChild([
     JSON.stringify({
       mode: 'node',
       id: 'entry',

@@ -14,8 +14,14 @@
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/dataplane-download.bench.ts [reps=3] [MiB=1024]
  */
 import http from 'node:http';
-import { type Child, emit, MiB, mbps, note, startChild, stats, within } from './common.ts';
-import { CHILD, cpuMs, machineLoad, ORIGIN_HOST } from './dataplane-common.ts';
+import { type Child, emit, MiB, mbps, note, stats, within } from './common.ts';
+import {
+  childRuntime,
+  cpuMs,
+  machineLoad,
+  ORIGIN_HOST,
+  startDataplaneChild,
+} from './dataplane-common.ts';
 
 const REPS = Number(process.argv[2] ?? 3);
 const BYTES = Number(process.argv[3] ?? 1024) * MiB;
@@ -58,7 +64,7 @@ function download(port: number): Promise<number> {
 async function main(): Promise<void> {
   const started: Child[] = [];
   const start = async (cfg: Record<string, unknown>) => {
-    const c = await startChild(CHILD, [JSON.stringify(cfg)]);
+    const c = await startDataplaneChild([JSON.stringify(cfg)]);
     started.push(c);
     return c.ready;
   };
@@ -113,7 +119,12 @@ async function main(): Promise<void> {
       );
     }
     const base = stats(runs.pipes!);
-    const common = { bytes: BYTES, reps: REPS, ...machineLoad() };
+    const common = {
+      bytes: BYTES,
+      reps: REPS,
+      ...machineLoad(),
+      children: childRuntime().children,
+    };
     for (const [name, hops] of [
       ['1 hop', 1],
       ['2 hops', 2],

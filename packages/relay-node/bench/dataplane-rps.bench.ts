@@ -20,6 +20,7 @@
  */
 import { type Child, emit, note, stats } from './common.ts';
 import {
+  childRuntime,
   cpuMs,
   type LoadResult,
   machineLoad,
@@ -27,6 +28,7 @@ import {
   runLoad,
   startEntryExit,
   startNginxChain,
+  syscalls,
   wrkRps,
 } from './dataplane-common.ts';
 
@@ -47,11 +49,14 @@ interface Target {
   pids: number[];
   /** Proxy CPU time per request in the throughput phase, microseconds. */
   cpu: number[];
+  /** Per process (entry, exit): [read, write] system calls per request, throughput phase. */
+  sys: number[][][];
 }
 
 async function measure(t: Target, originPid: number): Promise<void> {
   const pids = t.pids.length > 0 ? t.pids : [originPid];
   const cpu0 = pids.reduce((a, p) => a + cpuMs(p, true), 0);
+  const sys0 = t.pids.map(syscalls);
   const load = await runLoad({
     url: t.url,
     path: '/small',
@@ -60,6 +65,13 @@ async function measure(t: Target, originPid: number): Promise<void> {
     maxRequests: MAX_REQUESTS,
   });
   const cpu = ((pids.reduce((a, p) => a + cpuMs(p, true), 0) - cpu0) * 1000) / load.requests;
+  const sys = t.pids.map((p, i) => {
+    const s = syscalls(p);
+    return [
+      (s.reads - sys0[i]!.reads) / load.requests,
+      (s.writes - sys0[i]!.writes) / load.requests,
+    ];
+  });
   const lat = await runLoad({
     url: t.url,
     path: '/small',
@@ -75,8 +87,9 @@ async function measure(t: Target, originPid: number): Promise<void> {
   t.load.push(load);
   t.lat.push(lat);
   t.cpu.push(cpu);
+  t.sys.push(sys);
   note(
-    `${t.name}: ${load.rps.toFixed(0)} req/s, ${cpu.toFixed(0)} us CPU/req (p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms at ${CONNS} conns); 1 conn p50 ${lat.p50Ms.toFixed(3)} ms p99 ${lat.p99Ms.toFixed(3)} ms`,
+    `${t.name}: ${load.rps.toFixed(0)} req/s, ${cpu.toFixed(0)} us CPU/req, syscalls/req r/w ${sys.map((x) => x.map((v) => v.toFixed(2)).join('/')).join(' ')} (p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms at ${CONNS} conns); 1 conn p50 ${lat.p50Ms.toFixed(3)} ms p99 ${lat.p99Ms.toFixed(3)} ms`,
   );
 }
 
@@ -98,6 +111,7 @@ async function main(): Promise<void> {
         lat: [],
         pids: [],
         cpu: [],
+        sys: [],
       },
       {
         name: 'mesh entry->exit',
@@ -106,6 +120,7 @@ async function main(): Promise<void> {
         lat: [],
         pids: [entry.proc.pid!, exit.proc.pid!],
         cpu: [],
+        sys: [],
       },
     ];
     if (nginx) {
@@ -116,6 +131,7 @@ async function main(): Promise<void> {
         lat: [],
         pids: nginx.pids,
         cpu: [],
+        sys: [],
       });
     }
 
@@ -142,7 +158,13 @@ async function main(): Promise<void> {
     const [direct, mesh, chain] = targets as [Target, Target, Target | undefined];
     const base = chain ?? direct;
     const rpsRatio = med(mesh.load, 'rps') / med(base.load, 'rps');
-    const common = { reps: REPS, runMs: RUN_MS, conns: CONNS, ...machineLoad() };
+    const common = {
+      reps: REPS,
+      runMs: RUN_MS,
+      conns: CONNS,
+      ...machineLoad(),
+      children: childRuntime().children,
+    };
     emit({
       bench: 'dataplane-rps',
       metric: `small responses (64 B) through entry->exit on loopback, ${CONNS} keep-alive connections`,
@@ -168,6 +190,11 @@ async function main(): Promise<void> {
       // The baseline's proxy CPU per request over the mesh's: moves far less with the
       // machine's load than the rates do.
       cpuRatio: medOf(base.cpu) / medOf(mesh.cpu),
+      // [reads, writes] system calls per request of the entry and of the exit (medians).
+      meshSyscallsPerReq: {
+        entry: [0, 1].map((k) => medOf(mesh.sys.map((s) => s[0]![k]!))),
+        exit: [0, 1].map((k) => medOf(mesh.sys.map((s) => s[1]![k]!))),
+      },
       wrkRps: wrk,
       // Stalls (a request over 100 ms) summed over the throughput phases of all reps, and
       // the slowest request: a stalled connection shows here even when the rate hides it.

@@ -2,8 +2,8 @@ import { type Clock, isRelayError, RelayError, systemClock, WireCode } from '@re
 import {
   DATA_PLANE_VERSION,
   decodeResponseHead,
+  encodeOpenHeader,
   encodePrefixed,
-  encodeProbeHeader,
   MAX_RESPONSE_HEAD_BYTES,
   type OpenHeader,
   probeOpenHeader,
@@ -110,7 +110,7 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeResult> {
     return { bps: (counted * 1000) / ms, complete: false, bytes: counted, ms };
   };
   stream.on('error', () => {}); // reported through readPrefixed / 'close'
-  stream.end(encodeProbeHeader(probeOpenHeader(o.id, o.nodeId, bytes)));
+  stream.end(encodeOpenHeader(probeOpenHeader(o.id, o.nodeId, bytes)));
   let head: Buffer;
   try {
     head = await readPrefixed(stream, MAX_RESPONSE_HEAD_BYTES, timeoutMs, clock);

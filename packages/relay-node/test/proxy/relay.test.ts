@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { WireCode } from '@relaymesh/shared';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodePrefixed } from '../../src/proxy/open-header.ts';
+import { DATA_PLANE_VERSION, encodePrefixed } from '../../src/proxy/open-header.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
 import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
 
@@ -123,7 +123,7 @@ describe('relay: per-hop backpressure, reset propagation, loop and hop limits', 
 
   const header = (path: string[], hops: string[]) =>
     encodePrefixed({
-      v: 1,
+      v: DATA_PLANE_VERSION,
       kind: 'http',
       origin: 'files',
       hops,

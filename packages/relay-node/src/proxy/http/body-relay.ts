@@ -130,6 +130,8 @@ interface Stall {
 interface StallLimits {
   sendTimeoutMs: number;
   parkAfterMs: number;
+  /** Whether this response can be resumed once parked (asked only when a stall begins). */
+  canPark: () => boolean;
 }
 
 /**
@@ -154,7 +156,7 @@ function pump(
     let timer: NodeJS.Timeout | undefined;
     // Every body byte already handed to the client socket: nothing left to let go of (a
     // resume would ask for an empty range), so only the send timeout applies.
-    const parkable = () => limits.parkAfterMs > 0 && count.n < limit;
+    const parkable = () => limits.parkAfterMs > 0 && count.n < limit && limits.canPark();
     const checkStall = () => {
       timer = undefined;
       if (stall.at === undefined) return;
@@ -201,11 +203,12 @@ function pump(
     const onEnd = () => finish('end');
     const onClose = () => finish(stream.readableEnded ? 'end' : 'broken');
     const onResClose = () => finish('client-gone');
+    // `on`, not `once`: finish() removes every listener (no once-wrappers per body).
     stream.on('data', onData);
-    stream.once('end', onEnd);
-    stream.once('close', onClose);
+    stream.on('end', onEnd);
+    stream.on('close', onClose);
     res.on('drain', onDrain);
-    res.once('close', onResClose);
+    res.on('close', onResClose);
     if (stream.readableEnded) finish('end');
     else if (stream.destroyed) finish('broken');
     else if (stall.at !== undefined) {
@@ -276,7 +279,8 @@ function resetClient(res: ServerResponse): void {
 
 /**
  * Streams the response body to the client. When the path breaks mid-body (or the body
- * ends short of its Content-Length) and `plan` allows, fetches the rest with
+ * ends short of its Content-Length) and the plan allows (`planFor`, asked only then: most
+ * bodies never break), fetches the rest with
  * `Range: bytes=N-` (the rest of the range, for a 206) and If-Range over another path
  * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
@@ -289,14 +293,26 @@ export async function relayBody(
   res: ServerResponse,
   first: EntryStream,
   expected: number | undefined,
-  plan: ResumePlan | undefined,
+  planFor: () => ResumePlan | undefined,
 ): Promise<void> {
   const count = { n: 0 };
   const stall: Stall = { at: undefined };
   const sendTimeoutMs = ctx.sendTimeoutMs ?? 0;
+  // The resume plan is built once, and only when needed: a stall (parking needs a plan
+  // with a validator) or a broken path. Most bodies need neither.
+  let plan: ResumePlan | undefined;
+  let planned = false;
+  const getPlan = () => {
+    if (!planned) {
+      planned = true;
+      plan = planFor();
+    }
+    return plan;
+  };
   const limits: StallLimits = {
     sendTimeoutMs,
-    parkAfterMs: plan?.validator !== undefined ? (ctx.parkAfterMs ?? 0) : 0,
+    parkAfterMs: ctx.parkAfterMs ?? 0,
+    canPark: () => getPlan()?.validator !== undefined,
   };
   let current = first;
   let parks = 0;
@@ -312,7 +328,8 @@ export async function relayBody(
       );
       return resetClient(res);
     }
-    if (how === 'parked' && plan) {
+    const parkPlan = how === 'parked' ? getPlan() : undefined;
+    if (parkPlan) {
       resetStream(current.stream, WireCode.CANCEL);
       const woke = await waitForDrain(res, stall, sendTimeoutMs);
       if (woke === 'gone') return;
@@ -325,7 +342,7 @@ export async function relayBody(
       }
       parks += 1;
       resumes -= 1; // a park is not a broken path: it does not use up a resume
-      const next = await resume(ctx, plan, current, count.n, false);
+      const next = await resume(ctx, parkPlan, current, count.n, false);
       if (!next) {
         ctx.log.warn(
           { reqId: first.id, bytes: count.n },
@@ -344,10 +361,9 @@ export async function relayBody(
     resetStream(current.stream, WireCode.CANCEL);
     if (how === 'broken') ctx.connector.pathBroke(current);
     const log = { reqId: first.id, [F.PATH]: current.path.join(','), bytes: count.n, expected };
-    const next =
-      plan && how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed
-        ? await resume(ctx, plan, current, count.n, true)
-        : undefined;
+    const resumePlan =
+      how !== 'overflow' && resumes < MAX_RESUMES && !res.destroyed ? getPlan() : undefined;
+    const next = resumePlan ? await resume(ctx, resumePlan, current, count.n, true) : undefined;
     if (!next) {
       ctx.log.warn({ ...log, how }, 'response body broken: client connection aborted');
       res.destroy();

@@ -146,12 +146,14 @@ export class EntryServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#responses.add(res);
-    res.once('close', () => this.#responses.delete(res));
-    if (this.#closed) this.#lastOnConnection(res);
     const socket = req.socket;
+    res.on('close', () => {
+      this.#responses.delete(res);
+      this.#inFlight.set(socket, (this.#inFlight.get(socket) ?? 1) - 1);
+    });
+    if (this.#closed) this.#lastOnConnection(res);
     const n = (this.#inFlight.get(socket) ?? 0) + 1;
     this.#inFlight.set(socket, n);
-    res.once('close', () => this.#inFlight.set(socket, (this.#inFlight.get(socket) ?? 1) - 1));
     if (n > this.#maxInFlight) {
       const f = {
         status: 503,

@@ -158,6 +158,8 @@ async function attempt(
   if (body === null) {
     req.once('error', () => resetStream(stream, WireCode.CANCEL));
     req.pipe(stream);
+  } else if (body.length === 0) {
+    stream.end(); // no empty write through the Writable machinery (most requests)
   } else {
     stream.end(body);
   }
@@ -215,7 +217,7 @@ export async function proxyRequest(
   writeResponse(ctx, res, answer, path);
   if (res.destroyed) return resetStream(stream, WireCode.CANCEL);
   const expected = promisedLength(head.method, answer);
-  await relayBody(ctx, res, entry, expected, resumePlanFor(origin, head, answer));
+  await relayBody(ctx, res, entry, expected, () => resumePlanFor(origin, head, answer));
 }
 
 /**
@@ -235,6 +237,8 @@ function logWhenDone(
   origin: Origin,
   entry: EntryStream,
 ): void {
+  // A listener and a closure per request for a line that is almost never enabled.
+  if (!ctx.log.isLevelEnabled('debug')) return;
   const started = performance.now();
   res.once('finish', () => {
     ctx.log.debug(
