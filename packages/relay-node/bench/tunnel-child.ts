@@ -111,7 +111,6 @@ async function listener(
 function gcWatch(): {
   stop(): {
     full: number;
-    external: number;
     minor: number;
     maxMs: number;
     totalMs: number;
@@ -119,17 +118,12 @@ function gcWatch(): {
   };
 } {
   const t0 = performance.now();
-  // external: collections V8 started because external memory (ArrayBuffers) grew.
-  const g = { full: 0, external: 0, minor: 0, maxMs: 0, totalMs: 0, seconds: 0 };
+  const g = { full: 0, minor: 0, maxMs: 0, totalMs: 0, seconds: 0 };
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       g.maxMs = Math.max(g.maxMs, e.duration);
       g.totalMs += e.duration;
-      const d = (e as unknown as { detail?: { kind?: number; flags?: number } }).detail;
-      const kind = d?.kind;
-      if (((d?.flags ?? 0) & constants.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY) !== 0) {
-        g.external++;
-      }
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
       if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) g.full++;
       else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) g.minor++;
     }
@@ -159,7 +153,7 @@ function echoOrSink(s: MuxStream, session: Session): void {
         // (this stream's own session: the bench uses two tunnels).
         const rtt = session.rttStats;
         process.stderr.write(
-          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt.srttMs?.toFixed(3)} ms, min ${rtt.minMs?.toFixed(3)} ms, min of last 10 s ${rtt.recentMinMs?.toFixed(3)} ms, samples ${rtt.samples}; GC ${g.full} full (${g.external} for external memory), ${g.minor} scavenges in ${g.seconds.toFixed(1)} s, max ${g.maxMs.toFixed(1)} ms, total ${g.totalMs.toFixed(0)} ms\n`,
+          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt.srttMs?.toFixed(3)} ms, min ${rtt.minMs?.toFixed(3)} ms, min of last 10 s ${rtt.recentMinMs?.toFixed(3)} ms, samples ${rtt.samples}; GC ${g.full} full, ${g.minor} scavenges in ${g.seconds.toFixed(1)} s, max ${g.maxMs.toFixed(1)} ms, total ${g.totalMs.toFixed(0)} ms\n`,
         );
         s.end();
       });
