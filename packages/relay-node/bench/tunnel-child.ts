@@ -15,6 +15,7 @@
  */
 import { once } from 'node:events';
 import net from 'node:net';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
   type MuxConfig,
@@ -106,6 +107,37 @@ async function listener(
   return { port: addr.port, url: l.url };
 }
 
+/** This process's GC pauses from now until `stop()` (diagnostics of the receive side). */
+function gcWatch(): {
+  stop(): {
+    full: number;
+    minor: number;
+    maxMs: number;
+    totalMs: number;
+    seconds: number;
+  };
+} {
+  const t0 = performance.now();
+  const g = { full: 0, minor: 0, maxMs: 0, totalMs: 0, seconds: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      g.maxMs = Math.max(g.maxMs, e.duration);
+      g.totalMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) g.full++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) g.minor++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      obs.disconnect();
+      g.seconds = (performance.now() - t0) / 1000;
+      return g;
+    },
+  };
+}
+
 function echoOrSink(s: MuxStream, session: Session): void {
   s.on('error', () => {});
   s.once('readable', () => {
@@ -113,13 +145,15 @@ function echoOrSink(s: MuxStream, session: Session): void {
     if (head === null) return;
     if (head[0] === 0x45) s.pipe(s);
     else {
+      const gc = gcWatch();
       s.on('data', () => {});
       s.on('end', () => {
+        const g = gc.stop();
         // Diagnostics for the head-of-line bench: how far the bulk window grew, and why
         // (this stream's own session: the bench uses two tunnels).
         const rtt = session.rttStats;
         process.stderr.write(
-          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt.srttMs?.toFixed(3)} ms, min ${rtt.minMs?.toFixed(3)} ms, min of last 10 s ${rtt.recentMinMs?.toFixed(3)} ms, samples ${rtt.samples}\n`,
+          `  [echo child] bulk stream done: window ${s.receiveWindow} B, srtt ${rtt.srttMs?.toFixed(3)} ms, min ${rtt.minMs?.toFixed(3)} ms, min of last 10 s ${rtt.recentMinMs?.toFixed(3)} ms, samples ${rtt.samples}; GC ${g.full} full, ${g.minor} scavenges in ${g.seconds.toFixed(1)} s, max ${g.maxMs.toFixed(1)} ms, total ${g.totalMs.toFixed(0)} ms\n`,
         );
         s.end();
       });

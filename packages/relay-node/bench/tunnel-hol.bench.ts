@@ -10,7 +10,7 @@
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/tunnel-hol.bench.ts [reps] [phaseMs]
  */
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type MuxStream, type Tunnel, TunnelDialer } from '../src/index.ts';
 import { blast, emit, note, quantile, sleep, startChild, stats, TOKEN, within } from './common.ts';
@@ -64,6 +64,8 @@ interface Phase {
   /** This process's GC pauses during the phase: the longest and the sum (ms). */
   gcMaxMs: number;
   gcTotalMs: number;
+  /** Full (mark-compact) collections per second during the phase. */
+  gcMajorPerS: number;
   bulkMBs: number;
 }
 
@@ -83,14 +85,19 @@ async function bulkPhase(req: MuxStream, bulkTunnel: Tunnel): Promise<Phase> {
   loop.enable();
   let gcMaxMs = 0;
   let gcTotalMs = 0;
+  let gcMajor = 0;
   const gc = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       gcMaxMs = Math.max(gcMaxMs, e.duration);
       gcTotalMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcMajor++;
     }
   });
   gc.observe({ entryTypes: ['gc'] });
+  const t0 = performance.now();
   const pct = percentiles(await echoes(req, PHASE_MS));
+  const phaseS = (performance.now() - t0) / 1000;
   loop.disable();
   gc.disconnect();
   const sent = await sending;
@@ -99,6 +106,7 @@ async function bulkPhase(req: MuxStream, bulkTunnel: Tunnel): Promise<Phase> {
     loopP99: loop.percentile(99) / 1e6,
     gcMaxMs,
     gcTotalMs,
+    gcMajorPerS: gcMajor / phaseS,
     bulkMBs: sent.bytes / 1e3 / sendMs,
   };
 }
@@ -130,7 +138,8 @@ async function main(): Promise<void> {
       control.push(await bulkPhase(req, other));
       note(
         `rep ${i + 1}: idle ${fmt(idle.at(-1)!)}; bulk on the same tunnel ${fmt(bulk.at(-1)!)}, ` +
-          `${bulk.at(-1)!.bulkMBs.toFixed(0)} MB/s, loop delay p99 ${bulk.at(-1)!.loopP99.toFixed(1)} ms; ` +
+          `${bulk.at(-1)!.bulkMBs.toFixed(0)} MB/s, loop delay p99 ${bulk.at(-1)!.loopP99.toFixed(1)} ms, ` +
+          `GC max ${bulk.at(-1)!.gcMaxMs.toFixed(1)} ms, ${bulk.at(-1)!.gcMajorPerS.toFixed(1)} full/s; ` +
           `bulk on another tunnel ${fmt(control.at(-1)!)}, ${control.at(-1)!.bulkMBs.toFixed(0)} MB/s, ` +
           `loop delay p99 ${control.at(-1)!.loopP99.toFixed(1)} ms`,
       );
@@ -160,6 +169,7 @@ async function main(): Promise<void> {
       eventLoopDelayP99Ms: stats(bulk.map((r) => r.loopP99)).median,
       gcMaxMs: stats(bulk.map((r) => r.gcMaxMs)).median,
       gcTotalMs: stats(bulk.map((r) => r.gcTotalMs)).median,
+      gcMajorPerS: stats(bulk.map((r) => r.gcMajorPerS)).median,
       controlOtherTunnelP50: stats(control.map((r) => r.p50)).median,
       controlOtherTunnelP99: c99.median,
       controlBulkMBs: stats(control.map((r) => r.bulkMBs)).median,

@@ -1,4 +1,5 @@
 import { Flag, FRAME_HEADER_SIZE, FrameType, writeHeader } from '@relaymesh/shared';
+import { processSlabPool, Slab, type SlabPool } from './slab-pool.ts';
 import type { FrameTransport } from './transport.ts';
 
 /**
@@ -74,14 +75,6 @@ export class StreamSendQueue {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Frames are carved out of slabs (one allocation per 128 KiB instead of one per frame);
- * a slab is never reused, it is freed when the last frame cut from it has been written.
- * 128 KiB keeps a full 16 KiB payload at 1/8 of its slab, so a zero-copy receiver (the
- * memory pair) does not take it for a small view worth copying (see stream.ts).
- */
-const SLAB_SIZE = 128 * 1024;
-
-/**
  * The session's send side. Control frames (WINDOW_UPDATE, PING, SYN/ACK/RST, GO_AWAY) go
  * to the transport at once, ahead of any DATA still waiting here. DATA leaves round-robin,
  * one frame of up to `frameSize` per stream per turn, and only while the transport's
@@ -90,6 +83,10 @@ const SLAB_SIZE = 128 * 1024;
  * handled in one poll phase (50 requests' heads, bodies and FINs under load) leave in one
  * write instead of one write per event. A frame waits at most for the rest of the current
  * turn's I/O callbacks, never for a timer or another turn.
+ *
+ * Frames are cut from pooled slabs (slab-pool.ts), each preceded by the transport's
+ * `headroom`, and handed over with their slab's `release`, so a slab is cut again once the
+ * transport has written everything cut from it.
  */
 export class Scheduler {
   readonly #transport: FrameTransport;
@@ -99,12 +96,16 @@ export class Scheduler {
   #blocked = false;
   #corked = false;
   #closed = false;
-  #slab: Buffer = Buffer.alloc(0);
-  #slabUsed = 0;
+  readonly #headroom: number;
+  readonly #pool: SlabPool;
+  #slab: Slab | undefined;
 
-  constructor(transport: FrameTransport, frameSize: number) {
+  /** @param pool where slabs come from and return to (default: the process's). */
+  constructor(transport: FrameTransport, frameSize: number, pool: SlabPool = processSlabPool) {
     this.#transport = transport;
     this.#frameSize = frameSize;
+    this.#headroom = transport.headroom ?? 0;
+    this.#pool = pool;
   }
 
   /** True while the transport has refused more DATA (waiting for drain). */
@@ -115,10 +116,11 @@ export class Scheduler {
   /** Sends a header-only control frame now (it overtakes queued DATA). */
   control(type: FrameType, flags: number, streamId: number, length: number): void {
     if (this.#closed) return;
-    const frame = this.#alloc(FRAME_HEADER_SIZE);
-    writeHeader(frame, 0, type, flags, streamId, length);
+    const slab = this.#slabFor(this.#headroom + FRAME_HEADER_SIZE);
+    const frame = slab.cut(this.#headroom + FRAME_HEADER_SIZE);
+    writeHeader(frame, this.#headroom, type, flags, streamId, length);
     this.#cork();
-    if (!this.#transport.send(frame)) this.#blocked = true;
+    if (!this.#transport.send(frame, slab.release)) this.#blocked = true;
   }
 
   /** The queue has new work: put it in the ring and flush on the next tick. */
@@ -140,6 +142,8 @@ export class Scheduler {
     this.#closed = true;
     this.#ring.length = 0;
     this.#ringHead = 0;
+    this.#slab?.retire();
+    this.#slab = undefined;
   }
 
   /** Corks now, uncorks once this turn's frames are out: one write per event-loop turn. */
@@ -176,7 +180,7 @@ export class Scheduler {
         q.scheduled = false;
         continue;
       }
-      const ok = this.#transport.send(this.#nextFrame(q));
+      const ok = this.#sendFrame(q);
       if (q.hasWork) this.#ring.push(q);
       else q.scheduled = false;
       if (!ok) this.#blocked = true;
@@ -188,27 +192,29 @@ export class Scheduler {
     }
   }
 
-  /** One DATA frame from `q`: header and payload in one buffer, one copy of the payload. */
-  #nextFrame(q: StreamSendQueue): Buffer {
+  /** Sends one DATA frame from `q`: header and payload in one buffer, one copy of the payload. */
+  #sendFrame(q: StreamSendQueue): boolean {
     const n = Math.min(q.bytes, this.#frameSize);
-    const frame = this.#alloc(FRAME_HEADER_SIZE + n);
-    q.takeInto(frame, FRAME_HEADER_SIZE, n);
+    const size = this.#headroom + FRAME_HEADER_SIZE + n;
+    const slab = this.#slabFor(size);
+    const frame = slab.cut(size);
+    q.takeInto(frame, this.#headroom + FRAME_HEADER_SIZE, n);
     let flags: number = Flag.NONE;
     if (q.bytes === 0 && q.fin) {
       flags = Flag.FIN;
       q.finSent = true;
     }
-    writeHeader(frame, 0, FrameType.DATA, flags, q.streamId, n);
-    return frame;
+    writeHeader(frame, this.#headroom, FrameType.DATA, flags, q.streamId, n);
+    return this.#transport.send(frame, slab.release);
   }
 
-  #alloc(size: number): Buffer {
-    if (this.#slab.length - this.#slabUsed < size) {
-      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, size));
-      this.#slabUsed = 0;
-    }
-    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + size);
-    this.#slabUsed += size;
-    return out;
+  /** The current slab if `size` bytes fit, else a new one (the old one is retired). */
+  #slabFor(size: number): Slab {
+    const current = this.#slab;
+    if (current !== undefined && current.room >= size) return current;
+    current?.retire();
+    const next = new Slab(this.#pool, size);
+    this.#slab = next;
+    return next;
   }
 }

@@ -11,6 +11,12 @@ export interface StreamTransportOptions {
   highWaterMark?: number;
   /** For logs, e.g. "tcp 127.0.0.1:4100". Default "stream". */
   description?: string;
+  /**
+   * The Duplex copies what is written before its write callback fires (a net.Socket:
+   * into the kernel), so the scheduler may reuse a frame's memory after it. Not so for
+   * the memory pair, which hands chunks to the reader by reference. Default false.
+   */
+  copiesOnWrite?: boolean;
 }
 
 /** Default user-space send queue cap (research/transport.md §0: 256 KiB–1 MiB). */
@@ -28,6 +34,7 @@ export class StreamTransport implements FrameTransport {
   readonly description: string;
   readonly #duplex: Duplex;
   readonly #hwm: number;
+  readonly #copiesOnWrite: boolean;
   readonly #decoder = new FrameDecoder();
   #handlers: FrameTransportHandlers | undefined;
   #needDrain = false;
@@ -41,6 +48,7 @@ export class StreamTransport implements FrameTransport {
       duplex.writableHighWaterMark,
     );
     this.description = options.description ?? 'stream';
+    this.#copiesOnWrite = options.copiesOnWrite ?? false;
   }
 
   get bufferedAmount(): number {
@@ -59,10 +67,12 @@ export class StreamTransport implements FrameTransport {
     if (d.destroyed) queueMicrotask(() => this.#onClose());
   }
 
-  send(frame: Buffer): boolean {
+  /** `written` is passed on only with `copiesOnWrite`. */
+  send(frame: Buffer, written?: () => void): boolean {
     // A decode failure stops reading only: the session may still send its GO_AWAY.
     if (this.#duplex.destroyed || this.#duplex.writableEnded) return false;
-    this.#duplex.write(frame);
+    if (written !== undefined && this.#copiesOnWrite) this.#duplex.write(frame, written);
+    else this.#duplex.write(frame);
     if (this.#duplex.writableLength < this.#hwm) return true;
     this.#needDrain = true;
     return false;

@@ -25,11 +25,23 @@ export interface FrameTransportHandlers {
 export interface FrameTransport {
   start(handlers: FrameTransportHandlers): void;
   /**
-   * Queues one whole encoded frame (header + payload). Returns false when the bytes
-   * queued in user space are above the transport's high-water mark; the caller should
-   * stop sending DATA until `drain` (control frames may still be sent).
+   * Bytes the transport may use in front of every frame for its own framing (a WebSocket
+   * header, written in place so that header and frame leave as one buffer). `send`'s
+   * buffer then starts with this many scratch bytes, followed by the frame. Absent: 0.
    */
-  send(frame: Buffer): boolean;
+  readonly headroom?: number;
+  /**
+   * Queues one whole encoded frame (header + payload), after `headroom` scratch bytes.
+   * The transport may overwrite the whole buffer (e.g. mask it in place). Returns false
+   * when the bytes queued in user space are above the transport's high-water mark; the
+   * caller should stop sending DATA until `drain` (control frames may still be sent).
+   *
+   * `written`, if given, is called at most once, when the transport will never read the
+   * buffer's bytes again (written to the kernel, or the write failed): the caller may then
+   * reuse the memory. A transport that cannot tell (a Duplex that passes chunks by
+   * reference, like the memory pair) never calls it, and the memory is not reused.
+   */
+  send(frame: Buffer, written?: () => void): boolean;
   /** Bytes accepted by `send` and not yet handed to the kernel. */
   readonly bufferedAmount: number;
   /** Batch the sends of one tick into one write (uncork on the next tick). */

@@ -42,7 +42,7 @@ export interface TunnelDialerOptions {
   versions?: VersionRange;
   /** ws maxPayload. @default 128 KiB */
   maxPayload?: number;
-  transport?: Omit<WsTransportOptions, 'description' | 'clock'>;
+  transport?: Omit<WsTransportOptions, 'description' | 'clock' | 'masking'>;
   mux?: Partial<MuxConfig>;
   /**
    * For `wss://` peers: trust anchors (`ca`, e.g. the cluster's own CA) and the like.
@@ -160,7 +160,13 @@ export class TunnelDialer {
           : {}),
         timeoutMs: o.handshakeTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
         clock: this.#clock,
-        transport: { ...o.transport, clock: this.#clock, description: `ws ${remote}` },
+        transport: {
+          ...o.transport,
+          clock: this.#clock,
+          description: `ws ${remote}`,
+          // Our frames are masked by WsTransport, ws's own (close, pong) by generateMask.
+          masking: target.secure && o.zeroMaskOverTls === true ? 'zero' : 'random',
+        },
       }),
     );
     if (options.signal?.aborted) {

@@ -55,7 +55,7 @@ export interface TunnelListenerOptions {
   maxPendingHandshakes?: number;
   /** ws maxPayload. @default 128 KiB */
   maxPayload?: number;
-  transport?: Omit<WsTransportOptions, 'description' | 'clock'>;
+  transport?: Omit<WsTransportOptions, 'description' | 'clock' | 'masking'>;
   mux?: Partial<MuxConfig>;
   logger?: Logger;
   clock?: Clock;

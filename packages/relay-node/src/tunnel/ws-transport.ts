@@ -11,6 +11,7 @@ import {
 import WebSocket from 'ws';
 import type { FrameTransport, FrameTransportHandlers } from '../mux/transport.ts';
 import { closeCodeFor, closeReasonFor, errorFromClose, errorFromWs } from './close-codes.ts';
+import { frameInPlace, type WsMasking, wsHeadroom } from './ws-frame.ts';
 
 export interface WsTransportOptions {
   /** `send` returns false above this many bytes handed to ws and not yet written. @default 512 KiB */
@@ -26,6 +27,11 @@ export interface WsTransportOptions {
   closeTimeoutMs?: number;
   /** For logs. @default "ws <remote address>:<port>" */
   description?: string;
+  /**
+   * How our frames are masked (RFC 6455 section 5.3). 'zero' only inside TLS (the dialer's
+   * `zeroMaskOverTls`). @default 'random' on a client WebSocket, 'none' on a server one
+   */
+  masking?: WsMasking;
   clock?: Clock;
 }
 
@@ -33,9 +39,14 @@ export const DEFAULT_WS_HIGH_WATER_MARK = 512 * 1024;
 const DEFAULT_MAX_EARLY_BYTES = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
 
-/** ws keeps its net.Socket here; we need it to cork batches of frames. */
+/** ws keeps its net.Socket here; we need it to cork batches of frames and to write them. */
 function socketOf(ws: WebSocket): Socket | undefined {
   return (ws as unknown as { _socket?: Socket | null })._socket ?? undefined;
+}
+
+/** ws marks the accepting side (whose frames are not masked) here. */
+function isServerSide(ws: WebSocket): boolean {
+  return (ws as unknown as { _isServer?: boolean })._isServer === true;
 }
 
 function toBuffer(data: WebSocket.RawData): Buffer {
@@ -51,14 +62,25 @@ type Early = { frame: Buffer } | { error: Error } | { close: true };
  * message. Attach it in the same tick the hello completes: it listens at once and keeps
  * the frames that arrive before the Session calls `start()`.
  *
- * Backpressure counts the bytes handed to `ws.send` whose callbacks have not fired (they
- * fire once written to the kernel), so it works whatever ws queues internally. `end()`
+ * Frames are framed and masked in place (ws-frame.ts) in the `headroom` the scheduler
+ * leaves in front of each, and written straight to ws's socket as one buffer each; ws
+ * writes its own frames (close, pong) to the same socket synchronously and whole, so the
+ * two never interleave inside a frame. ws's Receiver still parses everything we receive.
+ * With an extension negotiated (never: both ends disable permessage-deflate) frames go
+ * through `ws.send` instead.
+ *
+ * Backpressure counts the bytes handed over whose write callbacks have not fired (they
+ * fire once written to the kernel), so it works whatever ws or the socket queue. `end()`
  * sends a close 1000 after the queued frames; a violation sends a close with the mapped
  * code (see close-codes.ts) and its RelayError code as the reason. Emits `'close'`
  * (err | undefined) once, after `handlers.close`.
  */
 export class WsTransport extends EventEmitter implements FrameTransport {
   readonly description: string;
+  readonly headroom: number;
+  readonly #masking: WsMasking;
+  /** Frame in place and write to the socket (false: through ws.send). */
+  readonly #raw: boolean;
   readonly #ws: WebSocket;
   readonly #hwm: number;
   readonly #lwm: number;
@@ -91,6 +113,9 @@ export class WsTransport extends EventEmitter implements FrameTransport {
     this.#maxEarly = options.maxEarlyBytes ?? DEFAULT_MAX_EARLY_BYTES;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#clock = options.clock ?? systemClock;
+    this.#masking = options.masking ?? (isServerSide(ws) ? 'none' : 'random');
+    this.headroom = wsHeadroom(this.#masking);
+    this.#raw = ws.extensions === '';
     const s = socketOf(ws);
     this.description =
       options.description ?? `ws ${s?.remoteAddress ?? '?'}:${s?.remotePort ?? '?'}`;
@@ -122,13 +147,20 @@ export class WsTransport extends EventEmitter implements FrameTransport {
     if (this.#early.length > 0) queueMicrotask(() => this.#replay());
   }
 
-  send(frame: Buffer): boolean {
+  /** `buf` is {@link headroom} scratch bytes, then the frame; it is masked in place. */
+  send(buf: Buffer, written?: () => void): boolean {
     if (this.#failed || this.#ended || this.#destroyed || this.#ws.readyState !== WebSocket.OPEN) {
       return false;
     }
-    const size = frame.length;
+    const size = buf.length - this.headroom;
     this.#inflight += size;
-    this.#ws.send(frame, { binary: true }, () => this.#onSent(size));
+    const done = () => {
+      this.#onSent(size);
+      written?.();
+    };
+    const socket = this.#raw ? socketOf(this.#ws) : undefined;
+    if (socket !== undefined) socket.write(frameInPlace(buf, this.headroom, this.#masking), done);
+    else this.#ws.send(buf.subarray(this.headroom), { binary: true }, done);
     if (this.#inflight < this.#hwm) return true;
     this.#needDrain = true;
     return false;

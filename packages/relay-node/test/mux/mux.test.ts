@@ -40,8 +40,14 @@ async function tcpPair(clientAccepts: boolean): Promise<MuxPair> {
   const [acceptedSocket] = await accepted;
   server.close();
   for (const s of [dialed, acceptedSocket]) s.setNoDelay(true);
-  const dialT = new StreamTransport(dialed, { description: `tcp dial ${port}` });
-  const acceptT = new StreamTransport(acceptedSocket, { description: `tcp accept ${port}` });
+  const dialT = new StreamTransport(dialed, {
+    description: `tcp dial ${port}`,
+    copiesOnWrite: true,
+  });
+  const acceptT = new StreamTransport(acceptedSocket, {
+    description: `tcp accept ${port}`,
+    copiesOnWrite: true,
+  });
   return clientAccepts ? sessions(acceptT, dialT) : sessions(dialT, acceptT);
 }
 

@@ -190,6 +190,11 @@ describe('frames that follow the hello in the same socket read', () => {
   });
 });
 
+/** `frame` with the scratch bytes WsTransport.send wants in front (a fresh buffer: send masks it in place). */
+function withHeadroom(t: WsTransport, frame: Buffer): Buffer {
+  return Buffer.concat([Buffer.alloc(t.headroom), frame]);
+}
+
 describe('WsTransport', () => {
   async function wsPair(): Promise<{ a: WebSocket; b: WebSocket }> {
     const wss = r.add(new WebSocketServer({ host: '127.0.0.1', port: 0 }), (s) => s.close());
@@ -225,7 +230,7 @@ describe('WsTransport', () => {
     const payload = Buffer.alloc(64 * 1024, 1);
     const frame = encodeFrame(FrameType.DATA, 0, 1, payload.length, payload);
     const results: boolean[] = [];
-    for (let i = 0; i < 6; i++) results.push(t.send(frame));
+    for (let i = 0; i < 6; i++) results.push(t.send(withHeadroom(t, frame)));
     // Send callbacks fire only after this tick: the fourth frame crosses 256 KiB.
     expect(results).toEqual([true, true, true, false, false, false]);
     expect(t.bufferedAmount).toBe(6 * frame.length);
@@ -292,7 +297,8 @@ describe('WsTransport', () => {
     const got: number[] = [];
     b.on('message', (m: Buffer) => got.push((decodeFrame(m) as Frame).length));
     t.cork();
-    for (let i = 0; i < 50; i++) t.send(encodeFrame(FrameType.PING, Flag.SYN, 0, i));
+    for (let i = 0; i < 50; i++)
+      t.send(withHeadroom(t, encodeFrame(FrameType.PING, Flag.SYN, 0, i)));
     // no uncork on purpose
     await within(
       new Promise<void>((res) => {
@@ -317,6 +323,6 @@ describe('WsTransport', () => {
     await within(once(t, 'close'), 3000, 'close');
     expect(rec.events).toEqual(['close']);
     expect((await peerClosed).code).toBe(1006);
-    expect(t.send(encodeFrame(FrameType.PING, 0, 0, 0))).toBe(false);
+    expect(t.send(withHeadroom(t, encodeFrame(FrameType.PING, 0, 0, 0)))).toBe(false);
   });
 });
