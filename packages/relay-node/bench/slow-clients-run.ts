@@ -143,7 +143,7 @@ export interface SlowClientsResult {
   /**
    * Per second from the load's start to the end of the transient series: [s after the load
    * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
-   * load, entry event-loop delay max ms].
+   * load, entry event-loop delay max ms (-1: the entry sent no report in that second)].
    */
   timeline: number[][];
   /**
@@ -240,6 +240,10 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
       '-c',
       `ulimit -n ${nofile}; exec "$0" "$@"`,
       process.execPath,
+      // SLOW_ENTRY_PROF=DIR: a V8 CPU profile of the entry, written there when it exits.
+      ...(script === ENTRY && process.env.SLOW_ENTRY_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
+        : []),
       '--conditions=@relaymesh/source',
       '--import',
       'tsx',
@@ -563,6 +567,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     let seriesDone = false;
     // And a per-second timeline of the same span.
     const timeline: number[][] = [];
+    const rowEnds: number[] = [];
     let row = {
       at: Date.now(),
       parks: 0,
@@ -583,12 +588,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         cores('entry'),
         cores('origin'),
         cores('load'),
-        Number(
-          Math.max(0, ...eld.filter((e) => e.t > row.at && e.t <= at).map((e) => e.maxMs)).toFixed(
-            0,
-          ),
-        ),
       ]);
+      rowEnds.push(at);
       row = { at, parks, cpu, normalBytes: normalProgress };
     }, 1000);
     const seriesRun = (async () => {
@@ -625,6 +626,14 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     seriesDone = true;
     await seriesRun;
     clearInterval(tick);
+    // The entry's loop delay per row, once its reports have arrived (this process can read
+    // them late while it is busy): the largest report stamped within the row's second.
+    timeline.forEach((r, i) => {
+      const from = i > 0 ? (rowEnds[i - 1] ?? 0) : loadStartedAt;
+      const to = rowEnds[i] ?? 0;
+      const max = Math.max(-1, ...eld.filter((e) => e.t > from && e.t <= to).map((e) => e.maxMs));
+      r.push(max < 0 ? -1 : Math.round(max));
+    });
     const entryLegsAtPeak = legsNow();
     const nsMiB = (name: string) => (nsSocketBytes(name) ?? Number.NaN) / 1048576;
     const namespacesAtPeakMiB = net.ns && {
