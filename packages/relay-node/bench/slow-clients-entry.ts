@@ -4,7 +4,7 @@
  * upstream, `slow` (host slow.local) for the slow clients and `fast` (host fast.local) for
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
- * One JSON argument: {"originPort":P,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
+ * One JSON argument: {"originPort":P,"fastOriginPort":F,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
  * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P} (hosts default to
  * 127.0.0.1; parkAfterMs to the product default).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
@@ -16,10 +16,15 @@
  * bench sizes it and `maxConnections` (default 18000) to the descriptor limit.
  * `sendTimeoutMs` (default 0: off, so the slow clients stay connected however long the run
  * takes) is the entry's send timeout (product default 60000).
- * Prints {"ready":true,"port":P,"pid":PID}; exits when stdin closes or on SIGTERM.
+ * `fastOriginPort` (default `originPort`): the `fast` origin's port on the same host (the
+ * normal client's own origin, slow-clients-normal.ts).
+ * Prints {"ready":true,"port":P,"pid":PID}, then once a second its event-loop delay over
+ * that second, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A}}; exits when stdin closes or on
+ * SIGTERM.
  */
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
@@ -32,6 +37,7 @@ import {
 
 interface EntryArgs {
   originPort: number;
+  fastOriginPort?: number;
   originHost?: string;
   listenHost?: string;
   maxConnections?: number;
@@ -87,10 +93,12 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
 }
 
 async function main(): Promise<void> {
-  const upstream = `http://${args.originHost ?? '127.0.0.1'}:${args.originPort}`;
+  const originHost = args.originHost ?? '127.0.0.1';
+  const upstream = `http://${originHost}:${args.originPort}`;
+  const fast = `http://${originHost}:${args.fastOriginPort ?? args.originPort}`;
   const catalog = new OriginTable([
     { name: 'slow', hosts: ['slow.local'], upstreams: [upstream] },
-    { name: 'fast', hosts: ['fast.local'], upstreams: [upstream] },
+    { name: 'fast', hosts: ['fast.local'], upstreams: [fast] },
   ]);
   const sessions = new Map<string, Session>();
   const en = plane('en', catalog, sessions);
@@ -110,7 +118,15 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ ready: true, port: (http as AddressInfo).port, pid: process.pid })}\n`,
   );
+  const eld = monitorEventLoopDelay({ resolution: 10 });
+  eld.enable();
+  const eldTick = setInterval(() => {
+    const line = { t: Date.now(), maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6 };
+    eld.reset();
+    process.stdout.write(`${JSON.stringify({ eld: line })}\n`);
+  }, 1000);
   const stop = () => {
+    clearInterval(eldTick);
     for (const p of planes) void p.destroy();
     process.exit(0);
   };

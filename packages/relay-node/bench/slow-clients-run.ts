@@ -24,6 +24,7 @@ import {
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const ENTRY = fileURLToPath(new URL('./slow-clients-entry.ts', import.meta.url));
 const LOAD = fileURLToPath(new URL('./slow-clients-load.ts', import.meta.url));
+const NORMAL = fileURLToPath(new URL('./slow-clients-normal.ts', import.meta.url));
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const SLOW_BYTES = 1024 * 1024 * 1024;
 
@@ -54,6 +55,11 @@ export interface SlowClientsOptions {
    * send timeout: the second figure is after it fired. @default 0
    */
   afterMs?: number;
+  /**
+   * Measure the normal client this long after the last slow client's answer too (0: not):
+   * the steady state, every stalled response parked, before the send timeout. @default 0
+   */
+  steadyAfterMs?: number;
 }
 
 /** Descriptors the entry keeps for itself (listener, stdio, epoll) and the normal client. */
@@ -131,11 +137,37 @@ export interface SlowClientsResult {
   namespacesAtPeakMiB?: { load: number; entry: number; origin: number };
   /** The same when the normal download under load starts. */
   entryLegsAtNormal?: EntryLegs;
+  /** The normal client's measurements: without load, and right after the answers (connects done, parks under way). */
+  baselineWindow: NormalWindow;
+  transientWindow: NormalWindow;
+  /**
+   * Per second from the load's start to the end of the transient series: [s after the load
+   * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
+   * load, entry event-loop delay max ms (-1: the entry sent no report in that second)].
+   */
+  timeline: number[][];
+  /**
+   * Every measurement from the load's start to the one above (its last): the connects and
+   * the park wave. `parks`: responses the entry cut short from 1 s before the window to its end.
+   */
+  transientSeries: Array<NormalWindow & { parks: number }>;
+  /** When the entry cut the origin's `/slow` responses short (parks), seconds after the load started. */
+  parkWave: { n: number; firstS: number; p10S: number; p50S: number; p90S: number; lastS: number };
+  /** Connections the origin accepted (slow and idle ones), `/slow` requests, those cut short. */
+  originStats: { connections: number; slowRequests: number; slowAborted: number };
+  /** Steady-state measurement (`steadyAfterMs`). */
+  steady?: NormalWindow & {
+    ratio: number;
+    kernelTcpMemMiB: number;
+    msAfterAnswered: number;
+    legs?: EntryLegs;
+  };
   /** Second measurement (`afterMs`): the normal client's rate, host TCP memory, the legs. */
   after?: {
     normalMBps: number;
     ratio: number;
     error?: string;
+    window: NormalWindow;
     kernelTcpMemMiB: number;
     msAfterAnswered: number;
     legs?: EntryLegs;
@@ -193,6 +225,8 @@ interface Proc {
   child: ChildProcess;
   first: Promise<Record<string, unknown>>;
   last: () => Record<string, unknown> | undefined;
+  /** Calls `fn` with every JSON line the process prints from now on. */
+  onLine(fn: (line: Record<string, unknown>) => void): void;
   stop(): Promise<void>;
 }
 
@@ -206,6 +240,10 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
       '-c',
       `ulimit -n ${nofile}; exec "$0" "$@"`,
       process.execPath,
+      // SLOW_ENTRY_PROF=DIR: a V8 CPU profile of the entry, written there when it exits.
+      ...(script === ENTRY && process.env.SLOW_ENTRY_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
+        : []),
       '--conditions=@relaymesh/source',
       '--import',
       'tsx',
@@ -215,10 +253,12 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let last: Record<string, unknown> | undefined;
+  const listeners: Array<(line: Record<string, unknown>) => void> = [];
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const first = new Promise<Record<string, unknown>>((resolve, reject) => {
     lines.on('line', (l) => {
       last = JSON.parse(l) as Record<string, unknown>;
+      for (const fn of listeners) fn(last);
       resolve(last);
     });
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
@@ -229,6 +269,7 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
     child,
     first,
     last: () => last,
+    onLine: (fn) => void listeners.push(fn),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.stdin?.end();
@@ -239,13 +280,29 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
   };
 }
 
+/** What the origin saw: connections accepted, `/slow` requests, and when each `/slow` response was cut short (epoch ms: the entry parked it or gave up). */
+export interface OriginStats {
+  connections: number;
+  slowRequests: number;
+  slowAbortedAt: number[];
+}
+
 /**
  * `/slow`: 1 GiB announced, produced only as fast as it drains; `/fast?bytes=N`. Both honour
  * `Range: bytes=N-` (with ETag), so the entry can resume a download the kernel aborted.
  */
-async function startOrigin(host: string): Promise<{ port: number; close(): Promise<void> }> {
+export async function startOrigin(
+  host: string,
+): Promise<{ port: number; stats: OriginStats; close(): Promise<void> }> {
+  const stats: OriginStats = { connections: 0, slowRequests: 0, slowAbortedAt: [] };
   const server = http.createServer((req, res) => {
     const q = new URL(req.url ?? '/', 'http://x');
+    if (q.pathname === '/slow') {
+      stats.slowRequests++;
+      res.once('close', () => {
+        if (!res.writableFinished) stats.slowAbortedAt.push(Date.now());
+      });
+    }
     const total = q.pathname === '/slow' ? SLOW_BYTES : Number(q.searchParams.get('bytes'));
     const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     const headers = { 'content-type': 'application/octet-stream', etag: `"${total}"` };
@@ -270,11 +327,15 @@ async function startOrigin(host: string): Promise<{ port: number; close(): Promi
     res.on('error', () => {});
     more();
   });
+  server.on('connection', () => {
+    stats.connections++;
+  });
   server.maxConnections = 19_000;
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, host, 4096, r));
   return {
     port: (server.address() as AddressInfo).port,
+    stats,
     close: () =>
       new Promise<void>((r) => {
         server.close(() => r());
@@ -284,7 +345,12 @@ async function startOrigin(host: string): Promise<{ port: number; close(): Promi
 }
 
 /** One normal download through the entry; resolves with MB/s (10^6 B/s). */
-function download(host: string, port: number, bytes: number): Promise<number> {
+export function download(
+  host: string,
+  port: number,
+  bytes: number,
+  onData?: (n: number) => void,
+): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get(
@@ -300,6 +366,7 @@ function download(host: string, port: number, bytes: number): Promise<number> {
         let n = 0;
         res.on('data', (d: Buffer) => {
           n += d.length;
+          onData?.(d.length);
         });
         res.once('end', () => {
           if (res.statusCode !== 200 || n !== bytes) {
@@ -314,17 +381,44 @@ function download(host: string, port: number, bytes: number): Promise<number> {
   });
 }
 
-async function medianRate(
-  host: string,
-  port: number,
-  bytes: number,
-  runs: number,
-): Promise<number> {
-  const r: number[] = [];
-  for (let i = 0; i < runs; i++) r.push(await download(host, port, bytes));
-  r.sort((a, b) => a - b);
-  return r[Math.floor(r.length / 2)] as number;
+/** User + system CPU time a process has used, seconds (Linux; USER_HZ 100); NaN if unreadable. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
+
+/** One normal-client measurement: {@link RUNS} downloads one after the other, and what else ran meanwhile. */
+export interface NormalWindow {
+  /** Median of the downloads, MB/s (0 when one failed). */
+  mbps: number;
+  rates: number[];
+  error?: string;
+  /** Start and end, seconds after the slow clients' process was started (negative: before). */
+  startS: number;
+  endS: number;
+  /** CPU each process used over the window, in cores (1 = one core busy all the time). */
+  cpuCores: Record<string, number>;
+  /** Host TCP memory at the window's start and end, MiB (pressure above `tcp_mem[1]`). */
+  tcpMemMiB: [number, number];
+  /** The entry's event-loop delay over the window (its per-second reports): max and mean, ms. */
+  entryEld: { maxMs: number; meanMs: number };
+}
+
+/** When the origin's `/slow` responses were cut short, seconds after `from`: the park wave. */
+function wave(at: number[], from: number): SlowClientsResult['parkWave'] {
+  const s = at.map((t) => (t - from) / 1000).sort((a, b) => a - b);
+  const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? Number.NaN;
+  return { n: s.length, firstS: q(0), p10S: q(0.1), p50S: q(0.5), p90S: q(0.9), lastS: q(1) };
+}
+
+/** Downloads per normal-client measurement (median). */
+const RUNS = 5;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -345,10 +439,32 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   const nofile = o.nofile ?? 20_000;
   const limits = { ...entryLimits(o.count, nofile), nofile };
   const origin = await startOrigin(net.origin);
+  // The normal client and its origin: own process, the bench's namespace (origin side).
+  const normal = startScript(NORMAL, { host: net.origin }, [], 1024);
+  let normalReady: Record<string, unknown>;
+  try {
+    normalReady = await normal.first;
+  } catch (err) {
+    await origin.close();
+    throw err;
+  }
+  let answer: { resolve(line: Record<string, unknown>): void; reject(e: Error): void } | undefined;
+  normal.onLine((line) => {
+    if (!('rates' in line)) return;
+    const a = answer;
+    answer = undefined;
+    a?.resolve(line);
+  });
+  normal.child.once('exit', () => answer?.reject(new Error('normal client process exited')));
+  let normalProgress = 0;
+  normal.onLine((line) => {
+    if (typeof line.progress === 'number') normalProgress = line.progress;
+  });
   const entry = startScript(
     ENTRY,
     {
       originPort: origin.port,
+      fastOriginPort: normalReady.port as number,
       originHost: net.origin,
       listenHost: net.entryListen,
       via: o.via,
@@ -367,8 +483,55 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const pid = ready.pid as number;
     const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
     const host = net.entryForNormal;
-    await download(host, port, normalBytes); // warm-up (pool, JIT)
-    const normalBaselineMBps = await medianRate(host, port, normalBytes, 3);
+    const eld: Array<{ t: number; maxMs: number; meanMs: number }> = [];
+    entry.onLine((line) => {
+      if (line.eld) eld.push(line.eld as { t: number; maxMs: number; meanMs: number });
+    });
+    const procs: Record<string, number> = {
+      entry: pid,
+      origin: process.pid,
+      normal: normalReady.pid as number,
+    };
+    let loadStartedAt = Date.now();
+    /** `runs` normal downloads in the normal client's process, with CPU and event-loop delay. */
+    const measure = async (runs: number): Promise<NormalWindow> => {
+      const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
+      const t0 = performance.now();
+      const tcpMem0 = tcpMemPages();
+      const r = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        answer = { resolve, reject };
+        normal.child.stdin?.write(`${JSON.stringify({ host, port, bytes: normalBytes, runs })}\n`);
+      });
+      const wall = (performance.now() - t0) / 1000;
+      const tcpMem1 = tcpMemPages();
+      const cpuCores = Object.fromEntries(
+        Object.entries(procs).map(([k, p]) => [k, (cpuSeconds(p) - (cpu0[k] ?? 0)) / wall]),
+      );
+      const startedAt = Number(r.startedAt);
+      const endedAt = Number(r.endedAt);
+      // The report covering the window's end comes up to a second later.
+      for (let i = 0; i < 40 && !eld.some((e) => e.t > endedAt); i++) await sleep(50);
+      // Each report covers the second before its timestamp.
+      const inWindow = eld.filter((e) => e.t > startedAt && e.t <= endedAt + 1000);
+      const rates = ((r.rates as number[]) ?? []).slice().sort((a, b) => a - b);
+      return {
+        mbps: r.error === undefined ? (rates[Math.floor(rates.length / 2)] ?? 0) : 0,
+        rates,
+        ...(r.error === undefined ? {} : { error: String(r.error) }),
+        startS: (startedAt - loadStartedAt) / 1000,
+        endS: (endedAt - loadStartedAt) / 1000,
+        cpuCores,
+        tcpMemMiB: [mib(tcpMem0), mib(tcpMem1)],
+        entryEld: {
+          maxMs: Math.max(0, ...inWindow.map((e) => e.maxMs)),
+          meanMs: inWindow.reduce((a, e) => a + e.meanMs, 0) / Math.max(1, inWindow.length),
+        },
+      };
+    };
+    await measure(3); // warm-up (pool, JIT)
+    const baseline = await measure(RUNS);
+    if (baseline.error) throw new Error(`normal download without load: ${baseline.error}`);
+    const normalBaselineMBps = baseline.mbps;
     const rssBeforeMiB = rssMiB(pid);
     const pids: Array<number | 'self'> = ['self', pid];
     const counter = (name: string) => tcpExtSum(name, pids);
@@ -382,6 +545,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
+    loadStartedAt = Date.now();
     load = startScript(
       LOAD,
       {
@@ -395,8 +559,48 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       nsPrefix(net.ns?.load),
       nofile,
     );
+    // bash and `ip netns exec` exec into node: the same process.
+    if (load.child.pid !== undefined) procs.load = load.child.pid;
+    // The transient: normal-client measurements one after the other from the load's start
+    // until `settleMs` after the answers, through the connects and the park wave.
+    const series: NormalWindow[] = [];
+    let seriesDone = false;
+    // And a per-second timeline of the same span.
+    const timeline: number[][] = [];
+    const rowEnds: number[] = [];
+    let row = {
+      at: Date.now(),
+      parks: 0,
+      cpu: Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)])),
+      normalBytes: normalProgress,
+    };
+    const tick = setInterval(() => {
+      const at = Date.now();
+      const cpu = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
+      const s = (at - row.at) / 1000;
+      const cores = (k: string) => Number((((cpu[k] ?? 0) - (row.cpu[k] ?? 0)) / s).toFixed(2));
+      const parks = origin.stats.slowAbortedAt.length;
+      timeline.push([
+        Number(((at - loadStartedAt) / 1000).toFixed(1)),
+        Number(((normalProgress - row.normalBytes) / 1e6 / s).toFixed(1)),
+        parks - row.parks,
+        Math.round(mib(tcpMemPages())),
+        cores('entry'),
+        cores('origin'),
+        cores('load'),
+      ]);
+      rowEnds.push(at);
+      row = { at, parks, cpu, normalBytes: normalProgress };
+    }, 1000);
+    const seriesRun = (async () => {
+      while (!seriesDone) {
+        series.push(await measure(RUNS));
+        await sleep(500);
+      }
+    })();
     const loaded = await load.first;
     pids.push(Number(loaded.pid));
+    procs.load = Number(loaded.pid);
     note(`load: ${JSON.stringify(loaded)}`);
     // Requests beyond the pool wait for an origin connection: no answer expected for them.
     const expected = Math.min(o.count, limits.pool);
@@ -419,6 +623,17 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       sample();
       await sleep(250);
     }
+    seriesDone = true;
+    await seriesRun;
+    clearInterval(tick);
+    // The entry's loop delay per row, once its reports have arrived (this process can read
+    // them late while it is busy): the largest report stamped within the row's second.
+    timeline.forEach((r, i) => {
+      const from = i > 0 ? (rowEnds[i - 1] ?? 0) : loadStartedAt;
+      const to = rowEnds[i] ?? 0;
+      const max = Math.max(-1, ...eld.filter((e) => e.t > from && e.t <= to).map((e) => e.maxMs));
+      r.push(max < 0 ? -1 : Math.round(max));
+    });
     const entryLegsAtPeak = legsNow();
     const nsMiB = (name: string) => (nsSocketBytes(name) ?? Number.NaN) / 1048576;
     const namespacesAtPeakMiB = net.ns && {
@@ -434,16 +649,32 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const tcpMemAtNormal = tcpMemPages();
     const entryLegsAtNormal = legsNow();
     const atNormal = load.last() ?? {};
-    let normalUnderLoadMBps = 0;
-    let normalError: string | undefined;
-    try {
-      normalUnderLoadMBps = await medianRate(host, port, normalBytes, 3);
-    } catch (err) {
-      normalError = (err as Error).message;
-      note(`normal download under load failed: ${normalError}`);
-    }
+    const transient = await measure(RUNS);
+    series.push(transient);
+    const normalUnderLoadMBps = transient.mbps;
+    const normalError = transient.error;
+    if (normalError) note(`normal download under load failed: ${normalError}`);
+    note(`transient: ${JSON.stringify(transient)}`);
     sample();
     const progress = load.last() ?? {};
+    let steady: SlowClientsResult['steady'];
+    if ((o.steadyAfterMs ?? 0) > 0) {
+      for (let t = answeredAt + (o.steadyAfterMs ?? 0); Date.now() < t; ) {
+        sample();
+        await sleep(250);
+      }
+      const kernelTcpMemMiB = mib(tcpMemPages());
+      const legs = legsNow();
+      const w = await measure(RUNS);
+      steady = {
+        ...w,
+        ratio: w.mbps / normalBaselineMBps,
+        kernelTcpMemMiB,
+        msAfterAnswered: Date.now() - answeredAt,
+        ...(legs ? { legs } : {}),
+      };
+      note(`steady: ${JSON.stringify(steady)}`);
+    }
     let after: SlowClientsResult['after'];
     if ((o.afterMs ?? 0) > 0) {
       for (let t = answeredAt + (o.afterMs ?? 0); Date.now() < t; ) {
@@ -452,17 +683,12 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       }
       const kernelTcpMemMiB = mib(tcpMemPages());
       const legs = legsNow();
-      let normalMBps = 0;
-      let error: string | undefined;
-      try {
-        normalMBps = await medianRate(host, port, normalBytes, 3);
-      } catch (err) {
-        error = (err as Error).message;
-      }
+      const w = await measure(RUNS);
       after = {
-        normalMBps,
-        ratio: normalMBps / normalBaselineMBps,
-        ...(error === undefined ? {} : { error }),
+        normalMBps: w.mbps,
+        ratio: w.mbps / normalBaselineMBps,
+        ...(w.error === undefined ? {} : { error: w.error }),
+        window: w,
         kernelTcpMemMiB,
         msAfterAnswered: Date.now() - answeredAt,
         ...(legs ? { legs } : {}),
@@ -487,6 +713,22 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       normalBaselineMBps,
       normalUnderLoadMBps,
       normalRatio: normalUnderLoadMBps / normalBaselineMBps,
+      baselineWindow: baseline,
+      transientWindow: transient,
+      timeline,
+      transientSeries: series.map((w) => ({
+        ...w,
+        parks: origin.stats.slowAbortedAt.filter(
+          (t) => t >= loadStartedAt + w.startS * 1000 - 1000 && t <= loadStartedAt + w.endS * 1000,
+        ).length,
+      })),
+      parkWave: wave(origin.stats.slowAbortedAt, loadStartedAt),
+      originStats: {
+        connections: origin.stats.connections,
+        slowRequests: origin.stats.slowRequests,
+        slowAborted: origin.stats.slowAbortedAt.length,
+      },
+      ...(steady ? { steady } : {}),
       ...(normalError === undefined ? {} : { normalError }),
       kernelAbortsOnMemory: counter('TCPAbortOnMemory') - abortsBefore,
       kernelMemoryPressures: counter('TCPMemoryPressures') - pressuresBefore,
@@ -512,6 +754,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   } finally {
     await load?.stop();
     await entry.stop();
+    await normal.stop();
     await origin.close();
   }
 }

@@ -15,6 +15,15 @@
  * stalled response keeps its origin connection until the send timeout).
  * SLOW_AFTER_MS: a second normal-client measurement this long after the slow clients were
  * answered (default: the send timeout + 10 s when it is on, so after it fired; else none).
+ * SLOW_STEADY_MS: a steady-state measurement this long after the answers, every stall
+ * parked and none reset yet (default 20000 when the send timeout is off or above 30 s;
+ * 0: none).
+ *
+ * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
+ * normal-client line carries its window (seconds after the slow clients' process started),
+ * the CPU each process used meanwhile (cores: entry, load, origin = this process, which
+ * serves the slow requests, normal), the entry's event-loop delay, and the park wave (when
+ * the origin's /slow responses were cut short).
  *
  * Network (slow-clients-net.ts): as root with iproute2 the bench creates three network
  * namespaces joined by veth pairs (slow clients | entry | origin and normal client), the
@@ -32,7 +41,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { emit, note } from './common.ts';
 import { type EntryLegs, loopbackPlan, type NetPlan, setupNetns } from './slow-clients-net.ts';
-import { runSlowClients } from './slow-clients-run.ts';
+import { type NormalWindow, runSlowClients } from './slow-clients-run.ts';
 
 /** docs/reliability.md: entry RSS growth ≤ 32 MiB + 320 KiB per slow client (local exit). */
 const BOUND_FIXED_MIB = 32;
@@ -94,7 +103,11 @@ const sendTimeoutMs = Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0);
 const afterMs = Number(
   process.env.SLOW_AFTER_MS ?? (sendTimeoutMs > 0 ? sendTimeoutMs + 10_000 : 0),
 );
+const steadyAfterMs = Number(
+  process.env.SLOW_STEADY_MS ?? (sendTimeoutMs === 0 || sendTimeoutMs > 30_000 ? 20_000 : 0),
+);
 const r = await runSlowClients({
+  steadyAfterMs,
   net,
   afterMs,
   count,
@@ -128,6 +141,52 @@ const legDetail = (legs: EntryLegs | undefined) =>
     originSendMiB: legs.origin.sendBytes / 1048576,
   };
 const netField = { mode: net.mode, ...(net.reason ? { reason: net.reason } : {}) };
+/**
+ * The transient series (connects and park wave): median and worst ratio over its windows,
+ * the worst window in detail, and each window as [start s, ratio, parks around it].
+ */
+function transientSummary() {
+  const ratios = r.transientSeries.map((w) => w.mbps / r.normalBaselineMBps);
+  const sorted = ratios.slice().sort((a, b) => a - b);
+  const worstAt = ratios.indexOf(sorted[0] ?? 0);
+  const worst = r.transientSeries[worstAt];
+  return {
+    timelineColumns: [
+      's',
+      'normal MB/s',
+      'parks',
+      'host TCP MiB',
+      'entry cores',
+      'origin cores',
+      'load cores',
+      'entry loop delay max ms',
+    ],
+    timeline: r.timeline,
+    windows: ratios.length,
+    medianRatio: Number((sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(3)),
+    worstRatio: Number((sorted[0] ?? 0).toFixed(3)),
+    ...(worst ? { worst: { ...windowDetail(worst), parks: worst.parks } } : {}),
+    series: r.transientSeries.map((w, i) => [
+      Number(w.startS.toFixed(1)),
+      Number((ratios[i] ?? 0).toFixed(2)),
+      w.parks,
+    ]),
+  };
+}
+
+/** Where a measurement ran and what else used the CPU meanwhile (3 significant digits). */
+const windowDetail = (w: NormalWindow) => ({
+  windowS: [w.startS, w.endS].map((x) => Number(x.toFixed(1))),
+  rates: w.rates.map((x) => Number(x.toPrecision(3))),
+  cpuCores: Object.fromEntries(
+    Object.entries(w.cpuCores).map(([k, v]) => [k, Number(v.toFixed(2))]),
+  ),
+  tcpMemMiB: w.tcpMemMiB.map((x) => Math.round(x)),
+  entryEldMs: {
+    max: Number(w.entryEld.maxMs.toFixed(1)),
+    mean: Number(w.entryEld.meanMs.toFixed(1)),
+  },
+});
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
 emit({
   bench: 'slow-clients-entry-rss',
@@ -191,6 +250,12 @@ emit({
   target: `>= ${MIN_RATIO} of the baseline`,
   pass: r.normalRatio >= MIN_RATIO,
   ...(r.normalError === undefined ? {} : { error: r.normalError }),
+  phase: 'transient: 5 s after the answers',
+  ...windowDetail(r.transientWindow),
+  transient: transientSummary(),
+  baselineWindow: windowDetail(r.baselineWindow),
+  parkWave: r.parkWave,
+  originStats: r.originStats,
   slowOpenDuring: r.openAtNormal,
   kernelTcpMemDuringMiB: r.kernelTcpMemAtNormalMiB,
   sendTimeoutMs,
@@ -199,6 +264,29 @@ emit({
   kernelMemoryPressures: r.kernelMemoryPressures,
   net: netField,
 });
+if (r.steady) {
+  emit({
+    bench: 'slow-clients-normal-rate-steady',
+    metric: `normal client download rate (${normalMiB} MiB), ${Math.round(r.steady.msAfterAnswered / 1000)} s after ${count} slow clients were answered (all connected, stalls parked), via ${via}`,
+    value: r.steady.mbps,
+    unit: 'MB/s',
+    baseline: {
+      name: 'same download without slow clients',
+      value: r.normalBaselineMBps,
+      unit: 'MB/s',
+    },
+    ratio: r.steady.ratio,
+    target: `>= ${MIN_RATIO} of the baseline`,
+    pass: r.steady.ratio >= MIN_RATIO,
+    ...(r.steady.error === undefined ? {} : { error: r.steady.error }),
+    ...windowDetail(r.steady),
+    kernelTcpMemMiB: r.steady.kernelTcpMemMiB,
+    entryLegs: legDetail(r.steady.legs),
+    sendTimeoutMs,
+    parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
+    net: netField,
+  });
+}
 if (r.after) {
   emit({
     bench: 'slow-clients-normal-rate-after',
@@ -214,6 +302,7 @@ if (r.after) {
     target: `>= ${MIN_RATIO} of the baseline`,
     pass: r.after.ratio >= MIN_RATIO,
     ...(r.after.error === undefined ? {} : { error: r.after.error }),
+    ...windowDetail(r.after.window),
     kernelTcpMemMiB: r.after.kernelTcpMemMiB,
     entryLegs: legDetail(r.after.legs),
     sendTimeoutMs,
