@@ -9,15 +9,32 @@ const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) =>
 });
 
 describe('LatencyMatrix', () => {
-  it('smooths RTT with an EWMA and charges swings as jitter', () => {
+  it('smooths RTT with an EWMA; a rise is charged as jitter at once, a fall is not', () => {
     const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
     m.applyReport('a', [peer('b', 100)], []);
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    const [l] = m.links();
-    expect(l!.rttMs).toBe(150);
-    // jitter: 0 + 0.5 * (|200 - 100| - 0) = 50; cost = rtt + jitter.
-    expect(l!.costMs).toBe(200);
+    // rtt 150; jitter: the sample's rise over the smoothed RTT, 200 - 100; cost = rtt + jitter.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 250 }]);
+    m.applyReport('a', [peer('b', 200)], []);
+    // Still 50 above the smoothed RTT: still charged.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 175, costMs: 225 }]);
+    // Healed: the RTT falls back. The EWMA lags (137.5), but the fall is no swing.
+    m.applyReport('a', [peer('b', 100)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 137.5 }]);
+  });
+
+  it("takes the node's jitter as reported: it leaves the cost with the node's figure", () => {
+    const m = new LatencyMatrix({ jitterWeight: 0.5 });
+    const r = (jitterMs: number) => [{ ...peer('b', 52 + jitterMs, jitterMs), baseRttMs: 52 }];
+    m.applyReport('a', r(2), []);
+    expect(m.links()[0]!.costMs).toBe(53);
+    // A queue behind a fallen link: the PINGs of the last 3 s average 2.7 s over their least.
+    m.applyReport('a', r(2700), []);
+    expect(m.links()[0]!.costMs).toBe(52 + 1350);
+    // Drained: the node's window no longer holds a queued PING, nor does the cost.
+    m.applyReport('a', r(3), []);
+    expect(m.links()[0]!.costMs).toBe(53.5);
   });
 
   it('estimates a link from its base RTT when reported, from SRTT when not', () => {

@@ -27,10 +27,10 @@ export interface OriginSample {
 
 /** Smoothing knobs. */
 export interface MatrixOptions {
-  /** EWMA weight of a new sample (the node already smooths its PINGs). @default 0.3 */
+  /** EWMA weight of a new RTT sample (the node already filters its PINGs). @default 0.3 */
   alpha: number;
   /**
-   * Link cost = smoothed RTT + jitterWeight x smoothed jitter. Half the jitter: enough to
+   * Link cost = smoothed RTT + jitterWeight x jitter. Half the jitter: enough to
    * prefer a steady link over a swinging one of the same RTT, but not so much that the
    * jitter terms of a relayed path (one per link) outweigh a real RTT gain. @default 0.5
    */
@@ -72,8 +72,8 @@ function valid(v: number, max: number): boolean {
  * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
  * fell (see bandwidthPenaltyMs).
  *
- * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
- * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
+ * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- max(reported jitter, sample -
+ * rtt) (see #jitter), so a link whose RTT swings or rises costs more than a steady one.
  * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
  * lists, or lists as unreachable, are dropped at once (a dead link must leave routes now).
  */
@@ -86,14 +86,22 @@ export class LatencyMatrix {
     this.#opts = { ...DEFAULT_MATRIX_OPTIONS, ...options };
   }
 
-  #smooth(prev: Smoothed | undefined, rtt: number, jitter: number): Smoothed {
-    if (prev === undefined) return { rttMs: rtt, jitterMs: jitter };
-    const a = this.#opts.alpha;
-    const swing = Math.max(jitter, Math.abs(rtt - prev.rttMs));
-    return {
-      rttMs: prev.rttMs + a * (rtt - prev.rttMs),
-      jitterMs: prev.jitterMs + a * (swing - prev.jitterMs),
-    };
+  #smooth(prev: Smoothed | undefined, rtt: number): number {
+    return prev === undefined ? rtt : prev.rttMs + this.#opts.alpha * (rtt - prev.rttMs);
+  }
+
+  /**
+   * A link's jitter: the node's figure as reported, or the rise of the sample over the
+   * smoothed RTT when that is larger. Not smoothed: the node's figure is already a window
+   * statistic (the mean excess of its last 6 PINGs over their least); an EWMA of 0.3 on top
+   * would hold a jitter of 2,700 ms (a queue behind a fallen link) above 20 ms for 14
+   * reports after the link healed. A fall of the sample is no swing: it is the link getting
+   * better (a queue drained, a degrade healed), and counting |sample - rtt| while the EWMA
+   * comes down charged the recovery as jitter. A rise is charged at once: the EWMA takes
+   * several reports to show it.
+   */
+  #jitter(prev: Smoothed | undefined, rtt: number, reported: number): number {
+    return prev === undefined ? reported : Math.max(reported, rtt - prev.rttMs);
   }
 
   /** Applies one node's report. Self-links and garbage values are ignored. */
@@ -110,9 +118,12 @@ export class LatencyMatrix {
       const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
       const base = p.baseRttMs;
       const rtt = base !== undefined && base > 0 && valid(base, max) ? base : p.srttMs;
-      const link = this.#smooth(oldLinks?.get(p.peerId), rtt, jitter);
-      link.penaltyMs = bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps);
-      links.set(p.peerId, link);
+      const prev = oldLinks?.get(p.peerId);
+      links.set(p.peerId, {
+        rttMs: this.#smooth(prev, rtt),
+        jitterMs: this.#jitter(prev, rtt, jitter),
+        penaltyMs: bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps),
+      });
     }
     this.#links.set(nodeId, links);
     const oldOrigins = this.#origins.get(nodeId);
@@ -120,7 +131,8 @@ export class LatencyMatrix {
     for (const o of origins.slice(0, this.#opts.maxEntriesPerReport)) {
       if (!o.reachable || !valid(o.rttMs, max)) continue;
       const ups = byOrigin.get(o.origin) ?? new Map<string, Smoothed>();
-      ups.set(o.upstream, this.#smooth(oldOrigins?.get(o.origin)?.get(o.upstream), o.rttMs, 0));
+      const prev = oldOrigins?.get(o.origin)?.get(o.upstream);
+      ups.set(o.upstream, { rttMs: this.#smooth(prev, o.rttMs), jitterMs: 0 });
       byOrigin.set(o.origin, ups);
     }
     this.#origins.set(nodeId, byOrigin);
