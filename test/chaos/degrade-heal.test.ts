@@ -55,7 +55,11 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'chaos-degrade-'));
   const file = path.join(dir, 'degrade4.json');
   writeFileSync(file, JSON.stringify(WORLD));
-  cw = await startChaosWorld(loadWorld(file));
+  // No settle phase: a new route's first 45 recomputations otherwise take any path 2 % and
+  // 1 ms better at once (cold-start estimates, docs/architecture.md), and both scenarios
+  // would run inside it; the issue asks for the hysteresis of a settled route. The paths
+  // of this world differ by 16 % and more, so the first choice needs no settling.
+  cw = await startChaosWorld(loadWorld(file), { settleRounds: 0 });
   pids = cw.handle.pids();
 }, 90_000);
 
@@ -216,7 +220,7 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     const { movedMs, backMs, degradedChanges, healAt } = await degradeHoldHeal(watch, {
       fault: { fault: 'degrade', bandwidthBps: 2_000_000 },
       holdMs: 15_000, // degraded, the traffic gone from the link: the route must hold
-      backWithinMs: 45_000,
+      backWithinMs: 20_000,
     });
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
@@ -247,10 +251,11 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     expect(movedMs).toBeLessThanOrEqual(10_000);
     // Away once, to the c path, held there for 15 s while degraded; back once after the heal.
     expect(changes.slice(0, degradedChanges).map((c) => c.path)).toEqual(['a-1,c-1']);
-    // The penalty ends after two good probes (3 s apart) and a report; then the 10 % rule
-    // (3 recomputations) or, while the link's RTT and jitter still carry the fall, the
-    // 2 % rule (30 recomputations, docs/architecture.md) brings the route back.
-    expect(backMs).toBeLessThanOrEqual(45_000);
+    // The penalty ends after two good probes (1 s apart) and a report, the jitter once the
+    // PINGs queued behind the fall have left the node's 3 s window; then the 10 % rule
+    // (3 recomputations) brings the route back: 7.0-9.8 s (docs/reliability.md). It took
+    // 25-32 s while the jitter was RFC 6298's rttvar, smoothed again by the coordinator.
+    expect(backMs).toBeLessThanOrEqual(20_000);
     expect(changes.map((c) => c.path)).toEqual(['a-1,c-1', 'a-1,b-1']);
     // Only requests caught on the slow link before the move may fail (no retry mid-body).
     expect(failedBeforeFall).toEqual([]);
