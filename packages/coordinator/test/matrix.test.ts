@@ -9,32 +9,39 @@ const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) =>
 });
 
 describe('LatencyMatrix', () => {
-  it('smooths RTT with an EWMA; a rise is charged as jitter at once, a fall is not', () => {
+  it('smooths RTT and jitter with an EWMA; a rise of the RTT is a swing, a fall is not', () => {
     const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
     m.applyReport('a', [peer('b', 100)], []);
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    // rtt 150; jitter: the sample's rise over the smoothed RTT, 200 - 100; cost = rtt + jitter.
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 250 }]);
+    // rtt 150; jitter 0 + 0.5 x (200 - 100, the rise over the smoothed RTT) = 50.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 200 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    // Still 50 above the smoothed RTT: still charged.
+    // rtt 175; jitter 50 + 0.5 x (50 - 50) = 50.
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 175, costMs: 225 }]);
-    // Healed: the RTT falls back. The EWMA lags (137.5), but the fall is no swing.
+    // Healed: the RTT falls back and the EWMA lags (137.5), but the fall is no swing: the
+    // jitter's input is the node's figure, 0, and the smoothed jitter at most 2 x 0 + 1.
     m.applyReport('a', [peer('b', 100)], []);
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 137.5 }]);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 138.5 }]);
   });
 
-  it("takes the node's jitter as reported: it leaves the cost with the node's figure", () => {
+  it("caps the smoothed jitter at twice the node's newest figure + 1 ms", () => {
     const m = new LatencyMatrix({ jitterWeight: 0.5 });
     const r = (jitterMs: number) => [{ ...peer('b', 52 + jitterMs, jitterMs), baseRttMs: 52 }];
     m.applyReport('a', r(2), []);
     expect(m.links()[0]!.costMs).toBe(53);
-    // A queue behind a fallen link: the PINGs of the last 3 s average 2.7 s over their least.
+    // A queue behind a fallen link: the PINGs of the last 3 s average 2.7 s over their
+    // least. Smoothed on the way up: 2 + 0.3 x 2698.
     m.applyReport('a', r(2700), []);
-    expect(m.links()[0]!.costMs).toBe(52 + 1350);
-    // Drained: the node's window no longer holds a queued PING, nor does the cost.
+    expect(m.links()[0]!.costMs).toBeCloseTo(52 + 0.5 * 811.4, 6);
+    for (let i = 0; i < 10; i++) m.applyReport('a', r(2700), []);
+    // Drained: the node's window holds no queued PING any more; the EWMA alone would
+    // still be at ~1,850 ms, the cap puts it at 2 x 3 + 1.
     m.applyReport('a', r(3), []);
-    expect(m.links()[0]!.costMs).toBe(53.5);
+    expect(m.links()[0]!.costMs).toBe(52 + 0.5 * 7);
+    // A steady link's figures still smooth: 7 + 0.3 x (5 - 7) = 6.4, under 2 x 5 + 1.
+    m.applyReport('a', r(5), []);
+    expect(m.links()[0]!.costMs).toBeCloseTo(52 + 0.5 * 6.4, 6);
   });
 
   it('estimates a link from its base RTT when reported, from SRTT when not', () => {

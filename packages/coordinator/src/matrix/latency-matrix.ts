@@ -27,10 +27,10 @@ export interface OriginSample {
 
 /** Smoothing knobs. */
 export interface MatrixOptions {
-  /** EWMA weight of a new RTT sample (the node already filters its PINGs). @default 0.3 */
+  /** EWMA weight of a new sample (the node already filters its PINGs). @default 0.3 */
   alpha: number;
   /**
-   * Link cost = smoothed RTT + jitterWeight x jitter. Half the jitter: enough to
+   * Link cost = smoothed RTT + jitterWeight x smoothed jitter. Half the jitter: enough to
    * prefer a steady link over a swinging one of the same RTT, but not so much that the
    * jitter terms of a relayed path (one per link) outweigh a real RTT gain. @default 0.5
    */
@@ -55,6 +55,11 @@ interface Smoothed {
   penaltyMs?: number;
 }
 
+/** A link's smoothed jitter is at most this many times its newest figure... */
+const JITTER_CAP_FACTOR = 2;
+/** ...plus this (ms), so that a steady link's small figures still smooth. */
+const JITTER_CAP_MS = 1;
+
 function valid(v: number, max: number): boolean {
   return Number.isFinite(v) && v >= 0 && v <= max;
 }
@@ -72,8 +77,9 @@ function valid(v: number, max: number): boolean {
  * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
  * fell (see bandwidthPenaltyMs).
  *
- * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- max(reported jitter, sample -
- * rtt) (see #jitter), so a link whose RTT swings or rises costs more than a steady one.
+ * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- min(jitter + alpha (j - jitter),
+ * 2 j + 1) with j = max(reported jitter, sample - rtt) (see #jitter), so a link whose RTT
+ * swings or rises costs more than a steady one, and a healed one stops costing at once.
  * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
  * lists, or lists as unreachable, are dropped at once (a dead link must leave routes now).
  */
@@ -91,17 +97,26 @@ export class LatencyMatrix {
   }
 
   /**
-   * A link's jitter: the node's figure as reported, or the rise of the sample over the
-   * smoothed RTT when that is larger. Not smoothed: the node's figure is already a window
-   * statistic (the mean excess of its last 6 PINGs over their least); an EWMA of 0.3 on top
-   * would hold a jitter of 2,700 ms (a queue behind a fallen link) above 20 ms for 14
-   * reports after the link healed. A fall of the sample is no swing: it is the link getting
-   * better (a queue drained, a degrade healed), and counting |sample - rtt| while the EWMA
-   * comes down charged the recovery as jitter. A rise is charged at once: the EWMA takes
-   * several reports to show it.
+   * A link's jitter: an EWMA (alpha) of the node's figure, or of the rise of the sample
+   * over the smoothed RTT when that is larger, never above {@link JITTER_CAP_FACTOR} x the
+   * newest of them + 1 ms.
+   *
+   * - A fall of the sample is no swing: it is the link getting better (a queue drained, a
+   *   degrade healed); counting |sample - rtt| while the EWMA came down charged the
+   *   recovery as jitter.
+   * - The cap: a smoothed jitter more than twice what the link shows now is history. The
+   *   node's figure is a 3 s window (the mean excess of its last 6 PINGs over their least);
+   *   after a bandwidth fall it drops from ~2,700 ms to ~2 ms within a few reports of the
+   *   heal, and the EWMA alone would hold the cost up for 14 more.
+   * - Still smoothed on the way up: spikes of a lossy link taken at once made near-tie
+   *   routes flap about twice as often as before in a simulation of the world's `lossy`
+   *   preset; smoothed with the cap, half as often (docs/reliability.md).
    */
   #jitter(prev: Smoothed | undefined, rtt: number, reported: number): number {
-    return prev === undefined ? reported : Math.max(reported, rtt - prev.rttMs);
+    if (prev === undefined) return reported;
+    const now = Math.max(reported, rtt - prev.rttMs);
+    const smoothed = prev.jitterMs + this.#opts.alpha * (now - prev.jitterMs);
+    return Math.min(smoothed, JITTER_CAP_FACTOR * now + JITTER_CAP_MS);
   }
 
   /** Applies one node's report. Self-links and garbage values are ignored. */
