@@ -9,20 +9,19 @@ const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) =>
 });
 
 describe('LatencyMatrix', () => {
-  it('smooths RTT and jitter with an EWMA; a rise of the RTT is a swing, a fall is not', () => {
+  it('smooths RTT with an EWMA; a rise of the RTT is charged at once, a fall is not', () => {
     const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
     m.applyReport('a', [peer('b', 100)], []);
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    // rtt 150; jitter 0 + 0.5 x (200 - 100, the rise over the smoothed RTT) = 50.
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 200 }]);
+    // rtt 150; charged max(jitter 0, the rise over the smoothed RTT 200 - 100).
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 250 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    // rtt 175; jitter 50 + 0.5 x (50 - 50) = 50.
+    // rtt 175; rise 200 - 150.
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 175, costMs: 225 }]);
-    // Healed: the RTT falls back and the EWMA lags (137.5), but the fall is no swing: the
-    // jitter's input is the node's figure, 0, and the smoothed jitter at most 2 x 0 + 1.
+    // Healed: the RTT falls back and the EWMA lags (137.5), but the fall is no swing.
     m.applyReport('a', [peer('b', 100)], []);
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 138.5 }]);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 137.5 }]);
   });
 
   it("caps the smoothed jitter at twice the node's newest figure + 1 ms", () => {

@@ -51,6 +51,8 @@ export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
 interface Smoothed {
   rttMs: number;
   jitterMs: number;
+  /** Links only: the newest sample's rise over the smoothed RTT before it, not smoothed. */
+  riseMs?: number;
   /** Links only: the bandwidth penalty of the newest report, not smoothed (see bandwidthPenaltyMs). */
   penaltyMs?: number;
 }
@@ -78,8 +80,9 @@ function valid(v: number, max: number): boolean {
  * fell (see bandwidthPenaltyMs).
  *
  * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- min(jitter + alpha (j - jitter),
- * 2 j + 1) with j = max(reported jitter, sample - rtt) (see #jitter), so a link whose RTT
- * swings or rises costs more than a steady one, and a healed one stops costing at once.
+ * 2 j + 1) with j the reported jitter, charged as max(jitter, sample - previous rtt) (see
+ * #jitter), so a link whose RTT swings or rises costs more than a steady one, and a healed
+ * one stops costing at once.
  * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
  * lists, or lists as unreachable, are dropped at once (a dead link must leave routes now).
  */
@@ -97,26 +100,26 @@ export class LatencyMatrix {
   }
 
   /**
-   * A link's jitter: an EWMA (alpha) of the node's figure, or of the rise of the sample
-   * over the smoothed RTT when that is larger, never above {@link JITTER_CAP_FACTOR} x the
-   * newest of them + 1 ms.
+   * A link's smoothed jitter: an EWMA (alpha) of the node's figure, never above
+   * {@link JITTER_CAP_FACTOR} x its newest value + 1 ms. The link is charged the larger of
+   * it and the newest sample's rise over the smoothed RTT (see {@link LatencyMatrix.links}).
    *
-   * - A fall of the sample is no swing: it is the link getting better (a queue drained, a
-   *   degrade healed); counting |sample - rtt| while the EWMA came down charged the
-   *   recovery as jitter.
    * - The cap: a smoothed jitter more than twice what the link shows now is history. The
    *   node's figure is a 3 s window (the mean excess of its last 6 PINGs over their least);
    *   after a bandwidth fall it drops from ~2,700 ms to ~2 ms within a few reports of the
    *   heal, and the EWMA alone would hold the cost up for 14 more.
-   * - Still smoothed on the way up: spikes of a lossy link taken at once made near-tie
-   *   routes flap about twice as often as before in a simulation of the world's `lossy`
-   *   preset; smoothed with the cap, half as often (docs/reliability.md).
+   * - Smoothed on the way up: a lossy link's spikes taken at once made near-tie routes flap
+   *   (test/jitter-flap.test.ts: 19-26 route changes an hour against 2-8).
+   * - The rise is not smoothed: the sample is the least of 6 PINGs, so a rise means every
+   *   PING of the last 3 s was that slow, a level shift (a degrade), not a spike; the RTT's
+   *   EWMA takes several reports to show it. A fall is no swing at all: it is the link
+   *   getting better, and counting |sample - rtt| while the EWMA came down charged the
+   *   recovery as jitter.
    */
-  #jitter(prev: Smoothed | undefined, rtt: number, reported: number): number {
+  #jitter(prev: Smoothed | undefined, reported: number): number {
     if (prev === undefined) return reported;
-    const now = Math.max(reported, rtt - prev.rttMs);
-    const smoothed = prev.jitterMs + this.#opts.alpha * (now - prev.jitterMs);
-    return Math.min(smoothed, JITTER_CAP_FACTOR * now + JITTER_CAP_MS);
+    const smoothed = prev.jitterMs + this.#opts.alpha * (reported - prev.jitterMs);
+    return Math.min(smoothed, JITTER_CAP_FACTOR * reported + JITTER_CAP_MS);
   }
 
   /** Applies one node's report. Self-links and garbage values are ignored. */
@@ -136,7 +139,8 @@ export class LatencyMatrix {
       const prev = oldLinks?.get(p.peerId);
       links.set(p.peerId, {
         rttMs: this.#smooth(prev, rtt),
-        jitterMs: this.#jitter(prev, rtt, jitter),
+        jitterMs: this.#jitter(prev, jitter),
+        riseMs: prev === undefined ? 0 : Math.max(0, rtt - prev.rttMs),
         penaltyMs: bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps),
       });
     }
@@ -167,7 +171,8 @@ export class LatencyMatrix {
       if (among !== undefined && !among.has(from)) continue;
       for (const [to, s] of row) {
         if (among !== undefined && !among.has(to)) continue;
-        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs + (s.penaltyMs ?? 0);
+        const swing = Math.max(s.jitterMs, s.riseMs ?? 0);
+        const costMs = s.rttMs + this.#opts.jitterWeight * swing + (s.penaltyMs ?? 0);
         out.push({ from, to, rttMs: s.rttMs, costMs });
       }
     }
