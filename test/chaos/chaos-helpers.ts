@@ -52,6 +52,8 @@ export async function startChaosWorld(
   world: World,
   options: {
     leaseMs?: number;
+    /** Coordinator `--settle-rounds` (docs/architecture.md, hysteresis). */
+    settleRounds?: number;
     fileSizeBytes?: number;
     logDir?: string;
     nodeLogLevel?: string;
@@ -71,6 +73,7 @@ export async function startChaosWorld(
       nodeArgs: ['--debug-headers'],
       logLevel: nodeLogLevel,
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      ...(options.settleRounds === undefined ? {} : { settleRounds: options.settleRounds }),
       readyTimeoutMs: 30_000,
     });
     const cw: ChaosWorld = {

@@ -55,6 +55,10 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'chaos-degrade-'));
   const file = path.join(dir, 'degrade4.json');
   writeFileSync(file, JSON.stringify(WORLD));
+  // Both scenarios run inside the routes' settle phase (their first 45 recomputations: any
+  // path 2 % and 1 ms better is taken at once, docs/architecture.md). With settled routes
+  // (`settleRounds: 0`) the RTT degrade moved after 6.8-11.3 s in 6 runs, over the issue's
+  // 10 s in one (docs/reliability.md), so that is not asserted here.
   cw = await startChaosWorld(loadWorld(file));
   pids = cw.handle.pids();
 }, 90_000);
@@ -216,7 +220,7 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     const { movedMs, backMs, degradedChanges, healAt } = await degradeHoldHeal(watch, {
       fault: { fault: 'degrade', bandwidthBps: 2_000_000 },
       holdMs: 15_000, // degraded, the traffic gone from the link: the route must hold
-      backWithinMs: 45_000,
+      backWithinMs: 20_000,
     });
     const samples = await traffic.stop();
     const failed = samples.filter((s) => !s.ok);
@@ -247,10 +251,11 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
     expect(movedMs).toBeLessThanOrEqual(10_000);
     // Away once, to the c path, held there for 15 s while degraded; back once after the heal.
     expect(changes.slice(0, degradedChanges).map((c) => c.path)).toEqual(['a-1,c-1']);
-    // The penalty ends after two good probes (3 s apart) and a report; then the 10 % rule
-    // (3 recomputations) or, while the link's RTT and jitter still carry the fall, the
-    // 2 % rule (30 recomputations, docs/architecture.md) brings the route back.
-    expect(backMs).toBeLessThanOrEqual(45_000);
+    // The penalty ends after two good probes (1 s apart) and a report, the jitter once the
+    // PINGs queued behind the fall have left the node's 3 s window; then the route comes
+    // back (settled: the 10 % rule, 3 recomputations, 7.3-8.0 s; docs/reliability.md). It
+    // took 25-32 s while the jitter was RFC 6298's rttvar, smoothed again by the coordinator.
+    expect(backMs).toBeLessThanOrEqual(20_000);
     expect(changes.map((c) => c.path)).toEqual(['a-1,c-1', 'a-1,b-1']);
     // Only requests caught on the slow link before the move may fail (no retry mid-body).
     expect(failedBeforeFall).toEqual([]);

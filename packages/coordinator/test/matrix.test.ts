@@ -9,15 +9,38 @@ const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) =>
 });
 
 describe('LatencyMatrix', () => {
-  it('smooths RTT with an EWMA and charges swings as jitter', () => {
+  it('smooths RTT with an EWMA; a rise of the RTT is charged at once, a fall is not', () => {
     const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
     m.applyReport('a', [peer('b', 100)], []);
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
     m.applyReport('a', [peer('b', 200)], []);
-    const [l] = m.links();
-    expect(l!.rttMs).toBe(150);
-    // jitter: 0 + 0.5 * (|200 - 100| - 0) = 50; cost = rtt + jitter.
-    expect(l!.costMs).toBe(200);
+    // rtt 150; charged max(jitter 0, the rise over the smoothed RTT 200 - 100).
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 250 }]);
+    m.applyReport('a', [peer('b', 200)], []);
+    // rtt 175; rise 200 - 150.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 175, costMs: 225 }]);
+    // Healed: the RTT falls back and the EWMA lags (137.5), but the fall is no swing.
+    m.applyReport('a', [peer('b', 100)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 137.5 }]);
+  });
+
+  it("caps the smoothed jitter at twice the node's newest figure + 1 ms", () => {
+    const m = new LatencyMatrix({ jitterWeight: 0.5 });
+    const r = (jitterMs: number) => [{ ...peer('b', 52 + jitterMs, jitterMs), baseRttMs: 52 }];
+    m.applyReport('a', r(2), []);
+    expect(m.links()[0]!.costMs).toBe(53);
+    // A queue behind a fallen link: the PINGs of the last 3 s average 2.7 s over their
+    // least. Smoothed on the way up: 2 + 0.3 x 2698.
+    m.applyReport('a', r(2700), []);
+    expect(m.links()[0]!.costMs).toBeCloseTo(52 + 0.5 * 811.4, 6);
+    for (let i = 0; i < 10; i++) m.applyReport('a', r(2700), []);
+    // Drained: the node's window holds no queued PING any more; the EWMA alone would
+    // still be at ~1,850 ms, the cap puts it at 2 x 3 + 1.
+    m.applyReport('a', r(3), []);
+    expect(m.links()[0]!.costMs).toBe(52 + 0.5 * 7);
+    // A steady link's figures still smooth: 7 + 0.3 x (5 - 7) = 6.4, under 2 x 5 + 1.
+    m.applyReport('a', r(5), []);
+    expect(m.links()[0]!.costMs).toBeCloseTo(52 + 0.5 * 6.4, 6);
   });
 
   it('estimates a link from its base RTT when reported, from SRTT when not', () => {

@@ -27,7 +27,7 @@ export interface OriginSample {
 
 /** Smoothing knobs. */
 export interface MatrixOptions {
-  /** EWMA weight of a new sample (the node already smooths its PINGs). @default 0.3 */
+  /** EWMA weight of a new sample (the node already filters its PINGs). @default 0.3 */
   alpha: number;
   /**
    * Link cost = smoothed RTT + jitterWeight x smoothed jitter. Half the jitter: enough to
@@ -51,9 +51,16 @@ export const DEFAULT_MATRIX_OPTIONS: MatrixOptions = {
 interface Smoothed {
   rttMs: number;
   jitterMs: number;
+  /** Links only: the newest sample's rise over the smoothed RTT before it, not smoothed. */
+  riseMs?: number;
   /** Links only: the bandwidth penalty of the newest report, not smoothed (see bandwidthPenaltyMs). */
   penaltyMs?: number;
 }
+
+/** A link's smoothed jitter is at most this many times its newest figure... */
+const JITTER_CAP_FACTOR = 2;
+/** ...plus this (ms), so that a steady link's small figures still smooth. */
+const JITTER_CAP_MS = 1;
 
 function valid(v: number, max: number): boolean {
   return Number.isFinite(v) && v >= 0 && v <= max;
@@ -72,8 +79,10 @@ function valid(v: number, max: number): boolean {
  * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
  * fell (see bandwidthPenaltyMs).
  *
- * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- jitter + alpha (max(reported
- * jitter, |sample - rtt|) - jitter), so a link whose RTT swings costs more than a steady one.
+ * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- min(jitter + alpha (j - jitter),
+ * 2 j + 1) with j the reported jitter, charged as max(jitter, sample - previous rtt) (see
+ * #jitter), so a link whose RTT swings or rises costs more than a steady one, and a healed
+ * one stops costing at once.
  * Each report is a full snapshot of the reporter's view: links or upstreams it no longer
  * lists, or lists as unreachable, are dropped at once (a dead link must leave routes now).
  */
@@ -86,14 +95,31 @@ export class LatencyMatrix {
     this.#opts = { ...DEFAULT_MATRIX_OPTIONS, ...options };
   }
 
-  #smooth(prev: Smoothed | undefined, rtt: number, jitter: number): Smoothed {
-    if (prev === undefined) return { rttMs: rtt, jitterMs: jitter };
-    const a = this.#opts.alpha;
-    const swing = Math.max(jitter, Math.abs(rtt - prev.rttMs));
-    return {
-      rttMs: prev.rttMs + a * (rtt - prev.rttMs),
-      jitterMs: prev.jitterMs + a * (swing - prev.jitterMs),
-    };
+  #smooth(prev: Smoothed | undefined, rtt: number): number {
+    return prev === undefined ? rtt : prev.rttMs + this.#opts.alpha * (rtt - prev.rttMs);
+  }
+
+  /**
+   * A link's smoothed jitter: an EWMA (alpha) of the node's figure, never above
+   * {@link JITTER_CAP_FACTOR} x its newest value + 1 ms. The link is charged the larger of
+   * it and the newest sample's rise over the smoothed RTT (see {@link LatencyMatrix.links}).
+   *
+   * - The cap: a smoothed jitter more than twice what the link shows now is history. The
+   *   node's figure is a 3 s window (the mean excess of its last 6 PINGs over their least);
+   *   after a bandwidth fall it drops from ~2,700 ms to ~2 ms within a few reports of the
+   *   heal, and the EWMA alone would hold the cost up for 14 more.
+   * - Smoothed on the way up: a lossy link's spikes taken at once made near-tie routes flap
+   *   (test/jitter-flap.test.ts: 19-26 route changes an hour against 2-8).
+   * - The rise is not smoothed: the sample is the least of 6 PINGs, so a rise means every
+   *   PING of the last 3 s was that slow, a level shift (a degrade), not a spike; the RTT's
+   *   EWMA takes several reports to show it. A fall is no swing at all: it is the link
+   *   getting better, and counting |sample - rtt| while the EWMA came down charged the
+   *   recovery as jitter.
+   */
+  #jitter(prev: Smoothed | undefined, reported: number): number {
+    if (prev === undefined) return reported;
+    const smoothed = prev.jitterMs + this.#opts.alpha * (reported - prev.jitterMs);
+    return Math.min(smoothed, JITTER_CAP_FACTOR * reported + JITTER_CAP_MS);
   }
 
   /** Applies one node's report. Self-links and garbage values are ignored. */
@@ -110,9 +136,13 @@ export class LatencyMatrix {
       const jitter = valid(p.jitterMs, max) ? p.jitterMs : 0;
       const base = p.baseRttMs;
       const rtt = base !== undefined && base > 0 && valid(base, max) ? base : p.srttMs;
-      const link = this.#smooth(oldLinks?.get(p.peerId), rtt, jitter);
-      link.penaltyMs = bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps);
-      links.set(p.peerId, link);
+      const prev = oldLinks?.get(p.peerId);
+      links.set(p.peerId, {
+        rttMs: this.#smooth(prev, rtt),
+        jitterMs: this.#jitter(prev, jitter),
+        riseMs: prev === undefined ? 0 : Math.max(0, rtt - prev.rttMs),
+        penaltyMs: bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps),
+      });
     }
     this.#links.set(nodeId, links);
     const oldOrigins = this.#origins.get(nodeId);
@@ -120,7 +150,8 @@ export class LatencyMatrix {
     for (const o of origins.slice(0, this.#opts.maxEntriesPerReport)) {
       if (!o.reachable || !valid(o.rttMs, max)) continue;
       const ups = byOrigin.get(o.origin) ?? new Map<string, Smoothed>();
-      ups.set(o.upstream, this.#smooth(oldOrigins?.get(o.origin)?.get(o.upstream), o.rttMs, 0));
+      const prev = oldOrigins?.get(o.origin)?.get(o.upstream);
+      ups.set(o.upstream, { rttMs: this.#smooth(prev, o.rttMs), jitterMs: 0 });
       byOrigin.set(o.origin, ups);
     }
     this.#origins.set(nodeId, byOrigin);
@@ -140,7 +171,8 @@ export class LatencyMatrix {
       if (among !== undefined && !among.has(from)) continue;
       for (const [to, s] of row) {
         if (among !== undefined && !among.has(to)) continue;
-        const costMs = s.rttMs + this.#opts.jitterWeight * s.jitterMs + (s.penaltyMs ?? 0);
+        const swing = Math.max(s.jitterMs, s.riseMs ?? 0);
+        const costMs = s.rttMs + this.#opts.jitterWeight * swing + (s.penaltyMs ?? 0);
         out.push({ from, to, rttMs: s.rttMs, costMs });
       }
     }

@@ -67,6 +67,7 @@ interface CoordinatorFlags {
   warmupMs: string;
   reportIntervalMs: string;
   recomputeIntervalMs: string;
+  settleRounds: string;
 }
 
 async function runCoordinator(flags: CoordinatorFlags): Promise<void> {
@@ -84,6 +85,7 @@ async function runCoordinator(flags: CoordinatorFlags): Promise<void> {
     heartbeatIntervalMs: positive(flags.reportIntervalMs, '--report-interval-ms'),
     reportIntervalMs: positive(flags.reportIntervalMs, '--report-interval-ms'),
     recomputeIntervalMs: positive(flags.recomputeIntervalMs, '--recompute-interval-ms'),
+    hysteresis: { settleRounds: positive(flags.settleRounds, '--settle-rounds', true) },
     logger,
   });
   await coordinator.start();
@@ -124,6 +126,11 @@ export function registerCoordinatorCommand(program: Command): void {
     .option('--warmup-ms <ms>', 'after start, wait this long before computing routes', '6000')
     .option('--report-interval-ms <ms>', 'heartbeat and report period told to nodes', '1000')
     .option('--recompute-interval-ms <ms>', 'recompute routes at most this often', '1000')
+    .option(
+      '--settle-rounds <n>',
+      'recomputations during which a new route takes any path 2 % and 1 ms better (0: none)',
+      '45',
+    )
     .action(async (flags: CoordinatorFlags) => {
       try {
         await runCoordinator(flags);

@@ -59,6 +59,7 @@ export class Keepalive {
       rttvarMs: r.rttvar,
       minMs: r.min,
       windowMinMs: r.windowMin,
+      windowJitterMs: r.windowJitter,
       recentMinMs: r.recentMin(this.#o.clock.now()),
       lastMs: r.last,
       samples: r.samples,

@@ -294,7 +294,8 @@ export const MIN_RTT_WINDOW_MS = 10_000;
  * RTT estimator, RFC 6298 (α = 1/8, β = 1/4), plus the all-time min, the min of the last
  * {@link MIN_RTT_WINDOW_MS} (the path's RTT without our own queueing, for auto-tuning)
  * the least of the last {@link RTT_WINDOW_SAMPLES} samples (the link's base RTT, for
- * routing) and the last sample. Milliseconds.
+ * routing), their mean excess over that least one (the link's jitter, for routing) and
+ * the last sample. Milliseconds.
  */
 export class RttEstimator {
   srtt: number | undefined;
@@ -331,6 +332,24 @@ export class RttEstimator {
     return this.#recent.length === 0 ? undefined : Math.min(...this.#recent);
   }
 
+  /**
+   * Mean of the last {@link RTT_WINDOW_SAMPLES} samples minus their least: how far above
+   * its base RTT the link has delivered over the last 3 s (per-packet jitter and queueing).
+   * Routing charges it as the link's jitter, not `rttvar`: RFC 6298's rttvar measures
+   * samples against SRTT, and after a queue drains SRTT takes ~17 s to come down from
+   * 2 s to within 20 ms of the base (α = 1/8, two samples a second), so every steady
+   * sample of that time counted as a swing of |SRTT - sample| and kept a healed link's
+   * cost up for 25 s (docs/reliability.md). This figure forgets in 3 s; on a steady link
+   * it is of rttvar's size (simulated on the world's jitter presets: mean +8 % on `cloud`,
+   * -15 % on `lossy`).
+   */
+  get windowJitter(): number | undefined {
+    if (this.#recent.length === 0) return undefined;
+    let sum = 0;
+    for (const s of this.#recent) sum += s;
+    return sum / this.#recent.length - Math.min(...this.#recent);
+  }
+
   /** The lowest sample of the last {@link MIN_RTT_WINDOW_MS} before `now`. */
   recentMin(now: number): number | undefined {
     return this.#recentMin.get(now);
@@ -344,6 +363,8 @@ export interface RttStats {
   minMs: number | undefined;
   /** {@link RttEstimator.windowMin}. */
   windowMinMs: number | undefined;
+  /** {@link RttEstimator.windowJitter}. */
+  windowJitterMs: number | undefined;
   /** Lowest sample of the last {@link MIN_RTT_WINDOW_MS}. */
   recentMinMs: number | undefined;
   lastMs: number | undefined;

@@ -12,7 +12,8 @@
  * Probe schedule: the first `firstDelayMs` after the tunnel comes up, then every
  * `intervalMs`; every `confirmMs` while the newest sample is below peak / 2 but `current`
  * is not yet (one low sample is not a fall, two are); every `degradedIntervalMs` while
- * degraded (to see the heal); at most every `queueGapMs` while the tunnel's SRTT exceeds
+ * degraded (to see the heal), `confirmMs` after a sample at or above peak / 2 (one good
+ * sample is not a heal, two are); at most every `queueGapMs` while the tunnel's SRTT exceeds
  * its minimum by more than max(10 ms, 25 %) (a queue: the rate may have fallen). A failed
  * probe (peer refused the kind, tunnel gone) waits `intervalMs`.
  */
@@ -24,7 +25,7 @@ export interface LinkCapacityOptions {
   firstDelayMs: number;
   /** Period while degraded. @default 3000 */
   degradedIntervalMs: number;
-  /** Follow-up of a single low sample. @default 1000 */
+  /** Follow-up of a single low sample, and of a single good one while degraded. @default 1000 */
   confirmMs: number;
   /** Least gap between probes triggered by a queue (SRTT above min RTT). @default 2000 */
   queueGapMs: number;
@@ -119,12 +120,15 @@ export class LinkCapacity {
     if (this.#o.intervalMs <= 0) return false;
     const since = now - this.#lastProbeAt;
     if (this.#lastFailed) return since >= this.#o.intervalMs;
-    if (this.degraded(now)) return since >= this.#o.degradedIntervalMs;
     const newest = this.#samples[this.#samples.length - 1]?.[1];
     const peak = this.peakBps(now);
-    if (newest !== undefined && peak !== undefined && newest < peak / 2) {
-      return since >= this.#o.confirmMs;
+    const newestLow = newest !== undefined && peak !== undefined && newest < peak / 2;
+    if (this.degraded(now)) {
+      // One sample back above half the peak is confirmed as soon as a low one is: a heal,
+      // like a fall, takes two samples, and routes wait for the second one (the penalty).
+      return since >= (newestLow ? this.#o.degradedIntervalMs : this.#o.confirmMs);
     }
+    if (newestLow) return since >= this.#o.confirmMs;
     if (queued(rtt) && since >= this.#o.queueGapMs) return true;
     return since >= this.#o.intervalMs;
   }

@@ -24,7 +24,7 @@ export interface NodeMeasurementsOptions {
 
 /**
  * The node's {@link MeasurementSource}: peer links from each tunnel's mux RTT estimator
- * (srtt, jitter = rttvar) and capacity probes, origin legs from the {@link OriginProber}. Every peer in the
+ * (srtt, base RTT and jitter over the last 6 PINGs) and capacity probes, origin legs from the {@link OriginProber}. Every peer in the
  * membership is reported, unreachable ones too, so the coordinator drops their links at
  * once instead of waiting for a lease.
  */
@@ -52,7 +52,7 @@ export class NodeMeasurements implements MeasurementSource {
       const m: PeerMeasurement = {
         peerId: id,
         srttMs: v.srttMs ?? 0,
-        jitterMs: v.rttvarMs ?? 0,
+        jitterMs: v.jitterMs ?? 0,
         baseRttMs: v.baseRttMs ?? 0,
         reachable: v.up && fresh && v.srttMs !== undefined,
       };

@@ -47,9 +47,10 @@ export interface PeerLinkView {
   /** A tunnel is up and its session accepts new streams. */
   up: boolean;
   srttMs: number | undefined;
-  rttvarMs: number | undefined;
   /** Least RTT sample of the last few PINGs (the mux RttEstimator's windowMin). */
   baseRttMs: number | undefined;
+  /** Their mean excess over that least one (the mux RttEstimator's windowJitter). */
+  jitterMs: number | undefined;
   /** Clock time of the newest RTT sample on the tunnel in use, if any. */
   lastRttAt: number | undefined;
 }
@@ -146,8 +147,8 @@ export class PeerManager extends EventEmitter {
       peerNodeId,
       up: live !== undefined && live.tunnel.session.state === 'open',
       srttMs: stats?.srttMs,
-      rttvarMs: stats?.rttvarMs,
       baseRttMs: stats?.windowMinMs,
+      jitterMs: stats?.windowJitterMs,
       lastRttAt: live?.lastRttAt,
     };
   }

@@ -242,4 +242,14 @@ describe('relaymesh routes / nodes as real processes', () => {
       'origins[1].upstreams[0]: "ftp://x" is not an http:// or tcp:// URL',
     );
   });
+
+  it('a bad --settle-rounds fails at start naming the flag', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'relaymesh-cli-'));
+    const cfg = path.join(dir, 'ok.yaml');
+    writeFileSync(cfg, `token: ${TOKEN}\norigins: []\n`);
+    const args = ['coordinator', '--config', cfg, '--grpc-listen', '127.0.0.1:0'];
+    const r = await run([...args, '--settle-rounds', '-1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--settle-rounds "-1" is not a non-negative integer');
+  });
 });

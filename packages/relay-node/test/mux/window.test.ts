@@ -100,6 +100,24 @@ describe('RttEstimator', () => {
   });
 });
 
+describe('RttEstimator.windowJitter', () => {
+  it('is the mean excess of the window over its least sample, and forgets a queue in 6 samples', () => {
+    const r = new RttEstimator();
+    expect(r.windowJitter).toBeUndefined();
+    for (const s of [52, 54, 53, 56, 52, 57]) r.add(s, 0);
+    expect(r.windowJitter).toBeCloseTo(54 - 52, 9);
+    // PINGs queue behind downloads on a link whose bandwidth fell: seconds of delay.
+    for (const s of [400, 1200, 2500, 4000, 4500]) r.add(s, 0);
+    expect(r.windowJitter).toBeGreaterThan(2000);
+    // The link heals, the queue drains: the samples are the base RTT again.
+    for (let i = 0; i < RTT_WINDOW_SAMPLES; i++) r.add(52 + (i % 2), 0);
+    expect(r.windowJitter).toBeCloseTo(0.5, 9);
+    // RFC 6298's rttvar, measured against an SRTT still coming down from seconds, does
+    // not: it would be charged as jitter for another ~15 s.
+    expect(r.rttvar!).toBeGreaterThan(500);
+  });
+});
+
 describe('CreditBudget', () => {
   it('charges parents and is all-or-nothing', () => {
     const process = new CreditBudget(1000);

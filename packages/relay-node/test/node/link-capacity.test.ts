@@ -38,7 +38,7 @@ describe('LinkCapacity', () => {
     expect(c.degraded(601_001)).toBe(false);
   });
 
-  it('confirms a low sample after 1 s, then probes every 3 s until the heal shows', () => {
+  it('confirms a low sample after 1 s, probes every 3 s while fallen, confirms a good one after 1 s', () => {
     const c = new LinkCapacity(0);
     c.started(1000);
     c.sample(1000, 40 * M);
@@ -50,13 +50,16 @@ describe('LinkCapacity', () => {
     expect(c.degraded(11_300)).toBe(true);
     expect(dueAt(c, 11_000, 40_000)).toBe(14_000); // degraded: every 3 s
     c.started(14_000);
-    c.sample(14_100, 40 * M); // healed: one good sample is not enough
-    expect(c.degraded(14_100)).toBe(true);
-    expect(dueAt(c, 14_000, 40_000)).toBe(17_000);
+    c.sample(14_100, 2 * M);
+    expect(dueAt(c, 14_000, 40_000)).toBe(17_000); // still fallen: 3 s
     c.started(17_000);
-    c.sample(17_100, 40 * M);
-    expect(c.degraded(17_100)).toBe(false);
-    expect(dueAt(c, 17_000, 60_000)).toBe(47_000); // back to every 30 s
+    c.sample(17_100, 40 * M); // healed: one good sample is not enough...
+    expect(c.degraded(17_100)).toBe(true);
+    expect(dueAt(c, 17_000, 40_000)).toBe(18_000); // ...and is confirmed 1 s later
+    c.started(18_000);
+    c.sample(18_100, 40 * M);
+    expect(c.degraded(18_100)).toBe(false);
+    expect(dueAt(c, 18_000, 60_000)).toBe(48_000); // back to every 30 s
   });
 
   it('a queue (SRTT above min by > max(10 ms, 25 %)) probes at most every 2 s', () => {

@@ -17,6 +17,8 @@ export interface StartMeshOptions {
   warmupMs?: number;
   /** Coordinator `--lease-ms`. @default the CLI's default */
   leaseMs?: number;
+  /** Coordinator `--settle-rounds`. @default the CLI's default */
+  settleRounds?: number;
   /** Extra arguments for every `relaymesh node`. @default [] */
   nodeArgs?: string[];
   /** `--log-level` of the nodes (the coordinator needs `info` for its ready line). @default 'warn' */
@@ -72,6 +74,9 @@ export async function startMesh(handle: WorldHandle, options: StartMeshOptions):
       ...['--config', config, '--grpc-listen', '127.0.0.1:0', '--log-level', 'info'],
       ...['--warmup-ms', String(options.warmupMs ?? 1000)],
       ...(options.leaseMs === undefined ? [] : ['--lease-ms', String(options.leaseMs)]),
+      ...(options.settleRounds === undefined
+        ? []
+        : ['--settle-rounds', String(options.settleRounds)]),
     ],
     env: { RELAYMESH_TOKEN: options.token },
     parseReady: logLineReady('coordinator listening'),
