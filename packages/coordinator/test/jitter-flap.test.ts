@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatencyMatrix } from '../src/matrix/latency-matrix.ts';
 import { planRoutes, type RouteState } from '../src/paths/index.ts';
+import { prng } from './paths/brute-force.ts';
 
 // Route stability next to a lossy link, replayed for an hour of reports: the entry a
 // reaches the origin through b over a 300 ms link with the world's `lossy` jitter
@@ -9,18 +10,6 @@ import { planRoutes, type RouteState } from '../src/paths/index.ts';
 // where the lossy link's spikes are most likely to flip the route. PINGs twice a second;
 // each report carries what a node reports: the least of its last 6 PINGs and their mean
 // excess over it (packages/relay-node/src/mux/window.ts, RttEstimator).
-
-/** Seeded PRNG (mulberry32), [0, 1). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function lognormal(r: () => number, median: number, sigma: number): number {
   const u = Math.max(r(), 1e-12);
@@ -52,7 +41,7 @@ class PingWindow {
 }
 
 function routeChanges(seed: number, rounds: number): number {
-  const r = random(seed);
+  const r = prng(seed);
   const lossy = new PingWindow(300, () => lognormal(r, 6, 1.6));
   const steady = new PingWindow(340, () => lognormal(r, 1.7, 1.0));
   const m = new LatencyMatrix();
