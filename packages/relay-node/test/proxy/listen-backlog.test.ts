@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { DirectDialer } from '@relaymesh/shared';
 import { describe, expect, it } from 'vitest';
-import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
+import { peerlessEntryPlane } from './mesh.ts';
 
 // The entry's accept queue: Node's default (511) let the kernel drop connections
 // (ListenOverflows) when 10,000 slow clients connected in bursts (docs/reliability.md,
@@ -28,18 +27,7 @@ function acceptQueueLength(port: number): number {
 }
 
 async function entryBacklog(listenBacklog?: number): Promise<number> {
-  const plane = new DataPlane({
-    nodeId: 'en',
-    catalog: new OriginTable([]),
-    routes: new RouteTable({ nodeId: 'en' }),
-    opener: {
-      open() {
-        throw new Error('no peers');
-      },
-    },
-    dialer: new DirectDialer(),
-    httpListen: { host: '127.0.0.1', port: 0 },
-    entry: listenBacklog === undefined ? {} : { listenBacklog },
+  const plane = peerlessEntryPlane(listenBacklog === undefined ? {} : { listenBacklog }, {
     exit: { healthChecks: false },
   });
   try {

@@ -15,6 +15,30 @@ import type { HopStream, StreamOpener } from '../../src/proxy/types.ts';
 import { type OriginConfig, OriginTable } from '../../src/routing/origin-catalog.ts';
 import { type RouteEntry, RouteTable } from '../../src/routing/route-table.ts';
 
+/**
+ * A node that is only an entry, on 127.0.0.1:0, with no origins and no peers (every open
+ * throws): for listener and configuration checks. Not started.
+ */
+export function peerlessEntryPlane(
+  entry: NonNullable<DataPlaneOptions['entry']>,
+  extra: Partial<DataPlaneOptions> = {},
+): DataPlane {
+  return new DataPlane({
+    nodeId: 'en',
+    catalog: new OriginTable([]),
+    routes: new RouteTable({ nodeId: 'en' }),
+    opener: {
+      open() {
+        throw new Error('no peers');
+      },
+    },
+    dialer: new DirectDialer(),
+    httpListen: { host: '127.0.0.1', port: 0 },
+    entry,
+    ...extra,
+  });
+}
+
 /** One node of a test mesh: every data plane role, sessions to its neighbours. */
 export interface MeshNode {
   id: string;

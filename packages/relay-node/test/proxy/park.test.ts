@@ -10,7 +10,7 @@ import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
 import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
 import { relayBody } from '../../src/proxy/http/body-relay.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
-import { startOrigin, type TestOrigin } from './mesh.ts';
+import { peerlessEntryPlane, startOrigin, type TestOrigin } from './mesh.ts';
 
 // Parking (docs/reliability.md, "Slow clients"): a response whose client accepts no bytes
 // for parkAfterMs lets go of its origin request (and of the socket buffers on that side),
@@ -310,22 +310,9 @@ describe('entry parking of stalled responses', () => {
 
   it('refuses a park delay that is not an integer >= 0', () => {
     for (const parkAfterMs of [-1, 1.5, Number.NaN]) {
-      expect(
-        () =>
-          new DataPlane({
-            nodeId: 'en',
-            catalog: new OriginTable([]),
-            routes: new RouteTable({ nodeId: 'en' }),
-            opener: {
-              open() {
-                throw new Error('no peers');
-              },
-            },
-            dialer: new DirectDialer(),
-            httpListen: { host: '127.0.0.1', port: 0 },
-            entry: { parkAfterMs },
-          }),
-      ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+      expect(() => peerlessEntryPlane({ parkAfterMs })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+      );
     }
   });
 });

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { DirectDialer } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
-import { startOrigin, type TestOrigin } from './mesh.ts';
+import { peerlessEntryPlane, startOrigin, type TestOrigin } from './mesh.ts';
 
 // The entry's send timeout (docs/reliability.md, "Slow clients"): a client that stops
 // reading a response is disconnected once its socket has stayed full for sendTimeoutMs,
@@ -166,22 +166,9 @@ describe('entry send timeout', () => {
 
   it('refuses a send timeout that is not an integer >= 0', () => {
     for (const sendTimeoutMs of [-1, 1.5, Number.NaN]) {
-      expect(
-        () =>
-          new DataPlane({
-            nodeId: 'en',
-            catalog: new OriginTable([]),
-            routes: new RouteTable({ nodeId: 'en' }),
-            opener: {
-              open() {
-                throw new Error('no peers');
-              },
-            },
-            dialer: new DirectDialer(),
-            httpListen: { host: '127.0.0.1', port: 0 },
-            entry: { sendTimeoutMs },
-          }),
-      ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+      expect(() => peerlessEntryPlane({ sendTimeoutMs })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+      );
     }
   });
 });
