@@ -188,7 +188,11 @@ describe('link sharing and ordering', () => {
     await Promise.all(
       conns.map(async (s) => {
         while (performance.now() < stopAt) {
-          if (!s.write(block)) await Promise.race([once(s, 'drain'), sleep(100)]);
+          if (s.write(block)) continue;
+          // Wait for 'drain' or 100 ms, and drop the listeners either way (one per wait).
+          const ac = new AbortController();
+          await Promise.race([once(s, 'drain', { signal: ac.signal }).catch(() => {}), sleep(100)]);
+          ac.abort();
         }
       }),
     );
