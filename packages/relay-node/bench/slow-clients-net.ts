@@ -164,7 +164,8 @@ export function tcpExtSum(name: string, pids: Array<number | 'self'>): number {
   return sum;
 }
 
-function tcpExtOf(name: string, pid: number | 'self'): number {
+/** A TcpExt counter of a process's network namespace (/proc/PID/net/netstat); NaN when unreadable. */
+export function tcpExtOf(name: string, pid: number | 'self'): number {
   try {
     const lines = readFileSync(`/proc/${pid}/net/netstat`, 'utf8').split('\n');
     for (let i = 0; i + 1 < lines.length; i++) {

@@ -18,6 +18,7 @@ import {
   type NetPlan,
   nsPrefix,
   nsSocketBytes,
+  tcpExtOf,
   tcpExtSum,
 } from './slow-clients-net.ts';
 
@@ -200,19 +201,9 @@ function sysctlNumbers(name: string): number[] {
 
 const mib = (pages: number) => (pages * PAGE) / (1024 * 1024);
 
-/** A TcpExt counter of /proc/net/netstat (system-wide); NaN when unreadable. */
+/** A TcpExt counter of this process's network namespace; NaN when unreadable. */
 export function tcpExt(name: string): number {
-  try {
-    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
-    for (let i = 0; i + 1 < lines.length; i++) {
-      if (!lines[i]?.startsWith('TcpExt:')) continue;
-      const keys = (lines[i] as string).split(' ');
-      const values = (lines[i + 1] as string).split(' ');
-      const at = keys.indexOf(name);
-      return at < 0 ? Number.NaN : Number(values[at]);
-    }
-  } catch {}
-  return Number.NaN;
+  return tcpExtOf(name, 'self');
 }
 
 /** Resident set of a process in MiB (Linux). */
