@@ -41,11 +41,11 @@ export interface OpenRequest {
   head?: RequestHead;
   port?: number;
   /**
-   * A retry after `avoid` broke: that exact path is skipped and paths through other first
-   * hops are tried before those sharing its first hop. With no other path the open throws
-   * ERR_ROUTE_NONE (a retry on the same broken path would only fail again).
+   * A retry after these paths broke: they are skipped, and paths through other first hops
+   * are tried before those sharing a first hop with one of them. With no other path the
+   * open throws ERR_ROUTE_NONE (a retry on a broken path would only fail again).
    */
-  avoid?: readonly string[];
+  avoid?: readonly (readonly string[])[];
   /** Reuse this request id (a retry or a resume is the same request in the logs). */
   id?: string;
 }
@@ -119,12 +119,15 @@ export function failureForReset(code: WireCode | undefined): EntryFailure {
 }
 
 /** `paths` without `avoid`, those through another first hop first (order kept otherwise). */
-function avoiding(paths: string[][], avoid: readonly string[] | undefined): string[][] {
-  if (!avoid) return paths;
-  const key = avoid.join(',');
-  const rest = paths.filter((p) => p.join(',') !== key);
-  const hop = avoid[1];
-  return [...rest.filter((p) => p[1] !== hop), ...rest.filter((p) => p[1] === hop)];
+function avoiding(
+  paths: string[][],
+  avoid: readonly (readonly string[])[] | undefined,
+): string[][] {
+  if (!avoid || avoid.length === 0) return paths;
+  const keys = new Set(avoid.map((p) => p.join(',')));
+  const hops = new Set(avoid.map((p) => p[1]));
+  const rest = paths.filter((p) => !keys.has(p.join(',')));
+  return [...rest.filter((p) => !hops.has(p[1])), ...rest.filter((p) => hops.has(p[1]))];
 }
 
 /**

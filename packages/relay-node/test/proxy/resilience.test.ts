@@ -33,6 +33,11 @@ function fileOrigin(seen: Seen[]): Promise<TestOrigin> {
       const ifRange = req.headers['if-range'] as string | undefined;
       seen.push({ method: req.method ?? '', url: req.url ?? '', range, ifRange, bodyBytes });
       if (req.url?.startsWith('/echo')) return void res.end(`got ${bodyBytes}`);
+      if (req.url?.startsWith('/hold')) {
+        // Never answered: the test breaks the path while the origin holds the request.
+        holdUntil?.();
+        return;
+      }
       const m = /^bytes=(\d+)-$/.exec(range ?? '');
       const rangeOk = !req.url?.startsWith('/norange') && m && (!ifRange || ifRange === ETAG);
       const from = rangeOk ? Number(m[1]) : 0;
@@ -64,7 +69,10 @@ function fileOrigin(seen: Seen[]): Promise<TestOrigin> {
 
 let mesh: Mesh | undefined;
 let origin: TestOrigin | undefined;
+/** Called when the origin receives a `/hold` request (which it never answers). */
+let holdUntil: (() => void) | undefined;
 afterEach(async () => {
+  holdUntil = undefined;
   await mesh?.close();
   await origin?.close();
   mesh = undefined;
@@ -137,18 +145,62 @@ describe('retry before the response head', () => {
     expect(seen.map((s) => s.url)).toEqual(['/echo-get', '/echo-put', '/echo-post']);
   });
 
-  it('POST without Idempotency-Key, and a body above 64 KiB, are not retried: 502', async () => {
+  it('a plain POST whose path broke after the origin got it, and a body above 64 KiB, are not retried: 502', async () => {
     const seen: Seen[] = [];
     const m = await diamond(seen);
-    m.node('r1').sessions.get('ex')?.destroy();
-    m.node('r1').sessions.delete('ex');
-
-    const post = await send(m, 'POST', '/echo-post', { body: Buffer.alloc(10, 1) });
+    // The origin holds /hold-post; once it has the request, r1 loses its session to the exit:
+    // the stream breaks after the origin processed the POST, so a replay could repeat it.
+    holdUntil = () => {
+      m.node('r1').sessions.get('ex')?.destroy();
+      m.node('r1').sessions.delete('ex');
+    };
+    const post = await send(m, 'POST', '/hold-post', { body: Buffer.alloc(10, 1) });
     expect(post.status).toBe(502);
     expect(post.path).toBe('en,r1,ex');
+    expect(seen.map((s) => s.url)).toEqual(['/hold-post']);
+    // A streamed body (above 64 KiB) cannot be replayed even when a relay refused it unread.
     const big = await send(m, 'PUT', '/echo-big', { body: Buffer.alloc(65 * 1024, 1) });
     expect(big.status).toBe(502);
-    expect(seen).toEqual([]);
+    expect(seen.map((s) => s.url)).toEqual(['/hold-post']);
+  });
+
+  it('any method is retried when a relay could not open its next hop (NO_ROUTE)', async () => {
+    const seen: Seen[] = [];
+    const m = await diamond(seen);
+    // r1 has no session to the exit (e.g. it is restarting): r1 resets the stream with
+    // NO_ROUTE before forwarding a byte, so even a plain POST is replayed over r2.
+    m.node('r1').sessions.get('ex')?.destroy();
+    m.node('r1').sessions.delete('ex');
+    const post = await send(m, 'POST', '/echo-no-route', { body: Buffer.alloc(10, 1) });
+    expect(post).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 10' });
+    expect(seen.map((s) => s.url)).toEqual(['/echo-no-route']);
+  });
+
+  it('refusals are retried on up to two more paths, each path once', async () => {
+    const seen: Seen[] = [];
+    origin = await fileOrigin(seen);
+    const relays = ['r1', 'r2', 'r3', 'r4'];
+    mesh = await buildMesh({
+      nodes: ['en', ...relays, 'ex'],
+      links: relays.flatMap((r) => [['en', r] as [string, string], [r, 'ex'] as [string, string]]),
+      origins: [{ name: 'files', hosts: ['files.example'], upstreams: [origin.url] }],
+      routes: [route('files', ['en', 'r1', 'ex'], ...relays.slice(1).map((r) => ['en', r, 'ex']))],
+    });
+    const m = mesh;
+    const cut = (r: string) => {
+      m.node(r).sessions.get('ex')?.destroy();
+      m.node(r).sessions.delete('ex');
+    };
+    // r1 and r2 cannot reach the exit (NO_ROUTE): the third try, over r3, gets through.
+    cut('r1');
+    cut('r2');
+    const post = await send(m, 'POST', '/echo-third', { body: Buffer.alloc(10, 1) });
+    expect(post).toMatchObject({ status: 200, path: 'en,r3,ex', body: 'got 10' });
+    // With r3 cut too, three tries are all there is: r4 is never reached, the client gets 502.
+    cut('r3');
+    const failed = await send(m, 'POST', '/echo-fourth', { body: Buffer.alloc(10, 1) });
+    expect(failed.status).toBe(502);
+    expect(seen.map((x) => x.url)).toEqual(['/echo-third']);
   });
 
   it('any method is retried when a hop refused the stream unprocessed (REFUSED_STREAM)', async () => {

@@ -394,7 +394,7 @@ async function resume(
   const base = { origin: plan.origin, kind: 'http' as const, head, id: broken.id };
   let entry: EntryStream | undefined;
   try {
-    if (avoid) entry = ctx.connector.open({ ...base, avoid: broken.path });
+    if (avoid) entry = ctx.connector.open({ ...base, avoid: [broken.path] });
   } catch {}
   try {
     entry ??= ctx.connector.open(base);

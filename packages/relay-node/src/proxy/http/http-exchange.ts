@@ -14,7 +14,7 @@ import {
   toOutgoing,
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
-import { bufferBody, isIdempotent, isPathFailure, isRefusal } from './retry.ts';
+import { bufferBody, isIdempotent, isPathFailure, isRefusal, MAX_REFUSED_TRIES } from './retry.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
 export interface RequestTarget {
@@ -170,8 +170,9 @@ async function attempt(
  * Proxies one HTTP request: origin by Host or URL, stream to the exit, request body
  * streamed up, response head and body streamed back. Bodies up to 64 KiB are buffered;
  * such a request whose path breaks before the response head is retried once on another
- * path when it is idempotent, or whatever its method when a hop refused the stream; a GET body broken mid-way is resumed with a Range request (body-relay.ts).
- * Never rejects.
+ * path when it is idempotent, and whatever its method on up to two more paths while hops
+ * refuse the stream unprocessed; a GET body broken mid-way is resumed with a Range request
+ * (body-relay.ts). Never rejects.
  */
 export async function proxyRequest(
   ctx: ExchangeContext,
@@ -192,17 +193,24 @@ export async function proxyRequest(
   const idempotent = isIdempotent(head.method, head.headers);
   const open: OpenRequest = { origin, kind: 'http', head };
   let a = await attempt(ctx, req, res, open, body);
-  if ('answer' in a && !('v' in a.answer) && body !== null && retryable(a, idempotent)) {
+  // One retry on another path for a broken path; up to MAX_REFUSED_TRIES tries in all while
+  // every failure is a refusal (nothing processed: e.g. a rolling restart, where a relay
+  // may not have its tunnel to the restarted node yet).
+  const avoid: string[][] = [];
+  for (let tries = 1; ; tries++) {
+    if (!('answer' in a) || 'v' in a.answer || body === null || res.destroyed) break;
+    const refused = isRefusal(a.entry.stream.resetCode);
+    if (!refused && !(tries === 1 && idempotent && isPathFailure(a.answer))) break;
+    if (tries >= (refused ? MAX_REFUSED_TRIES : 2)) break;
     ctx.connector.pathBroke(a.entry);
-    if (!res.destroyed) {
-      const retry = { ...open, avoid: a.entry.path, id: a.entry.id };
-      const b = await attempt(ctx, req, res, retry, body);
-      ctx.log.info(
-        { reqId: a.entry.id, [F.PATH]: a.entry.path.join(','), ok: 'answer' in b },
-        'request retried on another path',
-      );
-      if ('answer' in b) a = b;
-    }
+    avoid.push(a.entry.path);
+    const b = await attempt(ctx, req, res, { ...open, avoid, id: a.entry.id }, body);
+    ctx.log.info(
+      { reqId: a.entry.id, [F.PATH]: a.entry.path.join(','), ok: 'answer' in b, tries },
+      'request retried on another path',
+    );
+    if (!('answer' in b)) break;
+    a = b;
   }
   if (!('answer' in a)) return fail(ctx, req, res, a);
   const { entry, answer } = a;
@@ -218,16 +226,6 @@ export async function proxyRequest(
   if (res.destroyed) return resetStream(stream, WireCode.CANCEL);
   const expected = promisedLength(head.method, answer);
   await relayBody(ctx, res, entry, expected, () => resumePlanFor(origin, head, answer));
-}
-
-/**
- * A failed attempt may be replayed once: an idempotent request whose path broke, or any
- * request a hop refused before processing it.
- */
-function retryable(a: Attempt, idempotent: boolean): boolean {
-  if ('v' in a.answer) return false;
-  if (isRefusal(a.entry.stream.resetCode)) return true;
-  return idempotent && isPathFailure(a.answer);
 }
 
 function logWhenDone(

@@ -6,6 +6,12 @@ import type { HeaderPairs } from '../open-header.ts';
 /** Request bodies up to this size are buffered so that the request can be replayed. */
 export const RETRY_BODY_LIMIT = 64 * 1024;
 
+/**
+ * Tries in all (the first one included) while every failure is a refusal ({@link isRefusal}):
+ * each goes over a path not tried yet. A broken path (not a refusal) gets one retry.
+ */
+export const MAX_REFUSED_TRIES = 3;
+
 /** RFC 9110 9.2.2 idempotent methods. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -17,16 +23,19 @@ export function isIdempotent(method: string, headers: HeaderPairs): boolean {
 
 /**
  * RST codes that mean "refused before anyone processed it": a hop's session refused the
- * SYN (draining: GOING_AWAY; stream limit: REFUSED_STREAM; memory: MEMORY_LIMIT), or a
- * closing stream server refused it before reading the open header (REFUSED_STREAM). Relays
- * pass the code on unchanged, so the entry sees it whichever hop refused. Such a request
- * may be replayed whatever its method (HTTP/2 REFUSED_STREAM semantics, RFC 9113 8.7).
+ * SYN (draining: GOING_AWAY; stream limit: REFUSED_STREAM; memory: MEMORY_LIMIT), a
+ * closing stream server refused it before reading the open header (REFUSED_STREAM), or a
+ * relay could not open its next hop (NO_ROUTE: sent only then, before it forwarded a byte;
+ * e.g. the next hop is restarting). Relays pass the code on unchanged, so the entry sees it
+ * whichever hop refused. Such a request may be replayed whatever its method (HTTP/2
+ * REFUSED_STREAM semantics, RFC 9113 8.7).
  */
 export function isRefusal(code: WireCode | undefined): boolean {
   return (
     code === WireCode.GOING_AWAY ||
     code === WireCode.REFUSED_STREAM ||
-    code === WireCode.MEMORY_LIMIT
+    code === WireCode.MEMORY_LIMIT ||
+    code === WireCode.NO_ROUTE
   );
 }
 
