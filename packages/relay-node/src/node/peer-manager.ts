@@ -77,7 +77,8 @@ export function dialsPeer(nodeId: string, peerNodeId: string): boolean {
  * streams go to `onStream`.
  *
  * Events: `'ready'` (peerNodeId) on the first RTT sample of a new tunnel (the link can be
- * reported), `'down'` (peerNodeId) when the tunnel in use ends and no other is up.
+ * reported), `'draining'` (peerNodeId) when the peer sends GO_AWAY on the tunnel in use,
+ * `'down'` (peerNodeId) when the tunnel in use ends and no other is up.
  * Handlers must not throw.
  */
 export class PeerManager extends EventEmitter {
@@ -272,6 +273,11 @@ export class PeerManager extends EventEmitter {
         const first = l.lastRttAt === undefined;
         l.lastRttAt = this.#clock.now();
         if (first && this.#live.get(peer) === l) this.#emitSafe('ready', peer);
+      });
+      // The peer is draining (it sent GO_AWAY: a SIGTERM, usually): no new streams to it,
+      // and relays' tunnels to it drain too, so paths through it anywhere should wait.
+      tunnel.session.on('goaway', () => {
+        if (this.#live.get(peer) === l) this.#emitSafe('draining', peer);
       });
       tunnel.once('close', () => this.#onTunnelClose(l));
     }

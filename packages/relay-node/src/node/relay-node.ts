@@ -208,6 +208,13 @@ export class RelayNode {
       this.routes.markTunnelDown(peer);
       this.#client?.reportNow();
     });
+    // A peer that sent GO_AWAY is leaving (or replacing its tunnel): paths through it,
+    // as first hop or further on, go last until a tunnel to it answers again ('ready').
+    // Before this, the entry kept sending streams to relays whose own tunnel to the
+    // draining node was gone until the coordinator's next push (a relay answers NO_ROUTE).
+    this.peers.on('draining', (peer: string) => {
+      this.routes.markTunnelDown(peer);
+    });
   }
 
   /** The addresses bound by start(). */

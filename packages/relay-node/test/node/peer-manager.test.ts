@@ -70,6 +70,28 @@ describe('PeerManager', () => {
     expect(a.peers.view('b')).toMatchObject({ peerNodeId: 'b', up: true });
   });
 
+  it("a peer's GO_AWAY on the tunnel in use emits 'draining' (once per GO_AWAY, that peer only)", async () => {
+    const a = await end('a', 10_000);
+    const b = await end('b', 10_000);
+    a.peers.setPeers([info(a), info(b)]);
+    b.peers.setPeers([info(a), info(b)]);
+    await waitFor(
+      () => b.peers.connectedPeers.includes('a') && a.peers.connectedPeers.includes('b'),
+      5000,
+      'tunnel a-b on both sides',
+    );
+    const drainingAtA: string[] = [];
+    const drainingAtB: string[] = [];
+    a.peers.on('draining', (p: string) => drainingAtA.push(p));
+    b.peers.on('draining', (p: string) => drainingAtB.push(p));
+    b.peers.sessionFor('a')?.goAway();
+    await waitFor(() => drainingAtA.length === 1, 5000, "'draining' at a");
+    expect(drainingAtA).toEqual(['b']);
+    // The side that sent GO_AWAY does not call its peer draining.
+    expect(drainingAtB).toEqual([]);
+    expect(a.peers.view('b').up).toBe(false);
+  });
+
   it('open to a peer without a tunnel throws ERR_TUNNEL_DOWN', async () => {
     const a = await end('a', 10_000);
     expect(() => a.peers.open('nobody')).toThrow(
