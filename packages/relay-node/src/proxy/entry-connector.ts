@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import {
   type Clock,
   F,
@@ -9,6 +10,7 @@ import {
   WireCode,
 } from '@relaymesh/shared';
 import type { ExitHandler } from './exit/exit-handler.ts';
+import { isPathFailure, isRefusal, MAX_REFUSED_TRIES } from './http/retry.ts';
 import {
   DATA_PLANE_VERSION,
   decodeResponseHead,
@@ -62,6 +64,12 @@ export interface EntryFailure {
   status: number;
   code: string;
   message: string;
+}
+
+/** A raw stream's open ({@link EntryConnector.openRaw}): the last try's stream, if any, and its answer. */
+export interface RawOpen {
+  entry?: EntryStream;
+  answer: ResponseHead | EntryFailure;
 }
 
 /** Random bytes for request ids, refilled when used up (see {@link newRequestId}). */
@@ -194,6 +202,50 @@ export class EntryConnector {
     throw new RelayError('ERR_ROUTE_NONE', `no path to origin ${req.origin.name} could be opened`, {
       details: { paths },
     });
+  }
+
+  /**
+   * Opens a stream that carries no client bytes before its RESPONSE HEAD (CONNECT, a
+   * WebSocket upgrade's GET, a TCP forward) and waits for that head, retrying on another
+   * path while nothing was processed that a replay could repeat: up to MAX_REFUSED_TRIES
+   * tries in all while hops refuse the stream (retry.ts isRefusal), one retry for another
+   * broken path, none for a timeout or an error head. `client` closing resets the stream
+   * in flight and ends the tries. Never throws: no path at all is an ERR_ROUTE_NONE answer.
+   */
+  async openRaw(
+    req: OpenRequest,
+    client: { once: Duplex['once']; off: Duplex['off']; destroyed: boolean },
+  ): Promise<RawOpen> {
+    const avoid: string[][] = [];
+    let last: RawOpen | undefined;
+    for (let tries = 1; ; tries++) {
+      let entry: EntryStream;
+      try {
+        entry = this.open(last?.entry ? { ...req, avoid, id: last.entry.id } : req);
+      } catch (err) {
+        return (
+          last ?? {
+            answer: { status: 502, code: 'ERR_ROUTE_NONE', message: (err as Error).message },
+          }
+        );
+      }
+      const { stream } = entry;
+      stream.on('error', () => {});
+      const onEarlyClose = () => resetStream(stream, WireCode.CANCEL);
+      client.once('close', onEarlyClose);
+      const answer = await this.readResponseHead(stream);
+      client.off('close', onEarlyClose);
+      last = { entry, answer };
+      if ('v' in answer || client.destroyed || !isPathFailure(answer)) return last;
+      const refused = isRefusal(stream.resetCode);
+      if (tries >= (refused ? MAX_REFUSED_TRIES : 2)) return last;
+      this.pathBroke(entry);
+      avoid.push(entry.path);
+      this.#log.info(
+        { reqId: entry.id, [F.PATH]: entry.path.join(','), tries, wireCode: stream.resetCode },
+        'raw stream retried on another path',
+      );
+    }
   }
 
   /**

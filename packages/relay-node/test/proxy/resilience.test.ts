@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { ForwardServer } from '../../src/proxy/tcp/forward-server.ts';
 import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
 
 // Request-level resilience at the entry (docs/data-plane.md 4.7): one retry of a replayable
@@ -308,3 +311,100 @@ describe('Range resume of a GET broken mid-body', () => {
     expect(got.bytes).toBeLessThan(FILE.length);
   });
 });
+
+describe('raw streams retry before the exit answers', () => {
+  it('CONNECT, a TCP forward and a WebSocket upgrade go over r2 when relay r1 lost the exit', async () => {
+    // Echoes and ends on the client's FIN.
+    const echo = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', (c) => s.write(c));
+      s.on('end', () => s.end());
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as AddressInfo).port;
+    origin = await startOrigin((_req, res) => res.end('plain'));
+    const wss = new WebSocketServer({ server: origin.server });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo:${m.toString()}`)));
+    mesh = await buildMesh({
+      nodes: ['en', 'r1', 'r2', 'ex'],
+      links: [
+        ['en', 'r1'],
+        ['en', 'r2'],
+        ['r1', 'ex'],
+        ['r2', 'ex'],
+      ],
+      origins: [
+        { name: 'files', hosts: ['files.example'], upstreams: [origin.url] },
+        { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
+      ],
+      routes: [
+        route('files', ['en', 'r1', 'ex'], ['en', 'r2', 'ex']),
+        route('echo', ['en', 'r1', 'ex'], ['en', 'r2', 'ex']),
+      ],
+    });
+    const m = mesh;
+    const forward = new ForwardServer({
+      rule: { host: '127.0.0.1', port: 0, origin: 'echo' },
+      catalog: m.catalog,
+      connector: m.node('en').connector,
+    });
+    const forwardPort = (await forward.listen()).port;
+    try {
+      // r1 has no session to the exit: it answers NO_ROUTE before forwarding a byte.
+      m.node('r1').sessions.get('ex')?.destroy();
+      m.node('r1').sessions.delete('ex');
+
+      // CONNECT echo.example:<port>: 200, then bytes end to end.
+      const c = net.connect({ port: m.node('en').port, host: '127.0.0.1' });
+      c.write(
+        `CONNECT echo.example:${echoPort} HTTP/1.1\r\nHost: echo.example:${echoPort}\r\n\r\n`,
+      );
+      const connectAnswer = await readUntil(c, '\r\n\r\n');
+      expect(connectAnswer.split('\r\n')[0]).toBe('HTTP/1.1 200 Connection Established');
+      c.write('through connect');
+      expect(await readUntil(c, 'connect')).toBe('through connect');
+      c.destroy();
+
+      // TCP forward: the client's socket is held until the exit answered over r2.
+      const f = net.connect({ port: forwardPort, host: '127.0.0.1' });
+      f.write('through forward');
+      expect(await readUntil(f, 'forward')).toBe('through forward');
+      f.destroy();
+
+      // WebSocket upgrade.
+      const ws = new WebSocket(`${m.node('en').url.replace('http', 'ws')}/chat`, {
+        headers: { host: 'files.example' },
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+      ws.send('hi');
+      expect(await reply).toBe('echo:hi');
+      ws.terminate();
+    } finally {
+      forward.destroy();
+      for (const cl of wss.clients) cl.terminate();
+      wss.close();
+      echo.close();
+    }
+  });
+});
+
+/** Reads from `s` until the text received contains `marker`; resolves with all of it. */
+function readUntil(s: net.Socket, marker: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.includes(marker)) {
+        s.off('data', onData);
+        resolve(got);
+      }
+    };
+    s.on('data', onData);
+    s.once('error', reject);
+    s.once('close', () => reject(new Error(`closed before "${marker}": got "${got}"`)));
+  });
+}

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/shared';
-import type { EntryConnector, EntryFailure, EntryStream } from '../entry-connector.ts';
+import type { EntryConnector, EntryFailure, OpenRequest } from '../entry-connector.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
 import { bareHost } from './headers.ts';
@@ -191,30 +191,21 @@ export class EntryServer {
     sendRawError(socket, f, this.#ctx.debugHeaders ? path : undefined);
   }
 
-  /** Opens the stream, waits for the exit's 200, then splices socket and stream. */
+  /**
+   * Opens the stream (retrying on another path while that is safe: nothing of the client's
+   * went out before the exit's answer), waits for the exit's 200, then splices socket and
+   * stream.
+   */
   async #tunnel(
     req: IncomingMessage,
     socket: Duplex,
     head: Buffer,
-    open: () => EntryStream,
+    open: OpenRequest,
     established?: string,
   ): Promise<void> {
-    let entry: EntryStream;
-    try {
-      entry = open();
-    } catch (err) {
-      return this.#rawFail(socket, req, {
-        status: 502,
-        code: 'ERR_ROUTE_NONE',
-        message: (err as Error).message,
-      });
-    }
+    const { entry, answer } = await this.#ctx.connector.openRaw(open, socket);
+    if (!entry) return this.#rawFail(socket, req, answer as EntryFailure);
     const { stream, path } = entry;
-    stream.on('error', () => {});
-    const onEarlyClose = () => resetStream(stream, WireCode.CANCEL);
-    socket.once('close', onEarlyClose);
-    const answer = await this.#ctx.connector.readResponseHead(stream);
-    socket.off('close', onEarlyClose);
     if (!('v' in answer)) return this.#rawFail(socket, req, answer, path);
     if (answer.error) {
       resetStream(stream, WireCode.CANCEL);
@@ -251,13 +242,7 @@ export class EntryServer {
       return this.#rawFail(socket, req, { status: 403, code: 'ERR_PROXY_NOT_DECLARED', message });
     }
     const established = 'HTTP/1.1 200 Connection Established\r\n\r\n';
-    await this.#tunnel(
-      req,
-      socket,
-      head,
-      () => this.#ctx.connector.open({ origin, kind: 'tcp', port }),
-      established,
-    );
+    await this.#tunnel(req, socket, head, { origin, kind: 'tcp', port }, established);
   }
 
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -276,9 +261,7 @@ export class EntryServer {
     if ('status' in origin) return this.#rawFail(socket, req, origin);
     const requestHead = requestHeadFor(req, t, this.#ctx.nodeId, UPGRADE_KEEP);
     requestHead.headers.push(['Connection', 'Upgrade']);
-    await this.#tunnel(req, socket, head, () =>
-      this.#ctx.connector.open({ origin, kind: 'upgrade', head: requestHead }),
-    );
+    await this.#tunnel(req, socket, head, { origin, kind: 'upgrade', head: requestHead });
   }
 
   #onClientError(err: Error & { code?: string }, socket: Duplex): void {

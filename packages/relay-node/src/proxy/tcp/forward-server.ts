@@ -84,27 +84,16 @@ export class ForwardServer {
       );
       return void socket.destroy();
     }
-    let stream: HopStream;
-    try {
-      stream = this.#connector.open({ origin, kind: 'tcp' }).stream;
-    } catch (err) {
-      this.#log.warn({ [F.CODE]: 'ERR_ROUTE_NONE', err }, 'forward connection refused: no route');
+    // The socket stays paused until the exit answers: no client byte goes out before,
+    // so a refused or broken try is retried on another path (EntryConnector.openRaw).
+    const { entry, answer } = await this.#connector.openRaw({ origin, kind: 'tcp' }, socket);
+    if (!entry || !('v' in answer) || answer.error) {
+      const why = 'v' in answer ? answer.error : answer;
+      this.#log.warn({ [F.CODE]: why?.code, reason: why?.message }, 'forward connection failed');
+      if (entry) resetStream(entry.stream, WireCode.CANCEL);
       return void socket.destroy();
     }
-    stream.on('error', () => {});
-    const onEarlyClose = () => resetStream(stream, WireCode.CANCEL);
-    socket.once('close', onEarlyClose);
-    const head = await this.#connector.readResponseHead(stream);
-    socket.off('close', onEarlyClose);
-    if (!('v' in head) || head.error) {
-      const reason = 'v' in head ? head.error : head;
-      this.#log.warn(
-        { [F.CODE]: reason?.code, reason: reason?.message },
-        'forward connection failed',
-      );
-      resetStream(stream, WireCode.CANCEL);
-      return void socket.destroy();
-    }
+    const { stream } = entry;
     socket.resume();
     await splice(socket as HopStream, stream);
   }
