@@ -86,7 +86,7 @@ describe('two upstreams, one killed mid-run', () => {
         return;
       }
       const ok = r.status === 206 && r.sha256 === (await rangeSha256(SEED, start, start + 262_144));
-      outcomes.push({ startedAt, endedAt, ok, why: `status ${r.status}` });
+      outcomes.push({ startedAt, endedAt, ok, why: `status ${r.status} ${r.error ?? ''}` });
     };
     const worker = async (k: number): Promise<void> => {
       let after = 0;

@@ -37,6 +37,8 @@ export interface DownloadResult {
   sha256: string;
   /** `x-relaymesh-path` split on commas; [] when absent (direct). */
   path: string[];
+  /** `x-relaymesh-error` of an error answer (the entry's error code), if any. */
+  error?: string;
 }
 
 const demoError = (message: string, cause?: unknown) =>
@@ -89,7 +91,8 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
           .split(',')
           .filter((s) => s !== '');
         const status = res.statusCode ?? 0;
-        const result = (complete: boolean) => {
+        const error = res.headers['x-relaymesh-error'];
+        const result = (complete: boolean): Omit<DownloadResult, 'sha256'> => {
           const bodySecs = firstAt === 0 ? 0 : (performance.now() - firstAt) / 1000;
           return {
             status,
@@ -98,6 +101,7 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
             bytesPerSec: bodySecs > 0 ? bytes / bodySecs : 0,
             totalMs: performance.now() - started,
             path,
+            ...(typeof error === 'string' ? { error } : {}),
           };
         };
         if (options.maxMs !== undefined) {

@@ -91,6 +91,64 @@ describe('exit load balancing and health checks', () => {
   });
 });
 
+describe('an upstream that drops the connection before answering', () => {
+  it('a GET goes to the other upstream; a POST is not replayed (502)', async () => {
+    const seenByDropper: string[] = [];
+    // Reads the request, then destroys the socket without a byte of response (an origin
+    // that died under a kept-alive connection looks the same to the exit).
+    const dropper = await startOrigin((req) => {
+      seenByDropper.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.once('end', () => req.socket.destroy());
+    });
+    const fine = await startOrigin((req, res) => {
+      req.resume();
+      req.once('end', () => res.end(`fine ${req.method}`));
+    });
+    const mesh = await buildMesh({
+      nodes: ['en', 'ex'],
+      links: [['en', 'ex']],
+      origins: [
+        {
+          name: 'o',
+          hosts: ['o.example'],
+          upstreams: [dropper.url, fine.url],
+        },
+      ],
+      routes: [route('o', ['en', 'ex'])],
+    });
+    try {
+      // Least outstanding, ties round-robin: sequential requests alternate between the two.
+      const gets: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await get(mesh, 'o.example', `/g${i}`);
+        gets.push(`${r.status} ${r.body}`);
+      }
+      expect(gets).toEqual(Array(4).fill('200 fine GET'));
+      expect(seenByDropper.filter((x) => x.startsWith('GET')).length).toBeGreaterThan(0);
+      const posts: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await request(`${mesh.node('en').url}/p${i}`, {
+          method: 'POST',
+          headers: { host: 'o.example' },
+          body: 'x',
+        });
+        await r.body.text();
+        posts.push(r.statusCode);
+      }
+      // The POSTs the dropper got were not sent again: those fail, the others succeed.
+      const dropped = seenByDropper.filter((x) => x.startsWith('POST')).length;
+      expect(dropped).toBeGreaterThan(0);
+      expect(posts.filter((st) => st === 502).length).toBe(dropped);
+      expect(posts.filter((st) => st === 200).length).toBe(4 - dropped);
+    } finally {
+      await mesh.close();
+      await dropper.close();
+      await fine.close();
+    }
+  });
+});
+
 describe('exit pools follow origin declarations', () => {
   it('keeps a pool across identical pushes and replaces it when upstreams change', async () => {
     const a = await startOrigin((_q, r) => r.end('a'));

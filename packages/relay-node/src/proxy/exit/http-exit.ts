@@ -9,6 +9,7 @@ import {
 } from '@relaymesh/shared';
 import type { Dispatcher } from 'undici';
 import { responsePairs } from '../http/headers.ts';
+import { isIdempotent } from '../http/retry.ts';
 import {
   DATA_PLANE_VERSION,
   encodePrefixed,
@@ -247,8 +248,9 @@ function exchange(
 /**
  * Serves a 'http' stream at the exit: sends the request to an upstream of the origin with
  * the stream's remaining bytes as the streamed body, then writes the RESPONSE HEAD and the
- * streamed response body back, ending with FIN. Retries another upstream only when the
- * connect failed (nothing sent). Never rejects; failures become error heads or RST.
+ * streamed response body back, ending with FIN. Retries another upstream when the connect
+ * failed (nothing sent), and for an idempotent request without a body after any failure
+ * but a timeout before the response head. Never rejects; failures become error heads or RST.
  */
 export async function serveHttp(
   stream: HopStream,
@@ -259,6 +261,10 @@ export async function serveHttp(
   const head = header.head as RequestHead;
   if (head.bodyLength === 0) stream.resume();
   const tried = new Set<Upstream>();
+  // An idempotent request without a body may go to another upstream after any failure
+  // before the response head (nginx's proxy_next_upstream error): e.g. a kept-alive
+  // connection whose upstream had just died. Others only after a failed connect.
+  const replayable = head.bodyLength === 0 && isIdempotent(head.method, head.headers);
   let lastErr: unknown;
   for (;;) {
     const upstream = pool.pick((u) => u.address.scheme === 'http', tried);
@@ -277,7 +283,12 @@ export async function serveHttp(
       const err = end.err;
       lastErr = err;
       if (isConnectFailure(err) || isTimeout(err)) pool.reportFailure(upstream, err.message);
-      if (!isConnectFailure(err) || body?.consumed) break;
+      const again = isConnectFailure(err) || (replayable && !isTimeout(err));
+      if (!again || body?.consumed || stream.destroyed) break;
+      log.info(
+        { reqId: header.id, [F.ORIGIN]: header.origin, upstream: upstream.address.url, err },
+        'origin request failed before its response: trying another upstream',
+      );
       continue;
     }
     if (end.kind === 'broken') {
