@@ -45,6 +45,10 @@ describe('seed scenario', () => {
     });
     await waitForRoutes(mesh.coordinatorAddress, [{ from: 'bj-1', origin: 'files' }], 30_000);
     const files = handle.originAddress('files');
+    // In their settle phase routes still move on small gains (bj-1 alone and bj-1,tokyo-1
+    // are within a few ms of each other, more so on a busy machine): the path taken must be
+    // the one reported when the download started or the one reported after it.
+    const before = await routePath(mesh.coordinatorAddress, 'bj-1', 'files');
     const got = await download({
       dialer: handle.dialerFor('cn-chengdu'),
       port: mesh.node('bj-1').httpPort,
@@ -53,12 +57,8 @@ describe('seed scenario', () => {
     expect(got.status).toBe(200);
     expect(got.bytes).toBe(SIZE);
     expect(got.sha256).toBe(await generatedSha256(files.contentSeed, SIZE));
-    // The route may change between the request and the read: re-read once on a mismatch.
-    let reported = await routePath(mesh.coordinatorAddress, 'bj-1', 'files');
-    if (JSON.stringify(reported) !== JSON.stringify(got.path)) {
-      reported = await routePath(mesh.coordinatorAddress, 'bj-1', 'files');
-    }
-    expect(got.path).toEqual(reported);
+    const after = await routePath(mesh.coordinatorAddress, 'bj-1', 'files');
+    expect([before, after]).toContainEqual(got.path);
     expect(got.path[0]).toBe('bj-1');
 
     const pids = handle.pids();
