@@ -10,7 +10,7 @@ import {
   WireCode,
 } from '@relaymesh/shared';
 import type { ExitHandler } from './exit/exit-handler.ts';
-import { isPathFailure, isRefusal, MAX_REFUSED_TRIES } from './http/retry.ts';
+import { mayTryAgain } from './http/retry.ts';
 import {
   DATA_PLANE_VERSION,
   decodeResponseHead,
@@ -207,10 +207,10 @@ export class EntryConnector {
   /**
    * Opens a stream that carries no client bytes before its RESPONSE HEAD (CONNECT, a
    * WebSocket upgrade's GET, a TCP forward) and waits for that head, retrying on another
-   * path while nothing was processed that a replay could repeat: up to MAX_REFUSED_TRIES
-   * tries in all while hops refuse the stream (retry.ts isRefusal), one retry for another
-   * broken path, none for a timeout or an error head. `client` closing resets the stream
-   * in flight and ends the tries. Never throws: no path at all is an ERR_ROUTE_NONE answer.
+   * path as an idempotent request would be (retry.ts mayTryAgain: up to 3 tries while hops
+   * refuse it, one retry for another broken path, none for a timeout or an error head).
+   * `client` closing resets the stream in flight and ends the tries. Never throws: no path
+   * at all is an ERR_ROUTE_NONE answer.
    */
   async openRaw(
     req: OpenRequest,
@@ -236,9 +236,8 @@ export class EntryConnector {
       const answer = await this.readResponseHead(stream);
       client.off('close', onEarlyClose);
       last = { entry, answer };
-      if ('v' in answer || client.destroyed || !isPathFailure(answer)) return last;
-      const refused = isRefusal(stream.resetCode);
-      if (tries >= (refused ? MAX_REFUSED_TRIES : 2)) return last;
+      if ('v' in answer || client.destroyed) return last;
+      if (!mayTryAgain(tries, answer, stream.resetCode, true)) return last;
       this.pathBroke(entry);
       avoid.push(entry.path);
       this.#log.info(

@@ -14,7 +14,7 @@ import {
   toOutgoing,
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
-import { bufferBody, isIdempotent, isPathFailure, isRefusal, MAX_REFUSED_TRIES } from './retry.ts';
+import { bufferBody, isIdempotent, mayTryAgain } from './retry.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
 export interface RequestTarget {
@@ -193,15 +193,12 @@ export async function proxyRequest(
   const idempotent = isIdempotent(head.method, head.headers);
   const open: OpenRequest = { origin, kind: 'http', head };
   let a = await attempt(ctx, req, res, open, body);
-  // One retry on another path for a broken path; up to MAX_REFUSED_TRIES tries in all while
-  // every failure is a refusal (nothing processed: e.g. a rolling restart, where a relay
-  // may not have its tunnel to the restarted node yet).
+  // Tries on other paths while safe (mayTryAgain): e.g. in a rolling restart a relay may
+  // not have its tunnel to the restarted node yet and refuses the stream unprocessed.
   const avoid: string[][] = [];
   for (let tries = 1; ; tries++) {
     if (!('answer' in a) || 'v' in a.answer || body === null || res.destroyed) break;
-    const refused = isRefusal(a.entry.stream.resetCode);
-    if (!refused && !(tries === 1 && idempotent && isPathFailure(a.answer))) break;
-    if (tries >= (refused ? MAX_REFUSED_TRIES : 2)) break;
+    if (!mayTryAgain(tries, a.answer, a.entry.stream.resetCode, idempotent)) break;
     ctx.connector.pathBroke(a.entry);
     avoid.push(a.entry.path);
     const b = await attempt(ctx, req, res, { ...open, avoid, id: a.entry.id }, body);

@@ -12,6 +12,22 @@ export const RETRY_BODY_LIMIT = 64 * 1024;
  */
 export const MAX_REFUSED_TRIES = 3;
 
+/**
+ * Whether a request whose try number `tries` failed before its response head may be sent
+ * once more on another path: while hops refuse it unprocessed (`resetCode`), up to
+ * {@link MAX_REFUSED_TRIES} tries in all; after any other broken path, once, when the
+ * request is `replayable` (idempotent, or nothing of the client's went out yet).
+ */
+export function mayTryAgain(
+  tries: number,
+  failure: EntryFailure,
+  resetCode: WireCode | undefined,
+  replayable: boolean,
+): boolean {
+  if (isRefusal(resetCode)) return tries < MAX_REFUSED_TRIES;
+  return replayable && tries < 2 && isPathFailure(failure);
+}
+
 /** RFC 9110 9.2.2 idempotent methods. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
