@@ -87,7 +87,8 @@ function valid(v: number, max: number): boolean {
  * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
  * fell (see bandwidthPenaltyMs).
  *
- * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- min(jitter + alpha (j - jitter),
+ * Smoothing: rtt <- rtt + alpha (sample - rtt), or the sample at a level shift (see
+ * #linkRtt); jitter <- min(jitter + alpha (j - jitter),
  * 2 j + 1) with j the reported jitter, charged as max(jitter, sample - previous rtt) (see
  * #jitter), so a link whose RTT swings or rises costs more than a steady one, and a healed
  * one stops costing at once.
