@@ -44,7 +44,12 @@ export interface CoordinatorOptions {
   reportIntervalMs?: number;
   /** Lease: a node silent this long is down and leaves all routes. @default 6000 */
   leaseMs?: number;
-  /** Routes are recomputed at most this often after reports. @default 1000 */
+  /**
+   * Routes are recomputed at most this often after reports: a report that comes this long
+   * after the last recomputation is acted on at once, an earlier one when the period is up
+   * (a throttle: not `this long after the report`, which added up to a period to every
+   * round of the hysteresis). @default 1000
+   */
   recomputeIntervalMs?: number;
   /** Most nodes tracked. @default 1000 */
   maxNodes?: number;
@@ -103,6 +108,7 @@ export class Coordinator {
   #membershipSig = '';
   #recomputeTimer: TimerHandle | undefined;
   #recomputeDue = 0;
+  #lastRecomputeAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: CoordinatorOptions) {
     this.#config = options.config;
@@ -138,7 +144,7 @@ export class Coordinator {
         // First report of this registration: push its table promptly.
         const first = !this.#reported.has(id);
         this.#reported.add(id);
-        this.#scheduleRecompute(first ? 0 : this.#recomputeMs);
+        this.#scheduleRecompute(first ? 0 : this.#throttledDelay());
       },
       onAttach: (s) => {
         s.sendMembership(this.#membershipFor(s.nodeId));
@@ -358,6 +364,11 @@ export class Coordinator {
     this.#scheduleRecompute(0);
   }
 
+  /** Delay of a recomputation due to reports: none once a period has passed since the last one. */
+  #throttledDelay(): number {
+    return Math.max(0, this.#lastRecomputeAt + this.#recomputeMs - this.#clock.now());
+  }
+
   #scheduleRecompute(delayMs: number): void {
     if (this.#state === 'closed') return;
     const due = this.#clock.now() + delayMs;
@@ -382,6 +393,7 @@ export class Coordinator {
       this.#scheduleRecompute(this.#warmUntil - now);
       return;
     }
+    this.#lastRecomputeAt = now;
     const started = performance.now();
     const up = this.#registry.upIds();
     const plan = planRoutes(

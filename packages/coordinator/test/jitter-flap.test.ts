@@ -29,8 +29,15 @@ class PingWindow {
   }
 
   ping(): void {
-    this.#samples.push(this.#rttMs + this.#oneWay() + this.#oneWay());
-    if (this.#samples.length > 6) this.#samples.shift();
+    const s = this.#samples;
+    s.push(this.#rttMs + this.#oneWay() + this.#oneWay());
+    if (s.length > 6) s.shift();
+    // A fall restarts the window: the newest 3 all faster than every older sample by
+    // max(10 ms, 20 % of the older least one).
+    const n = s.length - 3;
+    if (n < 1) return;
+    const oldMin = Math.min(...s.slice(0, n));
+    if (oldMin - Math.max(...s.slice(n)) >= Math.max(10, 0.2 * oldMin)) s.splice(0, n);
   }
 
   report(peerId: string) {

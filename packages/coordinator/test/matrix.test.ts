@@ -9,19 +9,31 @@ const peer = (peerId: string, srttMs: number, jitterMs = 0, reachable = true) =>
 });
 
 describe('LatencyMatrix', () => {
-  it('smooths RTT with an EWMA; a rise of the RTT is charged at once, a fall is not', () => {
+  it('smooths small RTT steps with an EWMA (a rise charged at once), takes a level shift as it is', () => {
     const m = new LatencyMatrix({ alpha: 0.5, jitterWeight: 1 });
     m.applyReport('a', [peer('b', 100)], []);
     expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
+    m.applyReport('a', [peer('b', 110)], []);
+    // 10 %: smoothed, rtt 105; charged max(jitter 0, the rise over the smoothed RTT 110 - 100).
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 105, costMs: 115 }]);
+    m.applyReport('a', [peer('b', 110)], []);
+    // rtt 107.5; rise 110 - 105.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 107.5, costMs: 112.5 }]);
+    // Degraded (RTT doubled): a step of >= 20 % and >= 10 ms is taken at once, no rise left.
     m.applyReport('a', [peer('b', 200)], []);
-    // rtt 150; charged max(jitter 0, the rise over the smoothed RTT 200 - 100).
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 150, costMs: 250 }]);
-    m.applyReport('a', [peer('b', 200)], []);
-    // rtt 175; rise 200 - 150.
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 175, costMs: 225 }]);
-    // Healed: the RTT falls back and the EWMA lags (137.5), but the fall is no swing.
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 200, costMs: 200 }]);
+    // Healed: at once too (through the EWMA: 150, 125, 112.5, ... for 4 more reports).
     m.applyReport('a', [peer('b', 100)], []);
-    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 137.5, costMs: 137.5 }]);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 100, costMs: 100 }]);
+    // 15 %, 15 ms: smoothed. A fall under the shift's size is no swing either.
+    m.applyReport('a', [peer('b', 115)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 107.5, costMs: 122.5 }]);
+    m.applyReport('a', [peer('b', 100)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'b', rttMs: 103.75, costMs: 103.75 }]);
+    // A short link: 20 -> 28 ms is 40 % but under 10 ms, smoothed.
+    m.applyReport('a', [peer('c', 20)], []);
+    m.applyReport('a', [peer('c', 28)], []);
+    expect(m.links()).toEqual([{ from: 'a', to: 'c', rttMs: 24, costMs: 32 }]);
   });
 
   it("caps the smoothed jitter at twice the node's newest figure + 1 ms", () => {

@@ -57,6 +57,14 @@ interface Smoothed {
   penaltyMs?: number;
 }
 
+/**
+ * A link's base RTT sample that differs from its smoothed RTT by at least this fraction of
+ * it... (see LatencyMatrix#linkRtt)
+ */
+const LEVEL_SHIFT_RATIO = 0.2;
+/** ...and by at least this many ms is a level shift, taken at once. */
+const LEVEL_SHIFT_MS = 10;
+
 /** A link's smoothed jitter is at most this many times its newest figure... */
 const JITTER_CAP_FACTOR = 2;
 /** ...plus this (ms), so that a steady link's small figures still smooth. */
@@ -79,7 +87,8 @@ function valid(v: number, max: number): boolean {
  * Link cost = rtt + jitterWeight x jitter + the bandwidth penalty of a link whose capacity
  * fell (see bandwidthPenaltyMs).
  *
- * Smoothing: rtt <- rtt + alpha (sample - rtt); jitter <- min(jitter + alpha (j - jitter),
+ * Smoothing: rtt <- rtt + alpha (sample - rtt), or the sample at a level shift (see
+ * #linkRtt); jitter <- min(jitter + alpha (j - jitter),
  * 2 j + 1) with j the reported jitter, charged as max(jitter, sample - previous rtt) (see
  * #jitter), so a link whose RTT swings or rises costs more than a steady one, and a healed
  * one stops costing at once.
@@ -97,6 +106,23 @@ export class LatencyMatrix {
 
   #smooth(prev: Smoothed | undefined, rtt: number): number {
     return prev === undefined ? rtt : prev.rttMs + this.#opts.alpha * (rtt - prev.rttMs);
+  }
+
+  /**
+   * A link's RTT from its newest base sample: the EWMA, except at a level shift (the sample
+   * differs from the smoothed RTT by at least {@link LEVEL_SHIFT_RATIO} of it and
+   * {@link LEVEL_SHIFT_MS}), where the sample is taken as it is. The base is the least of
+   * the node's last PINGs: it rises only when every one of them was slower, and falls only
+   * when one was faster, so a step in it is the link changing, not noise. Through the EWMA a
+   * halved RTT (100 -> 50 ms) took 6 reports to come within 10 % and a healed route 10 s
+   * to come back (docs/reliability.md). Smaller steps (the base of a jittery link moving
+   * with the tail of its window) are still smoothed.
+   */
+  #linkRtt(prev: Smoothed | undefined, sample: number): number {
+    if (prev === undefined) return sample;
+    const step = Math.abs(sample - prev.rttMs);
+    if (step >= LEVEL_SHIFT_MS && step >= LEVEL_SHIFT_RATIO * prev.rttMs) return sample;
+    return this.#smooth(prev, sample);
   }
 
   /**
@@ -137,10 +163,12 @@ export class LatencyMatrix {
       const base = p.baseRttMs;
       const rtt = base !== undefined && base > 0 && valid(base, max) ? base : p.srttMs;
       const prev = oldLinks?.get(p.peerId);
+      const rttMs = this.#linkRtt(prev, rtt);
       links.set(p.peerId, {
-        rttMs: this.#smooth(prev, rtt),
+        rttMs,
         jitterMs: this.#jitter(prev, jitter),
-        riseMs: prev === undefined ? 0 : Math.max(0, rtt - prev.rttMs),
+        // A level shift is in rttMs already: no rise left to charge.
+        riseMs: prev === undefined || rttMs === rtt ? 0 : Math.max(0, rtt - prev.rttMs),
         penaltyMs: bandwidthPenaltyMs(p.capacityBps, p.peakCapacityBps),
       });
     }

@@ -17,6 +17,21 @@ export interface HysteresisOptions {
   /** ...in this many consecutive recomputations. A dead current path switches at once. @default 3 */
   sustainCount: number;
   /**
+   * A large gain needs only `largeSustainCount` consecutive recomputations (the last of them
+   * with the large gain): the best must beat the current path by `largeImprovementRatio`
+   * AND `largeImprovementMs` both in cost and in RTT (the smoothed base RTTs, without the
+   * jitter terms). A link whose RTT doubled costs a route that much more, and its base RTT
+   * (the least of the node's last 6 PINGs) rose only after 3 s of slower PINGs: that is
+   * confirmation already. Gains in cost alone (a jittery link's spikes) keep the full rule:
+   * counted on cost, the fast rule took a replayed lossy near-tie from 79 to 99 route changes
+   * in 20 hours (packages/coordinator/test/jitter-flap.test.ts). @default 0.2
+   */
+  largeImprovementRatio: number;
+  /** @default 20 */
+  largeImprovementMs: number;
+  /** @default 2 */
+  largeSustainCount: number;
+  /**
    * For its first `settleRounds` recomputations a route is still settling: the first
    * estimates after a (re)start are noisy (cold processes, inflated first samples), and a
    * path chosen from them must not be pinned by the full hysteresis. While settling, a
@@ -51,6 +66,9 @@ export const DEFAULT_HYSTERESIS: HysteresisOptions = {
   minImprovementRatio: 0.1,
   minImprovementMs: 5,
   sustainCount: 3,
+  largeImprovementRatio: 0.2,
+  largeImprovementMs: 20,
+  largeSustainCount: 2,
   settleRounds: 45,
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
@@ -97,14 +115,15 @@ function samePath(a: readonly string[], b: readonly string[]): boolean {
 /**
  * Decides whether to keep the current path or move to the computed best. Keep unless the
  * current path is dead, or the best has been better by >= ratio AND >= ms (against the
- * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row.
+ * current path's cost now, not when it was chosen) for `sustainCount` rounds in a row
+ * (`largeSustainCount` when it is better by the large thresholds now).
  * A route still settling (fewer than `settleRounds` rounds old) uses the small settle
  * thresholds and moves at once; a settled one also moves when a path better by the settle
  * thresholds has been there often enough for its slow score to reach `slowSustainCount`.
  */
 export function decide(
   current: RouteState | undefined,
-  currentCostMs: number | undefined,
+  currentNow: Pick<PathEstimate, 'costMs' | 'rttMs'> | undefined,
   best: PathEstimate,
   opts: HysteresisOptions,
 ): { useBest: boolean; state: RouteState } {
@@ -113,13 +132,14 @@ export function decide(
     useBest: true,
     state: { path: best.path, betterCount: 0, slowScore: 0, rounds },
   });
-  if (current === undefined || currentCostMs === undefined || samePath(current.path, best.path)) {
+  if (current === undefined || currentNow === undefined || samePath(current.path, best.path)) {
     return take();
   }
   const keep = (betterCount: number, slowScore: number) => ({
     useBest: false,
     state: { path: current.path, betterCount, slowScore, rounds },
   });
+  const currentCostMs = currentNow.costMs;
   const gain = currentCostMs - best.costMs;
   const better =
     gain >= opts.settleImprovementMs && gain >= opts.settleImprovementRatio * currentCostMs;
@@ -132,7 +152,21 @@ export function decide(
     gain >= opts.minImprovementMs && gain >= opts.minImprovementRatio * currentCostMs;
   if (!clearlyBetter) return keep(0, slowScore);
   const betterCount = current.betterCount + 1;
-  return betterCount >= opts.sustainCount ? take() : keep(betterCount, slowScore);
+  const needed = largeGain(currentNow, best, opts)
+    ? Math.min(opts.sustainCount, opts.largeSustainCount)
+    : opts.sustainCount;
+  return betterCount >= needed ? take() : keep(betterCount, slowScore);
+}
+
+/** The best beats the current path by the large thresholds, in cost and in RTT. */
+function largeGain(
+  current: Pick<PathEstimate, 'costMs' | 'rttMs'>,
+  best: PathEstimate,
+  opts: HysteresisOptions,
+): boolean {
+  const by = (now: number, then: number) =>
+    now - then >= opts.largeImprovementMs && now - then >= opts.largeImprovementRatio * now;
+  return by(current.costMs, best.costMs) && by(current.rttMs, best.rttMs);
 }
 
 function applyOne(
@@ -143,7 +177,7 @@ function applyOne(
   alternateCount: number,
 ): { route: PlannedRoute; state: RouteState } {
   const current = previous && estimateNamedPath(g, c.origin, previous.path);
-  const { useBest, state } = decide(previous, current?.costMs, c.best, opts);
+  const { useBest, state } = decide(previous, current, c.best, opts);
   if (useBest || current === undefined || previous === undefined) {
     return {
       route: { from: c.from, origin: c.origin, ...c.best, alternates: c.alternates },

@@ -6,6 +6,9 @@ const OPTS = {
   minImprovementRatio: 0.1,
   minImprovementMs: 5,
   sustainCount: 3,
+  largeImprovementRatio: 0.2,
+  largeImprovementMs: 20,
+  largeSustainCount: 2,
   settleRounds: 0,
   settleImprovementRatio: 0.02,
   settleImprovementMs: 1,
@@ -26,6 +29,9 @@ function graph(direct: number, viaB: number): RoutingGraph {
   };
 }
 
+/** A current path's estimate now, its cost and RTT equal (no jitter terms). */
+const at = (ms: number) => ({ costMs: ms, rttMs: ms });
+
 function routeOf(plan: ReturnType<typeof planRoutes>, from = 'a') {
   return plan.routes.find((r) => r.from === from)!;
 }
@@ -41,22 +47,58 @@ describe('decide', () => {
 
   it('needs both 10 % and 5 ms', () => {
     // 4 ms better on 40 ms: 10 % but not 5 ms.
-    expect(decide(cur, 44, { ...best, costMs: 40 }, OPTS).state.betterCount).toBe(0);
+    expect(decide(cur, at(44), { ...best, costMs: 40 }, OPTS).state.betterCount).toBe(0);
     // 6 ms better on 100 ms: 5 ms but not 10 %.
-    expect(decide(cur, 106, { ...best, costMs: 100 }, OPTS).state.betterCount).toBe(0);
-    expect(decide(cur, 100, best, OPTS).state.betterCount).toBe(1);
+    expect(decide(cur, at(106), { ...best, costMs: 100 }, OPTS).state.betterCount).toBe(0);
+    expect(decide(cur, at(100), best, OPTS).state.betterCount).toBe(1);
   });
 
-  it('switches on the third consecutive clearly-better round only', () => {
+  it('switches on the third consecutive clearly-better round only (10-20 % better)', () => {
     let state = cur;
     const outcomes: boolean[] = [];
     for (let i = 0; i < 3; i++) {
-      const d = decide(state, 100, best, OPTS);
+      const d = decide(state, at(100), { ...best, costMs: 85, rttMs: 85 }, OPTS);
       outcomes.push(d.useBest);
       state = d.state;
     }
     expect(outcomes).toEqual([false, false, true]);
     expect(state.path).toEqual(['a', 'b']);
+  });
+
+  it('switches on the second round when the gain is large in cost and in RTT', () => {
+    const run = (rounds: Array<{ now: { costMs: number; rttMs: number }; best: number }>) => {
+      let state = cur;
+      return rounds.map(({ now, best: b }) => {
+        const d = decide(state, now, { ...best, costMs: b, rttMs: b }, OPTS);
+        state = d.state;
+        return d.useBest;
+      });
+    };
+    // The current path's link doubled (100 -> 136 against 104: 24 % and 32 ms).
+    expect(
+      run([
+        { now: at(136), best: 104 },
+        { now: at(136), best: 104 },
+      ]),
+    ).toEqual([false, true]);
+    // One large round alone moves nothing; a clear round then a large one does.
+    expect(
+      run([
+        { now: at(136), best: 104 },
+        { now: at(100), best: 100 },
+      ]),
+    ).toEqual([false, false]);
+    expect(
+      run([
+        { now: at(118), best: 104 },
+        { now: at(136), best: 104 },
+      ]),
+    ).toEqual([false, true]);
+    // 20 % but under 20 ms (60 -> 47): the full rule.
+    expect(run([0, 1, 2].map(() => ({ now: at(60), best: 47 })))).toEqual([false, false, true]);
+    // Large in cost only (the jitter of a lossy link): the full rule.
+    const jittery = { costMs: 136, rttMs: 108 };
+    expect(run([0, 1, 2].map(() => ({ now: jittery, best: 104 })))).toEqual([false, false, true]);
   });
 });
 
@@ -103,7 +145,7 @@ describe('settling routes', () => {
       let state: RouteState = cur;
       const moved: boolean[] = [];
       for (const g of gainRounds) {
-        const d = decide(state, 100, { ...best, costMs: g ? 94 : 100.5 }, SLOW);
+        const d = decide(state, at(100), { ...best, costMs: g ? 94 : 100.5 }, SLOW);
         moved.push(d.useBest);
         state = d.state;
       }
@@ -139,8 +181,8 @@ describe('planRoutes', () => {
   it('keeps the current path through a short dip and switches after a sustained gain', () => {
     let plan = planRoutes(graph(100, 150), new Map(), OPTS);
     expect(routeOf(plan).path).toEqual(['a']);
-    // b becomes much better for two rounds, then goes back: no switch.
-    for (let i = 0; i < 2; i++) plan = planRoutes(graph(100, 50), plan.states, OPTS);
+    // b becomes clearly better (15 %) for two rounds, then goes back: no switch.
+    for (let i = 0; i < 2; i++) plan = planRoutes(graph(100, 85), plan.states, OPTS);
     expect(routeOf(plan).path).toEqual(['a']);
     expect(routeOf(plan).alternates[0]!.path).toEqual(['a', 'b']);
     plan = planRoutes(graph(100, 150), plan.states, OPTS);
@@ -148,12 +190,23 @@ describe('planRoutes', () => {
     // Sustained for three rounds: switch on the third.
     const seen: string[][] = [];
     for (let i = 0; i < 3; i++) {
-      plan = planRoutes(graph(100, 50), plan.states, OPTS);
+      plan = planRoutes(graph(100, 85), plan.states, OPTS);
       seen.push(routeOf(plan).path);
     }
     expect(seen).toEqual([['a'], ['a'], ['a', 'b']]);
     // The kept path is reported at its current cost, not the cost it had when chosen.
-    expect(routeOf(plan).rttMs).toBe(50);
+    expect(routeOf(plan).rttMs).toBe(85);
+  });
+
+  it('a large gain (half the cost) needs two rounds, and one round of it moves nothing', () => {
+    let plan = planRoutes(graph(100, 150), new Map(), OPTS);
+    plan = planRoutes(graph(100, 50), plan.states, OPTS);
+    plan = planRoutes(graph(100, 150), plan.states, OPTS);
+    expect(routeOf(plan).path).toEqual(['a']);
+    plan = planRoutes(graph(100, 50), plan.states, OPTS);
+    expect(routeOf(plan).path).toEqual(['a']);
+    plan = planRoutes(graph(100, 50), plan.states, OPTS);
+    expect(routeOf(plan).path).toEqual(['a', 'b']);
   });
 
   it('leaves a dead path at once', () => {

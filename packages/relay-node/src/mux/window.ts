@@ -236,6 +236,16 @@ const LOOP_CAP_MS = 20;
  */
 export const RTT_WINDOW_SAMPLES = 6;
 
+/**
+ * A fall in the link's RTT restarts the window ({@link RttEstimator.add}): when the newest
+ * this many samples are all faster than every older sample of the window by
+ * {@link LEVEL_SHIFT_RATIO} of the older least one and {@link LEVEL_SHIFT_MS}, the older
+ * samples are dropped.
+ */
+export const LEVEL_SHIFT_SAMPLES = 3;
+const LEVEL_SHIFT_RATIO = 0.2;
+const LEVEL_SHIFT_MS = 10;
+
 /** Queueing allowed on top of the min RTT, as a fraction of it (plus queueBudgetMs). */
 const QUEUE_RTT_FRACTION = 0.25;
 
@@ -303,13 +313,15 @@ export class RttEstimator {
   min: number | undefined;
   last: number | undefined;
   samples = 0;
-  /** The last {@link RTT_WINDOW_SAMPLES} samples, a ring indexed by `samples`. */
+  /** The last {@link RTT_WINDOW_SAMPLES} samples (fewer after a level shift), oldest first. */
   readonly #recent: number[] = [];
   readonly #recentMin = new WindowedMin(MIN_RTT_WINDOW_MS);
 
   /** @param now the clock (ms) when the sample was taken, for the windowed min. */
   add(sample: number, now: number): void {
-    this.#recent[this.samples % RTT_WINDOW_SAMPLES] = sample;
+    this.#recent.push(sample);
+    if (this.#recent.length > RTT_WINDOW_SAMPLES) this.#recent.shift();
+    this.#restartAtLevelShift();
     this.samples++;
     this.last = sample;
     this.min = this.min === undefined ? sample : Math.min(this.min, sample);
@@ -321,6 +333,27 @@ export class RttEstimator {
     }
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
     this.srtt = 0.875 * this.srtt + 0.125 * sample;
+  }
+
+  /**
+   * Drops the older samples of the window when the newest {@link LEVEL_SHIFT_SAMPLES} are
+   * all faster than every older one by the shift's margin: the link got faster (a degrade
+   * healed, a queue drained). The base follows a fall at once anyway (it is the least
+   * sample), but the jitter counted the old level as an excess over it for 3 s (a 100 ->
+   * 50 ms heal reported 35 ms), which held a healed route's cost up; now for 1.5 s.
+   * A faster PING is hard evidence: the tail of a jittery link only adds delay.
+   * Rises do not restart the window (the base follows them after all 6 samples): three
+   * slow PINGs in a row are a burst of a lossy link's tail as often as a real shift, and
+   * following them took a replayed near-tie next to a lossy 300 ms link from 79 to 99 route
+   * changes in 20 hours (packages/coordinator/test/jitter-flap.test.ts).
+   */
+  #restartAtLevelShift(): void {
+    const n = this.#recent.length - LEVEL_SHIFT_SAMPLES;
+    if (n < 1) return;
+    const older = this.#recent.slice(0, n);
+    const oldMin = Math.min(...older);
+    const margin = Math.max(LEVEL_SHIFT_MS, LEVEL_SHIFT_RATIO * oldMin);
+    if (oldMin - Math.max(...this.#recent.slice(n)) >= margin) this.#recent.splice(0, n);
   }
 
   /**

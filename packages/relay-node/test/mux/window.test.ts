@@ -118,6 +118,46 @@ describe('RttEstimator.windowJitter', () => {
   });
 });
 
+describe('RttEstimator: a fall restarts the window', () => {
+  it('drops the old level once 3 samples are all faster than every older one', () => {
+    const r = new RttEstimator();
+    // A degraded link (100 ms) heals to 50 ms.
+    for (const s of [100, 102, 101, 100, 103, 100]) r.add(s, 0);
+    r.add(50, 0);
+    // The base follows at once; the old level still counts as an excess over it.
+    expect(r.windowMin).toBe(50);
+    expect(r.windowJitter).toBeCloseTo((102 + 101 + 100 + 103 + 100 + 50) / 6 - 50, 9);
+    r.add(51, 0);
+    expect(r.windowJitter).toBeGreaterThan(30);
+    // The third fast sample: the window holds the new level only.
+    r.add(50, 0);
+    expect(r.windowJitter).toBeCloseTo(1 / 3, 9);
+    expect(r.windowMin).toBe(50);
+    // It refills to RTT_WINDOW_SAMPLES as before.
+    for (const s of [52, 50, 51, 60]) r.add(s, 0);
+    expect(r.windowJitter).toBeCloseTo((51 + 50 + 52 + 50 + 51 + 60) / 6 - 50, 9);
+  });
+
+  it('keeps the window through falls under max(10 ms, 20 %), a single fast sample and any rise', () => {
+    const fill = (r: RttEstimator, xs: number[]) => {
+      for (const s of xs) r.add(s, 0);
+      return r;
+    };
+    // 100 -> 85: 15 ms but 15 %; the old level stays in the jitter for the full window.
+    expect(fill(new RttEstimator(), [100, 100, 100, 85, 85, 85]).windowJitter).toBeCloseTo(7.5, 9);
+    // 40 -> 31: 22 % but 9 ms.
+    expect(fill(new RttEstimator(), [40, 40, 40, 31, 31, 31]).windowJitter).toBeCloseTo(4.5, 9);
+    // One fast sample among slow ones (the newest 3 are not all faster).
+    const one = fill(new RttEstimator(), [100, 100, 100, 50, 100, 50]);
+    expect(one.windowJitter).toBeCloseTo(500 / 6 - 50, 9);
+    // A rise (50 -> 100) is followed only once every sample of the window is slower.
+    const up = fill(new RttEstimator(), [50, 50, 50, 100, 100, 100]);
+    expect(up.windowMin).toBe(50);
+    expect(fill(up, [100, 100]).windowMin).toBe(50);
+    expect(fill(up, [100]).windowMin).toBe(100);
+  });
+});
+
 describe('CreditBudget', () => {
   it('charges parents and is all-or-nothing', () => {
     const process = new CreditBudget(1000);
