@@ -47,18 +47,24 @@ afterEach(() => {
   }
 });
 
+/** Peers a and b, each knowing both; resolves once each side sees the tunnel. */
+async function connectedPair(): Promise<[End, End]> {
+  const a = await end('a', 10_000);
+  const b = await end('b', 10_000);
+  a.peers.setPeers([info(a), info(b)]);
+  b.peers.setPeers([info(a), info(b)]);
+  // Each side sees the tunnel when its own half of the hello is done.
+  await waitFor(
+    () => b.peers.connectedPeers.includes('a') && a.peers.connectedPeers.includes('b'),
+    5000,
+    'tunnel a-b on both sides',
+  );
+  return [a, b];
+}
+
 describe('PeerManager', () => {
   it('the lower id dials, the other accepts; streams reach onStream on both sides', async () => {
-    const a = await end('a', 10_000);
-    const b = await end('b', 10_000);
-    a.peers.setPeers([info(a), info(b)]);
-    b.peers.setPeers([info(a), info(b)]);
-    // Each side sees the tunnel when its own half of the hello is done.
-    await waitFor(
-      () => b.peers.connectedPeers.includes('a') && a.peers.connectedPeers.includes('b'),
-      5000,
-      'tunnel a-b on both sides',
-    );
+    const [a, b] = await connectedPair();
     expect(a.listener.tunnels.size).toBe(0);
     expect([...b.listener.tunnels.keys()]).toEqual(['a']);
     a.peers.open('b').end();
@@ -71,15 +77,7 @@ describe('PeerManager', () => {
   });
 
   it("a peer's GO_AWAY on the tunnel in use emits 'draining' (once per GO_AWAY, that peer only)", async () => {
-    const a = await end('a', 10_000);
-    const b = await end('b', 10_000);
-    a.peers.setPeers([info(a), info(b)]);
-    b.peers.setPeers([info(a), info(b)]);
-    await waitFor(
-      () => b.peers.connectedPeers.includes('a') && a.peers.connectedPeers.includes('b'),
-      5000,
-      'tunnel a-b on both sides',
-    );
+    const [a, b] = await connectedPair();
     const drainingAtA: string[] = [];
     const drainingAtB: string[] = [];
     a.peers.on('draining', (p: string) => drainingAtA.push(p));

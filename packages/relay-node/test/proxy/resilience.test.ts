@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ForwardServer } from '../../src/proxy/tcp/forward-server.ts';
+import type { OriginConfig } from '../../src/routing/origin-catalog.ts';
 import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
 
 // Request-level resilience at the entry (docs/data-plane.md 4.7): one retry of a replayable
@@ -83,8 +84,7 @@ afterEach(async () => {
 });
 
 /** Entry en; two disjoint relays r1 (primary) and r2 (alternate) to the exit ex. */
-async function diamond(seen: Seen[]): Promise<Mesh> {
-  origin = await fileOrigin(seen);
+async function diamondOf(origins: OriginConfig[]): Promise<Mesh> {
   mesh = await buildMesh({
     nodes: ['en', 'r1', 'r2', 'ex'],
     links: [
@@ -93,10 +93,22 @@ async function diamond(seen: Seen[]): Promise<Mesh> {
       ['r1', 'ex'],
       ['r2', 'ex'],
     ],
-    origins: [{ name: 'files', hosts: ['files.example'], upstreams: [origin.url] }],
-    routes: [route('files', ['en', 'r1', 'ex'], ['en', 'r2', 'ex'])],
+    origins,
+    routes: origins.map((o) => route(o.name, ['en', 'r1', 'ex'], ['en', 'r2', 'ex'])),
   });
   return mesh;
+}
+
+/** The diamond with the file origin `files.example`. */
+async function diamond(seen: Seen[]): Promise<Mesh> {
+  origin = await fileOrigin(seen);
+  return diamondOf([{ name: 'files', hosts: ['files.example'], upstreams: [origin.url] }]);
+}
+
+/** Relay `r` loses its session to the exit: it answers NO_ROUTE to new streams. */
+function cutFromExit(m: Mesh, r: string): void {
+  m.node(r).sessions.get('ex')?.destroy();
+  m.node(r).sessions.delete('ex');
 }
 
 interface Outcome {
@@ -136,8 +148,7 @@ describe('retry before the response head', () => {
     const seen: Seen[] = [];
     const m = await diamond(seen);
     // r1 loses its session to the exit: streams through r1 are reset (NO_ROUTE) before a head.
-    m.node('r1').sessions.get('ex')?.destroy();
-    m.node('r1').sessions.delete('ex');
+    cutFromExit(m, 'r1');
 
     const get = await send(m, 'GET', '/echo-get');
     expect(get).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 0' });
@@ -154,8 +165,7 @@ describe('retry before the response head', () => {
     // The origin holds /hold-post; once it has the request, r1 loses its session to the exit:
     // the stream breaks after the origin processed the POST, so a replay could repeat it.
     holdUntil = () => {
-      m.node('r1').sessions.get('ex')?.destroy();
-      m.node('r1').sessions.delete('ex');
+      cutFromExit(m, 'r1');
     };
     const post = await send(m, 'POST', '/hold-post', { body: Buffer.alloc(10, 1) });
     expect(post.status).toBe(502);
@@ -172,8 +182,7 @@ describe('retry before the response head', () => {
     const m = await diamond(seen);
     // r1 has no session to the exit (e.g. it is restarting): r1 resets the stream with
     // NO_ROUTE before forwarding a byte, so even a plain POST is replayed over r2.
-    m.node('r1').sessions.get('ex')?.destroy();
-    m.node('r1').sessions.delete('ex');
+    cutFromExit(m, 'r1');
     const post = await send(m, 'POST', '/echo-no-route', { body: Buffer.alloc(10, 1) });
     expect(post).toMatchObject({ status: 200, path: 'en,r2,ex', body: 'got 10' });
     expect(seen.map((s) => s.url)).toEqual(['/echo-no-route']);
@@ -190,17 +199,13 @@ describe('retry before the response head', () => {
       routes: [route('files', ['en', 'r1', 'ex'], ...relays.slice(1).map((r) => ['en', r, 'ex']))],
     });
     const m = mesh;
-    const cut = (r: string) => {
-      m.node(r).sessions.get('ex')?.destroy();
-      m.node(r).sessions.delete('ex');
-    };
     // r1 and r2 cannot reach the exit (NO_ROUTE): the third try, over r3, gets through.
-    cut('r1');
-    cut('r2');
+    cutFromExit(m, 'r1');
+    cutFromExit(m, 'r2');
     const post = await send(m, 'POST', '/echo-third', { body: Buffer.alloc(10, 1) });
     expect(post).toMatchObject({ status: 200, path: 'en,r3,ex', body: 'got 10' });
     // With r3 cut too, three tries are all there is: r4 is never reached, the client gets 502.
-    cut('r3');
+    cutFromExit(m, 'r3');
     const failed = await send(m, 'POST', '/echo-fourth', { body: Buffer.alloc(10, 1) });
     expect(failed.status).toBe(502);
     expect(seen.map((x) => x.url)).toEqual(['/echo-third']);
@@ -274,8 +279,7 @@ function breakAfter(m: Mesh, after: number): (n: number) => void {
   return (n) => {
     if (broken || n < after) return;
     broken = true;
-    m.node('r1').sessions.get('ex')?.destroy();
-    m.node('r1').sessions.delete('ex');
+    cutFromExit(m, 'r1');
   };
 }
 
@@ -325,24 +329,10 @@ describe('raw streams retry before the exit answers', () => {
     origin = await startOrigin((_req, res) => res.end('plain'));
     const wss = new WebSocketServer({ server: origin.server });
     wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo:${m.toString()}`)));
-    mesh = await buildMesh({
-      nodes: ['en', 'r1', 'r2', 'ex'],
-      links: [
-        ['en', 'r1'],
-        ['en', 'r2'],
-        ['r1', 'ex'],
-        ['r2', 'ex'],
-      ],
-      origins: [
-        { name: 'files', hosts: ['files.example'], upstreams: [origin.url] },
-        { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
-      ],
-      routes: [
-        route('files', ['en', 'r1', 'ex'], ['en', 'r2', 'ex']),
-        route('echo', ['en', 'r1', 'ex'], ['en', 'r2', 'ex']),
-      ],
-    });
-    const m = mesh;
+    const m = await diamondOf([
+      { name: 'files', hosts: ['files.example'], upstreams: [origin.url] },
+      { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
+    ]);
     const forward = new ForwardServer({
       rule: { host: '127.0.0.1', port: 0, origin: 'echo' },
       catalog: m.catalog,
@@ -351,8 +341,7 @@ describe('raw streams retry before the exit answers', () => {
     const forwardPort = (await forward.listen()).port;
     try {
       // r1 has no session to the exit: it answers NO_ROUTE before forwarding a byte.
-      m.node('r1').sessions.get('ex')?.destroy();
-      m.node('r1').sessions.delete('ex');
+      cutFromExit(m, 'r1');
 
       // CONNECT echo.example:<port>: 200, then bytes end to end.
       const c = net.connect({ port: m.node('en').port, host: '127.0.0.1' });
