@@ -354,8 +354,11 @@ export function download(
   port: number,
   bytes: number,
   onData?: (n: number) => void,
+  phases?: (ms: { connect: number; head: number; total: number }) => void,
 ): Promise<number> {
   const started = performance.now();
+  let connectMs = Number.NaN;
+  let headMs = Number.NaN;
   return new Promise((resolve, reject) => {
     const req = http.get(
       // A fresh connection each time: a pooled one may meet the entry's 5 s idle close.
@@ -367,6 +370,7 @@ export function download(
         agent: false,
       },
       (res) => {
+        headMs = performance.now() - started;
         let n = 0;
         res.on('data', (d: Buffer) => {
           n += d.length;
@@ -375,11 +379,20 @@ export function download(
         res.once('end', () => {
           if (res.statusCode !== 200 || n !== bytes) {
             reject(new Error(`normal download: status ${res.statusCode}, ${n} of ${bytes} B`));
-          } else resolve(bytes / 1e3 / (performance.now() - started));
+          } else {
+            const total = performance.now() - started;
+            phases?.({ connect: connectMs, head: headMs, total });
+            resolve(bytes / 1e3 / total);
+          }
         });
         res.once('error', reject);
       },
     );
+    req.once('socket', (socket) => {
+      socket.once('connect', () => {
+        connectMs = performance.now() - started;
+      });
+    });
     req.setTimeout(60_000, () => req.destroy(new Error('normal download timed out')));
     req.once('error', reject);
   });
@@ -402,6 +415,8 @@ export interface NormalWindow {
   /** Median of the downloads, MB/s (0 when one failed). */
   mbps: number;
   rates: number[];
+  /** Per download in the order run: ms to the TCP connect, to the response head, to the last byte. */
+  phasesMs: number[][];
   error?: string;
   /** Start and end, seconds after the slow clients' process was started (negative: before). */
   startS: number;
@@ -523,6 +538,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       return {
         mbps: r.error === undefined ? (rates[Math.floor(rates.length / 2)] ?? 0) : 0,
         rates,
+        phasesMs: (r.phases as number[][] | undefined) ?? [],
         ...(r.error === undefined ? {} : { error: String(r.error) }),
         startS: (startedAt - loadStartedAt) / 1000,
         endS: (endedAt - loadStartedAt) / 1000,

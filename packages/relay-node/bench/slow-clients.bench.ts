@@ -181,6 +181,7 @@ function transientSummary() {
 const windowDetail = (w: NormalWindow) => ({
   windowS: [w.startS, w.endS].map((x) => Number(x.toFixed(1))),
   rates: w.rates.map((x) => Number(x.toPrecision(3))),
+  phasesMs: w.phasesMs,
   cpuCores: Object.fromEntries(
     Object.entries(w.cpuCores).map(([k, v]) => [k, Number(v.toFixed(2))]),
   ),
