@@ -91,6 +91,7 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       sendTimeoutMs: args.sendTimeoutMs ?? 0,
       ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
       ...(args.maxHeldStalls === undefined ? {} : { maxHeldStalls: args.maxHeldStalls }),
+      ...(process.env.SLOW_BACKLOG ? { listenBacklog: Number(process.env.SLOW_BACKLOG) } : {}),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });
