@@ -155,8 +155,9 @@ function pump(
 ): Promise<PumpEnd> {
   return new Promise((resolve) => {
     let done = false;
-    // One timer per pump, not one per stall: a slow client fills its socket at every
-    // drain. The timer checks when the current stall began and re-arms for the rest.
+    // One send-timeout timer per pump, not one per stall: a slow client fills its socket at
+    // every drain. The timer checks when the current stall began and re-arms for the rest.
+    // Parking is the entry's stall watch's (one timer for all its stalls).
     let timer: NodeJS.Timeout | undefined;
     // This pump in the entry's stall watch while its stall lasts (undefined: not watched).
     let watched: StalledResponse | undefined;
@@ -176,7 +177,7 @@ function pump(
       const next = stall.at + limits.sendTimeoutMs - performance.now();
       timer = setTimeout(checkStall, Math.max(0, next));
     };
-    const stalled = (at: number) => {
+    const onStall = (at: number) => {
       arm();
       if (watched || !parkable()) return;
       watched = { at, hasRead: stall.hasRead, park: () => finish('parked') };
@@ -205,7 +206,7 @@ function pump(
       stream.pause();
       if (stall.at === undefined) {
         stall.at = performance.now();
-        stalled(stall.at);
+        onStall(stall.at);
       }
     };
     const onDrain = () => {
@@ -230,7 +231,7 @@ function pump(
       // 'drain'). The watch takes stalls in the order they begin: this one counts from now
       // for parking; the send timeout still counts from its start.
       stream.pause();
-      stalled(performance.now());
+      onStall(performance.now());
     }
   });
 }
