@@ -5,8 +5,8 @@
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
  * One JSON argument: {"originPort":P,"fastOriginPort":F,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
- * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P} (hosts default to
- * 127.0.0.1; parkAfterMs to the product default).
+ * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P,"maxHeldStalls":H} (hosts
+ * default to 127.0.0.1; parkAfterMs and maxHeldStalls to the product defaults).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
@@ -19,8 +19,9 @@
  * `fastOriginPort` (default `originPort`): the `fast` origin's port on the same host (the
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID}, then once a second its event-loop delay over
- * that second, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A}}; exits when stdin closes or on
- * SIGTERM.
+ * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
+ * "held":H,"parked":P,"parkedEarly":E}} (held now; parked so far); exits when stdin closes
+ * or on SIGTERM.
  */
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -46,6 +47,8 @@ interface EntryArgs {
   sendTimeoutMs?: number;
   /** The entry's park delay (undefined: the product default). */
   parkAfterMs?: number;
+  /** The entry's budget of stalled responses held for the whole park delay (undefined: the product default). */
+  maxHeldStalls?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
@@ -87,6 +90,8 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       maxConnections: args.maxConnections ?? 18_000,
       sendTimeoutMs: args.sendTimeoutMs ?? 0,
       ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
+      ...(args.maxHeldStalls === undefined ? {} : { maxHeldStalls: args.maxHeldStalls }),
+      ...(process.env.SLOW_BACKLOG ? { listenBacklog: Number(process.env.SLOW_BACKLOG) } : {}),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });
@@ -121,7 +126,9 @@ async function main(): Promise<void> {
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   const eldTick = setInterval(() => {
-    const line = { t: Date.now(), maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6 };
+    // The entry's stalled responses held now, and parked so far (early: over the budget).
+    const stalls = en.entry?.stalls;
+    const line = { t: Date.now(), maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6, ...stalls };
     eld.reset();
     process.stdout.write(`${JSON.stringify({ eld: line })}\n`);
   }, 1000);

@@ -79,7 +79,10 @@ export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } 
   };
   const sysctls: Record<string, Record<string, string>> = {
     [ns.load]: { 'net.ipv4.tcp_rmem': LOAD_TCP_RMEM },
-    [ns.entry]: { 'net.ipv4.tcp_notsent_lowat': LOWAT },
+    [ns.entry]: {
+      'net.ipv4.tcp_notsent_lowat': LOWAT,
+      ...(process.env.SLOW_BACKLOG ? { 'net.core.somaxconn': process.env.SLOW_BACKLOG } : {}),
+    },
     [ns.origin]: { 'net.ipv4.tcp_notsent_lowat': LOWAT },
   };
   try {

@@ -8,7 +8,8 @@
  * {"ready":true,"port":P,"pid":PID}; then for each stdin line {"host":H,"port":P,"bytes":N,
  * "runs":R} downloads `/fast?bytes=N` R times through the entry at H:P, one after the other,
  * each on a fresh connection, and prints {"rates":[MB/s...],"startedAt":T,"endedAt":T}
- * (epoch ms) or {"error":"...","startedAt":T,"endedAt":T}. Exits when stdin closes.
+ * (epoch ms; "phases": per download [ms to the TCP connect, to the response head, to the
+ * last byte]) or {"error":"...","startedAt":T,"endedAt":T}. Exits when stdin closes.
  */
 import { createInterface } from 'node:readline';
 import { download, startOrigin } from './slow-clients-run.ts';
@@ -32,10 +33,14 @@ lines.on('line', async (l) => {
   const cmd = JSON.parse(l) as { host: string; port: number; bytes: number; runs: number };
   const startedAt = Date.now();
   const rates: number[] = [];
+  // Per download, ms from its start: TCP connect to the entry, response head, last byte.
+  const phases: number[][] = [];
+  const phase = (p: { connect: number; head: number; total: number }) =>
+    phases.push([p.connect, p.head, p.total].map(Math.round));
   try {
     for (let i = 0; i < cmd.runs; i++)
-      rates.push(await download(cmd.host, cmd.port, cmd.bytes, count));
-    process.stdout.write(`${JSON.stringify({ rates, startedAt, endedAt: Date.now() })}\n`);
+      rates.push(await download(cmd.host, cmd.port, cmd.bytes, count, phase));
+    process.stdout.write(`${JSON.stringify({ rates, phases, startedAt, endedAt: Date.now() })}\n`);
   } catch (err) {
     process.stdout.write(
       `${JSON.stringify({ error: (err as Error).message, rates, startedAt, endedAt: Date.now() })}\n`,

@@ -44,6 +44,8 @@ export interface SlowClientsOptions {
   sendTimeoutMs?: number;
   /** The entry's park delay. @default the product default (EntryServerOptions.parkAfterMs) */
   parkAfterMs?: number;
+  /** The entry's budget of held stalls. @default the product default (EntryServerOptions.maxHeldStalls) */
+  maxHeldStalls?: number;
   /** The host's `net.ipv4.tcp_mem` (pages) when this network namespace cannot show it. */
   tcpMem?: number[];
   /** Where each process runs (slow-clients-net.ts). @default loopback */
@@ -144,7 +146,8 @@ export interface SlowClientsResult {
   /**
    * Per second from the load's start to the end of the transient series: [s after the load
    * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
-   * load, entry event-loop delay max ms (-1: the entry sent no report in that second)].
+   * load, entry event-loop delay max ms (-1: the entry sent no report in that second),
+   * stalled responses the entry held at the row's end, responses the entry parked in it].
    */
   timeline: number[][];
   /**
@@ -155,7 +158,13 @@ export interface SlowClientsResult {
   /** When the entry cut the origin's `/slow` responses short (parks), seconds after the load started. */
   parkWave: { n: number; firstS: number; p10S: number; p50S: number; p90S: number; lastS: number };
   /** Connections the origin accepted (slow and idle ones), `/slow` requests, those cut short. */
-  originStats: { connections: number; slowRequests: number; slowAborted: number };
+  originStats: {
+    connections: number;
+    slowRequests: number;
+    /** Body bytes the origin wrote per `/slow` request (KiB): read ahead for clients that do not read. */
+    slowKiBPerRequest: number;
+    slowAborted: number;
+  };
   /** Steady-state measurement (`steadyAfterMs`). */
   steady?: NormalWindow & {
     ratio: number;
@@ -275,6 +284,8 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
 export interface OriginStats {
   connections: number;
   slowRequests: number;
+  /** Body bytes written to `/slow` responses (into their sockets): what the slow clients cost the origin. */
+  slowBytes: number;
   slowAbortedAt: number[];
 }
 
@@ -285,7 +296,7 @@ export interface OriginStats {
 export async function startOrigin(
   host: string,
 ): Promise<{ port: number; stats: OriginStats; close(): Promise<void> }> {
-  const stats: OriginStats = { connections: 0, slowRequests: 0, slowAbortedAt: [] };
+  const stats: OriginStats = { connections: 0, slowRequests: 0, slowBytes: 0, slowAbortedAt: [] };
   const server = http.createServer((req, res) => {
     const q = new URL(req.url ?? '/', 'http://x');
     if (q.pathname === '/slow') {
@@ -307,10 +318,12 @@ export async function startOrigin(
       res.writeHead(200, { ...headers, 'content-length': total });
     }
     let left = total - (from > 0 && from < total ? from : 0);
+    const slow = q.pathname === '/slow';
     const more = () => {
       while (left > 0) {
         const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
         left -= chunk.length;
+        if (slow) stats.slowBytes += chunk.length;
         if (!res.write(chunk)) return void res.once('drain', more);
       }
       res.end();
@@ -341,8 +354,11 @@ export function download(
   port: number,
   bytes: number,
   onData?: (n: number) => void,
+  phases?: (ms: { connect: number; head: number; total: number }) => void,
 ): Promise<number> {
   const started = performance.now();
+  let connectMs = Number.NaN;
+  let headMs = Number.NaN;
   return new Promise((resolve, reject) => {
     const req = http.get(
       // A fresh connection each time: a pooled one may meet the entry's 5 s idle close.
@@ -354,6 +370,7 @@ export function download(
         agent: false,
       },
       (res) => {
+        headMs = performance.now() - started;
         let n = 0;
         res.on('data', (d: Buffer) => {
           n += d.length;
@@ -362,11 +379,20 @@ export function download(
         res.once('end', () => {
           if (res.statusCode !== 200 || n !== bytes) {
             reject(new Error(`normal download: status ${res.statusCode}, ${n} of ${bytes} B`));
-          } else resolve(bytes / 1e3 / (performance.now() - started));
+          } else {
+            const total = performance.now() - started;
+            phases?.({ connect: connectMs, head: headMs, total });
+            resolve(bytes / 1e3 / total);
+          }
         });
         res.once('error', reject);
       },
     );
+    req.once('socket', (socket) => {
+      socket.once('connect', () => {
+        connectMs = performance.now() - started;
+      });
+    });
     req.setTimeout(60_000, () => req.destroy(new Error('normal download timed out')));
     req.once('error', reject);
   });
@@ -389,6 +415,8 @@ export interface NormalWindow {
   /** Median of the downloads, MB/s (0 when one failed). */
   mbps: number;
   rates: number[];
+  /** Per download in the order run: ms to the TCP connect, to the response head, to the last byte. */
+  phasesMs: number[][];
   error?: string;
   /** Start and end, seconds after the slow clients' process was started (negative: before). */
   startS: number;
@@ -461,6 +489,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       via: o.via,
       sendTimeoutMs: o.sendTimeoutMs ?? 0,
       ...(o.parkAfterMs === undefined ? {} : { parkAfterMs: o.parkAfterMs }),
+      ...(o.maxHeldStalls === undefined ? {} : { maxHeldStalls: o.maxHeldStalls }),
       poolConnections: limits.pool,
       maxConnections: limits.maxConnections,
     },
@@ -474,9 +503,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const pid = ready.pid as number;
     const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
     const host = net.entryForNormal;
-    const eld: Array<{ t: number; maxMs: number; meanMs: number }> = [];
+    const eld: Array<{ t: number; maxMs: number; meanMs: number; held?: number; parked?: number }> =
+      [];
     entry.onLine((line) => {
-      if (line.eld) eld.push(line.eld as { t: number; maxMs: number; meanMs: number });
+      if (line.eld) eld.push(line.eld as (typeof eld)[number]);
     });
     const procs: Record<string, number> = {
       entry: pid,
@@ -508,6 +538,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       return {
         mbps: r.error === undefined ? (rates[Math.floor(rates.length / 2)] ?? 0) : 0,
         rates,
+        phasesMs: (r.phases as number[][] | undefined) ?? [],
         ...(r.error === undefined ? {} : { error: String(r.error) }),
         startS: (startedAt - loadStartedAt) / 1000,
         endS: (endedAt - loadStartedAt) / 1000,
@@ -622,8 +653,13 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     timeline.forEach((r, i) => {
       const from = i > 0 ? (rowEnds[i - 1] ?? 0) : loadStartedAt;
       const to = rowEnds[i] ?? 0;
-      const max = Math.max(-1, ...eld.filter((e) => e.t > from && e.t <= to).map((e) => e.maxMs));
+      const reports = eld.filter((e) => e.t > from && e.t <= to);
+      const max = Math.max(-1, ...reports.map((e) => e.maxMs));
       r.push(max < 0 ? -1 : Math.round(max));
+      // The entry's own count of stalled responses held and parked (its last report of the row).
+      const last = reports[reports.length - 1];
+      const before = eld.filter((e) => e.t <= from).pop();
+      r.push(last?.held ?? -1, last ? (last.parked ?? 0) - (before?.parked ?? 0) : -1);
     });
     const entryLegsAtPeak = legsNow();
     const nsMiB = (name: string) => (nsSocketBytes(name) ?? Number.NaN) / 1048576;
@@ -717,6 +753,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       originStats: {
         connections: origin.stats.connections,
         slowRequests: origin.stats.slowRequests,
+        slowKiBPerRequest: Math.round(
+          origin.stats.slowBytes / 1024 / Math.max(1, origin.stats.slowRequests),
+        ),
         slowAborted: origin.stats.slowAbortedAt.length,
       },
       ...(steady ? { steady } : {}),

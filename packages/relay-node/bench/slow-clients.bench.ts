@@ -120,6 +120,7 @@ const r = await runSlowClients({
   ...(process.env.SLOW_PARK_AFTER_MS
     ? { parkAfterMs: Number(process.env.SLOW_PARK_AFTER_MS) }
     : {}),
+  ...(process.env.SLOW_MAX_HELD ? { maxHeldStalls: Number(process.env.SLOW_MAX_HELD) } : {}),
   ...(process.env.SLOW_TCP_MEM
     ? { tcpMem: process.env.SLOW_TCP_MEM.split(/\s+/).map(Number) }
     : {}),
@@ -160,6 +161,8 @@ function transientSummary() {
       'origin cores',
       'load cores',
       'entry loop delay max ms',
+      'entry held stalls',
+      'entry parks',
     ],
     timeline: r.timeline,
     windows: ratios.length,
@@ -178,6 +181,7 @@ function transientSummary() {
 const windowDetail = (w: NormalWindow) => ({
   windowS: [w.startS, w.endS].map((x) => Number(x.toFixed(1))),
   rates: w.rates.map((x) => Number(x.toPrecision(3))),
+  phasesMs: w.phasesMs,
   cpuCores: Object.fromEntries(
     Object.entries(w.cpuCores).map(([k, v]) => [k, Number(v.toFixed(2))]),
   ),

@@ -84,7 +84,7 @@ afterEach(async () => {
  */
 async function entry(
   etag: () => string | undefined,
-  o: { parkAfterMs: number; sendTimeoutMs?: number },
+  o: { parkAfterMs: number; sendTimeoutMs?: number; maxHeldStalls?: number },
 ): Promise<{ port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
   origin = await startOrigin((req, res) => {
@@ -130,7 +130,11 @@ async function entry(
     },
     dialer: new DirectDialer(),
     httpListen: { host: '127.0.0.1', port: 0 },
-    entry: { parkAfterMs: o.parkAfterMs, sendTimeoutMs: o.sendTimeoutMs ?? 0 },
+    entry: {
+      parkAfterMs: o.parkAfterMs,
+      sendTimeoutMs: o.sendTimeoutMs ?? 0,
+      ...(o.maxHeldStalls === undefined ? {} : { maxHeldStalls: o.maxHeldStalls }),
+    },
     exit: { healthChecks: false },
   });
   const { http: address } = await plane.start();
@@ -194,6 +198,50 @@ describe('entry parking of stalled responses', () => {
     expect(seen).toHaveLength(2);
     expect(seen[1]?.range).toMatch(/^bytes=[1-9]\d*-$/);
     expect(seen[1]?.ifRange).toBe('"v1"');
+  });
+
+  it('over maxHeldStalls, parks a stalled response long before parkAfterMs; the body stays intact', {
+    timeout: 15_000,
+  }, async () => {
+    // Budget 0: every stall is over it. parkAfterMs is 5 s; the early park comes after
+    // 50 ms (500 ms if the client socket drained once while the kernel grew its buffers),
+    // so the origin request is cut while the client has not read a byte.
+    const { port, seen } = await entry(() => '"v1"', { parkAfterMs: 5000, maxHeldStalls: 0 });
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    client.write('GET /file HTTP/1.1\r\nHost: o.test\r\n\r\n');
+    client.pause();
+    for (let i = 0; i < 150 && !seen[0]?.cut; i++) await sleep(20);
+    expect(seen).toEqual([{ range: undefined, ifRange: undefined, cut: true }]);
+    // Now it reads: the rest comes with a Range request, one intact body.
+    const h = createHash('sha256');
+    let head = Buffer.alloc(0);
+    let bodyBytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      client.on('data', (d: Buffer) => {
+        if (head !== undefined && bodyBytes === 0) {
+          const all = Buffer.concat([head, d]);
+          const end = all.indexOf('\r\n\r\n');
+          if (end < 0) {
+            head = all;
+            return;
+          }
+          head = all.subarray(0, end);
+          d = all.subarray(end + 4);
+        }
+        bodyBytes += d.length;
+        h.update(d);
+        if (bodyBytes >= TOTAL) resolve();
+      });
+      client.once('close', () => reject(new Error(`closed after ${bodyBytes} body bytes`)));
+      client.resume();
+    });
+    client.destroy();
+    expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(bodyBytes).toBe(TOTAL);
+    expect(h.digest('hex')).toBe(expectedSha);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]?.range).toMatch(/^bytes=[1-9]\d*-$/);
   });
 
   it('does not park a response it could not resume safely (no validator): the origin request is held', {

@@ -5,6 +5,7 @@ import type { HeaderPairs, RequestHead, ResponseHead } from '../open-header.ts';
 import { resetStream } from '../splice.ts';
 import type { Origin } from '../types.ts';
 import { setField } from './headers.ts';
+import { type StalledResponse, StallWatch } from './stall-watch.ts';
 
 /** Resumes of one response at most (each over a fresh path). */
 export const MAX_RESUMES = 3;
@@ -124,12 +125,15 @@ type PumpEnd = 'end' | 'broken' | 'client-gone' | 'client-stalled' | 'parked' | 
 /** When the client's socket last became full and stayed so (undefined: it is not full). */
 interface Stall {
   at: number | undefined;
+  /** The client has drained its socket once during this response (it reads). */
+  hasRead: boolean;
 }
 
 /** How long a stall may last before the pump gives up: reset, or park. 0: never. */
 interface StallLimits {
   sendTimeoutMs: number;
-  parkAfterMs: number;
+  /** Parks stalled responses (parkAfterMs 0: none). */
+  watch: StallWatch;
   /** Whether this response can be resumed once parked (asked only when a stall begins). */
   canPark: () => boolean;
 }
@@ -138,8 +142,8 @@ interface StallLimits {
  * Copies `stream` into `res` with backpressure (the stream pauses while the client's
  * socket is full, so one slow client holds at most its socket buffer plus one stream
  * window). Counts bytes into `count.n`; never writes beyond `limit`. While the client's
- * socket stays full (no 'drain'), ends with 'parked' after `parkAfterMs` and with
- * 'client-stalled' after `sendTimeoutMs`, both counted from `stall.at` (0: never).
+ * socket stays full (no 'drain'), ends with 'parked' when the entry's {@link StallWatch}
+ * parks it and with 'client-stalled' after `sendTimeoutMs` counted from `stall.at` (0: never).
  */
 function pump(
   stream: EntryStream['stream'],
@@ -151,36 +155,43 @@ function pump(
 ): Promise<PumpEnd> {
   return new Promise((resolve) => {
     let done = false;
-    // One timer per pump, not one per stall: a slow client fills its socket at every
-    // drain. The timer checks when the current stall began and re-arms for the rest.
+    // One send-timeout timer per pump, not one per stall: a slow client fills its socket at
+    // every drain. The timer checks when the current stall began and re-arms for the rest.
+    // Parking is the entry's stall watch's (one timer for all its stalls).
     let timer: NodeJS.Timeout | undefined;
+    // This pump in the entry's stall watch while its stall lasts (undefined: not watched).
+    let watched: StalledResponse | undefined;
     // Every body byte already handed to the client socket: nothing left to let go of (a
     // resume would ask for an empty range), so only the send timeout applies.
-    const parkable = () => limits.parkAfterMs > 0 && count.n < limit && limits.canPark();
+    const parkable = () => limits.watch.parkAfterMs > 0 && count.n < limit && limits.canPark();
     const checkStall = () => {
       timer = undefined;
       if (stall.at === undefined) return;
       const stalled = performance.now() - stall.at;
-      if (limits.sendTimeoutMs > 0 && stalled >= limits.sendTimeoutMs) {
-        return finish('client-stalled');
-      }
-      if (parkable() && stalled >= limits.parkAfterMs) return finish('parked');
+      if (stalled >= limits.sendTimeoutMs) return finish('client-stalled');
       arm();
     };
     const arm = () => {
-      if (timer || stall.at === undefined) return;
-      const after = [parkable() ? limits.parkAfterMs : 0, limits.sendTimeoutMs].filter(
-        (ms) => ms > 0,
-      );
-      if (after.length === 0) return;
+      if (timer || stall.at === undefined || limits.sendTimeoutMs === 0) return;
       // A deadline already past fires at once (checkStall ends the pump then).
-      const next = stall.at + Math.min(...after) - performance.now();
+      const next = stall.at + limits.sendTimeoutMs - performance.now();
       timer = setTimeout(checkStall, Math.max(0, next));
+    };
+    const onStall = (at: number) => {
+      arm();
+      if (watched || !parkable()) return;
+      watched = { at, hasRead: stall.hasRead, park: () => finish('parked') };
+      limits.watch.add(watched);
+    };
+    const unwatch = () => {
+      if (watched) limits.watch.delete(watched);
+      watched = undefined;
     };
     const finish = (how: PumpEnd) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      unwatch();
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('close', onClose);
@@ -193,11 +204,15 @@ function pump(
       count.n += chunk.length;
       if (res.write(chunk)) return;
       stream.pause();
-      stall.at ??= performance.now();
-      arm();
+      if (stall.at === undefined) {
+        stall.at = performance.now();
+        onStall(stall.at);
+      }
     };
     const onDrain = () => {
       stall.at = undefined;
+      stall.hasRead = true;
+      unwatch();
       stream.resume();
     };
     const onEnd = () => finish('end');
@@ -212,9 +227,11 @@ function pump(
     if (stream.readableEnded) finish('end');
     else if (stream.destroyed) finish('broken');
     else if (stall.at !== undefined) {
-      // Resumed while the socket is still full (not expected: we resume on 'drain').
+      // Resumed while the socket is still full (after a broken path; parks resume on
+      // 'drain'). The watch takes stalls in the order they begin: this one counts from now
+      // for parking; the send timeout still counts from its start.
       stream.pause();
-      arm();
+      onStall(performance.now());
     }
   });
 }
@@ -232,6 +249,7 @@ function waitForDrain(
   if (res.destroyed) return Promise.resolve('gone');
   if (!res.writableNeedDrain) {
     stall.at = undefined;
+    stall.hasRead = true;
     return Promise.resolve('drain');
   }
   return new Promise((resolve) => {
@@ -243,7 +261,10 @@ function waitForDrain(
       clearTimeout(timer);
       res.off('drain', onDrain);
       res.off('close', onClose);
-      if (how === 'drain') stall.at = undefined;
+      if (how === 'drain') {
+        stall.at = undefined;
+        stall.hasRead = true;
+      }
       resolve(how);
     };
     const onDrain = () => end('drain');
@@ -266,6 +287,12 @@ export interface BodyRelayContext {
    * Last-Modified). @default 0
    */
   parkAfterMs?: number;
+  /**
+   * The entry's stall watch, shared by all its responses (it parks the longest stalled
+   * early when many are stalled at once). @default one for this response alone, with
+   * `parkAfterMs`
+   */
+  stallWatch?: StallWatch;
 }
 
 /** Resets a client connection (RST): the kernel drops what it still holds for the client. */
@@ -285,8 +312,8 @@ function resetClient(res: ServerResponse): void {
  * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
  * short body is never passed off as complete (Content-Length unmet, or no last chunk).
- * A client that stops reading is parked (`parkAfterMs`, resumable responses only) and
- * reset after `sendTimeoutMs`.
+ * A client that stops reading is parked (`parkAfterMs`, or earlier when the entry's
+ * `stallWatch` holds many stalls; resumable responses only) and reset after `sendTimeoutMs`.
  */
 export async function relayBody(
   ctx: BodyRelayContext,
@@ -296,7 +323,7 @@ export async function relayBody(
   planFor: () => ResumePlan | undefined,
 ): Promise<void> {
   const count = { n: 0 };
-  const stall: Stall = { at: undefined };
+  const stall: Stall = { at: undefined, hasRead: false };
   const sendTimeoutMs = ctx.sendTimeoutMs ?? 0;
   // The resume plan is built once, and only when needed: a stall (parking needs a plan
   // with a validator) or a broken path. Most bodies need neither.
@@ -311,7 +338,7 @@ export async function relayBody(
   };
   const limits: StallLimits = {
     sendTimeoutMs,
-    parkAfterMs: ctx.parkAfterMs ?? 0,
+    watch: ctx.stallWatch ?? new StallWatch({ parkAfterMs: ctx.parkAfterMs ?? 0 }),
     canPark: () => getPlan()?.validator !== undefined,
   };
   let current = first;

@@ -15,6 +15,7 @@ import {
   unknownHost,
 } from './http-exchange.ts';
 import { sendError, sendRawError } from './responses.ts';
+import { StallWatch } from './stall-watch.ts';
 
 export interface EntryServerOptions {
   nodeId: string;
@@ -60,6 +61,17 @@ export interface EntryServerOptions {
    * 0 turns it off. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 5000
    */
   parkAfterMs?: number;
+  /**
+   * Most stalled responses held before early parking: once more than this many responses
+   * are stalled at once, the longest stalled are parked after `parkAfterMs / 100` when their
+   * client has not drained its socket once during the response, `parkAfterMs / 10` when it
+   * has, instead of `parkAfterMs`. Each held one keeps its origin connection, whose receive
+   * queue the kernel grows to megabytes (~3.4 MB measured): 10,000 clients that connect at once and never read
+   * would otherwise take the host's TCP memory past its pressure threshold
+   * (docs/reliability.md "Slow clients"). Throws ERR_CONFIG_INVALID unless an integer >= 0.
+   * @default 64
+   */
+  maxHeldStalls?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
@@ -101,6 +113,7 @@ export class EntryServer {
       [F.COMPONENT]: 'entry',
       [F.NODE_ID]: options.nodeId,
     });
+    const parkAfterMs = nonNegativeInt('parkAfterMs', options.parkAfterMs ?? 5_000);
     this.#ctx = {
       connector: options.connector,
       catalog: options.catalog,
@@ -108,7 +121,11 @@ export class EntryServer {
       debugHeaders: options.debugHeaders ?? false,
       log: this.#log,
       sendTimeoutMs: nonNegativeInt('sendTimeoutMs', options.sendTimeoutMs ?? 60_000),
-      parkAfterMs: nonNegativeInt('parkAfterMs', options.parkAfterMs ?? 5_000),
+      parkAfterMs,
+      stallWatch: new StallWatch({
+        parkAfterMs,
+        maxHeld: nonNegativeInt('maxHeldStalls', options.maxHeldStalls ?? 64),
+      }),
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
     this.#backlog = nonNegativeInt('listenBacklog', options.listenBacklog ?? 4096);
@@ -131,6 +148,12 @@ export class EntryServer {
       this.#onUpgrade(req, socket, head).catch((err) => this.#bug(err, socket));
     });
     this.#server.on('clientError', (err, socket) => this.#onClientError(err, socket));
+  }
+
+  /** Stalled responses now held (watched, not parked yet) and parked so far (early: over `maxHeldStalls`). */
+  get stalls(): { held: number; parked: number; parkedEarly: number } {
+    const w = this.#ctx.stallWatch;
+    return { held: w.size, parked: w.parked, parkedEarly: w.parkedEarly };
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks one). */

@@ -15,6 +15,7 @@ import {
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
 import { bufferBody, isIdempotent, mayTryAgain } from './retry.ts';
+import type { StallWatch } from './stall-watch.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
 export interface RequestTarget {
@@ -103,6 +104,8 @@ export interface ExchangeContext {
   sendTimeoutMs: number;
   /** See EntryServerOptions.parkAfterMs. */
   parkAfterMs: number;
+  /** The entry's stalled responses (EntryServerOptions.maxHeldStalls). */
+  stallWatch: StallWatch;
 }
 
 function fail(
