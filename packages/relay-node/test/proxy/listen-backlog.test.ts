@@ -1,28 +1,17 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { peerlessEntryPlane } from './mesh.ts';
+import { hasSs, peerlessEntryPlane, socketsOnPort } from './mesh.ts';
 
 // The entry's accept queue: Node's default (511) let the kernel drop connections
 // (ListenOverflows) when 10,000 slow clients connected in bursts (docs/reliability.md,
 // "Slow clients"). The kernel reports a listening socket's queue length as its Send-Q
 // (`ss -lt`), capped by net.core.somaxconn.
 
-function hasSs(): boolean {
-  try {
-    execFileSync('ss', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
 
 /** Send-Q of the listening socket on `port`: its accept queue length. */
 function acceptQueueLength(port: number): number {
-  const out = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
-  const fields = out.trim().split(/\s+/);
+  const fields = (socketsOnPort(port, true)[0] ?? '').trim().split(/\s+/);
   return Number(fields[2]);
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -260,4 +261,26 @@ export function rawExchange(port: number, text: string, idleMs = 300): Promise<s
     socket.write(text);
     timer = setTimeout(finish, 5_000);
   });
+}
+
+/** Whether iproute2's `ss` is installed (tests that read socket states skip without it). */
+export function hasSs(): boolean {
+  try {
+    execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `ss -tanH` lines of the sockets whose local port is `port`, any state (`-l`: listeners only). */
+export function socketsOnPort(port: number, listening = false): string[] {
+  const flags = listening ? '-ltnH' : '-tanH';
+  const out = execFileSync('ss', [flags, `sport = :${port}`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim() !== '');
+}
+
+/** The entry's sockets to its clients, in any state (ss lines), listener excluded. */
+export function entrySideSockets(port: number): string[] {
+  return socketsOnPort(port).filter((l) => !l.startsWith('LISTEN'));
 }

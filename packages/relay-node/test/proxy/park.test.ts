@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +9,13 @@ import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
 import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
 import { relayBody } from '../../src/proxy/http/body-relay.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
-import { peerlessEntryPlane, startOrigin, type TestOrigin } from './mesh.ts';
+import {
+  entrySideSockets,
+  hasSs,
+  peerlessEntryPlane,
+  startOrigin,
+  type TestOrigin,
+} from './mesh.ts';
 
 // Parking (docs/reliability.md, "Slow clients"): a response whose client accepts no bytes
 // for parkAfterMs lets go of its origin request (and of the socket buffers on that side),
@@ -52,21 +57,6 @@ interface Seen {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function hasSs(): boolean {
-  try {
-    execFileSync('ss', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The entry's sockets to its clients, in any state (ss lines), listener excluded. */
-function entrySideSockets(port: number): string[] {
-  const out = execFileSync('ss', ['-tanH', `sport = :${port}`], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('LISTEN'));
-}
 
 let origin: TestOrigin | undefined;
 let plane: DataPlane | undefined;

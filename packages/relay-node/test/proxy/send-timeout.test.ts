@@ -1,11 +1,16 @@
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { DirectDialer } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
-import { peerlessEntryPlane, startOrigin, type TestOrigin } from './mesh.ts';
+import {
+  entrySideSockets,
+  hasSs,
+  peerlessEntryPlane,
+  startOrigin,
+  type TestOrigin,
+} from './mesh.ts';
 
 // The entry's send timeout (docs/reliability.md, "Slow clients"): a client that stops
 // reading a response is disconnected once its socket has stayed full for sendTimeoutMs,
@@ -91,21 +96,6 @@ function stallingClient(port: number, pauseMs: number): Promise<number> {
     socket.once('close', () => resolve(bytes));
     socket.once('end', () => socket.end());
   });
-}
-
-function hasSs(): boolean {
-  try {
-    execFileSync('ss', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The entry's sockets to its clients, in any state (ss lines), listener excluded. */
-function entrySideSockets(port: number): string[] {
-  const out = execFileSync('ss', ['-tanH', `sport = :${port}`], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('LISTEN'));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
