@@ -66,11 +66,11 @@ export interface EntryFailure {
   message: string;
 }
 
-/** A raw stream's open ({@link EntryConnector.openRaw}): the last try's stream, if any, and its answer. */
-export interface RawOpen {
-  entry?: EntryStream;
-  answer: ResponseHead | EntryFailure;
-}
+/** A raw stream's open ({@link EntryConnector.openRaw}): the last try's stream and answer. */
+export type RawOpen =
+  | { entry: EntryStream; answer: ResponseHead | EntryFailure }
+  /** No stream could be opened at all. */
+  | { entry?: undefined; answer: EntryFailure };
 
 /** Random bytes for request ids, refilled when used up (see {@link newRequestId}). */
 const ID_POOL = Buffer.alloc(4096);

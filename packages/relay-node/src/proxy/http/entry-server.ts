@@ -66,9 +66,10 @@ export interface EntryServerOptions {
    * are stalled at once, the longest stalled are parked after `parkAfterMs / 100` when their
    * client has not drained its socket once during the response, `parkAfterMs / 10` when it
    * has, instead of `parkAfterMs`. Each held one keeps its origin connection, whose receive
-   * queue the kernel grows to megabytes (~3.4 MB measured): 10,000 clients that connect at once and never read
-   * would otherwise take the host's TCP memory past its pressure threshold
-   * (docs/reliability.md "Slow clients"). Throws ERR_CONFIG_INVALID unless an integer >= 0.
+   * queue the kernel grows to megabytes (~3.4 MB measured): 10,000 clients that connect at
+   * once and never read would otherwise take the host's TCP memory past its pressure
+   * threshold (docs/reliability.md "Slow clients"). Throws ERR_CONFIG_INVALID unless an
+   * integer >= 0.
    * @default 64
    */
   maxHeldStalls?: number;
@@ -227,7 +228,7 @@ export class EntryServer {
     established?: string,
   ): Promise<void> {
     const { entry, answer } = await this.#ctx.connector.openRaw(open, socket);
-    if (!entry) return this.#rawFail(socket, req, answer as EntryFailure);
+    if (!entry) return this.#rawFail(socket, req, answer);
     const { stream, path } = entry;
     if (!('v' in answer)) return this.#rawFail(socket, req, answer, path);
     if (answer.error) {
