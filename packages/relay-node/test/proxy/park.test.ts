@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
 import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
 import { relayBody } from '../../src/proxy/http/body-relay.ts';
+import { StallWatch } from '../../src/proxy/http/stall-watch.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
 import {
   entrySideSockets,
@@ -310,7 +311,8 @@ describe('entry parking of stalled responses', () => {
         closedRange: false,
         validator: '"v1"',
       };
-      const ctx = { connector, log: silentLogger(), parkAfterMs: 100, sendTimeoutMs: 0 };
+      const stallWatch = new StallWatch({ parkAfterMs: 100 });
+      const ctx = { connector, log: silentLogger(), stallWatch, sendTimeoutMs: 0 };
       void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, plan as never);
       stream.write(Buffer.alloc(1024, 1));
       setTimeout(() => stream.write(Buffer.alloc(size - 1024, 2)), 20);

@@ -280,20 +280,18 @@ export interface BodyRelayContext {
   /** Close a client connection that accepted no bytes for this long (0: never). @default 0 */
   sendTimeoutMs?: number;
   /**
-   * Park a response whose client accepted no bytes for this long (0: never): let go of
-   * its stream (and so of the origin connection and the socket buffers on that side),
-   * keep the client connection, and fetch the rest with a Range request once the client
+   * The entry's stall watch, shared by all its responses: it parks a response whose client
+   * accepted no bytes for its `parkAfterMs` (earlier when many are stalled at once): lets go
+   * of its stream (and so of the origin connection and the socket buffers on that side),
+   * keeps the client connection, and fetches the rest with a Range request once the client
    * reads again. Only responses that can be resumed with a validator (strong ETag or
-   * Last-Modified). @default 0
-   */
-  parkAfterMs?: number;
-  /**
-   * The entry's stall watch, shared by all its responses (it parks the longest stalled
-   * early when many are stalled at once). @default one for this response alone, with
-   * `parkAfterMs`
+   * Last-Modified). @default none: never parks
    */
   stallWatch?: StallWatch;
 }
+
+/** The watch of a context without one: `parkAfterMs` 0, so nothing is ever added to it. */
+const NO_PARKING = new StallWatch({ parkAfterMs: 0 });
 
 /** Resets a client connection (RST): the kernel drops what it still holds for the client. */
 function resetClient(res: ServerResponse): void {
@@ -312,8 +310,8 @@ function resetClient(res: ServerResponse): void {
  * (the same one when there is no other), at most {@link MAX_RESUMES} times;
  * the client gets one intact body. Otherwise the client connection is destroyed, so a
  * short body is never passed off as complete (Content-Length unmet, or no last chunk).
- * A client that stops reading is parked (`parkAfterMs`, or earlier when the entry's
- * `stallWatch` holds many stalls; resumable responses only) and reset after `sendTimeoutMs`.
+ * A client that stops reading is parked by the entry's `stallWatch` (resumable responses
+ * only) and reset after `sendTimeoutMs`.
  */
 export async function relayBody(
   ctx: BodyRelayContext,
@@ -338,7 +336,7 @@ export async function relayBody(
   };
   const limits: StallLimits = {
     sendTimeoutMs,
-    watch: ctx.stallWatch ?? new StallWatch({ parkAfterMs: ctx.parkAfterMs ?? 0 }),
+    watch: ctx.stallWatch ?? NO_PARKING,
     canPark: () => getPlan()?.validator !== undefined,
   };
   let current = first;

@@ -122,7 +122,6 @@ export class EntryServer {
       debugHeaders: options.debugHeaders ?? false,
       log: this.#log,
       sendTimeoutMs: nonNegativeInt('sendTimeoutMs', options.sendTimeoutMs ?? 60_000),
-      parkAfterMs,
       stallWatch: new StallWatch({
         parkAfterMs,
         maxHeld: nonNegativeInt('maxHeldStalls', options.maxHeldStalls ?? 64),

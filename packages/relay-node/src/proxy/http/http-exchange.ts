@@ -102,9 +102,7 @@ export interface ExchangeContext {
   log: Logger;
   /** See EntryServerOptions.sendTimeoutMs. */
   sendTimeoutMs: number;
-  /** See EntryServerOptions.parkAfterMs. */
-  parkAfterMs: number;
-  /** The entry's stalled responses (EntryServerOptions.maxHeldStalls). */
+  /** The entry's stalled responses (EntryServerOptions.parkAfterMs, maxHeldStalls). */
   stallWatch: StallWatch;
 }
 
