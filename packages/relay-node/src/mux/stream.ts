@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import { type Clock, type ErrorCode, RelayError, WireCode } from '@relaymesh/shared';
+import { dropUnreadOnClose } from './drop-unread.ts';
 import { StreamSendQueue } from './scheduler.ts';
 import type { ReceiveWindow } from './window.ts';
 
@@ -85,6 +86,7 @@ export class MuxStream extends Duplex {
     this.#sendCredit = init.sendCredit;
     this.#queueCap = init.sendQueueBytes;
     this.#queue = new StreamSendQueue(init.id, (finSent) => this.#onProgress(finSent));
+    dropUnreadOnClose(this);
   }
 
   /** Current receive window (grows with auto-tuning). */

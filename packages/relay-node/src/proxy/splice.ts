@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import { RelayError, WireCode } from '@relaymesh/shared';
+import { dropUnreadOnClose } from '../mux/drop-unread.ts';
 import type { HopStream } from './types.ts';
 
 /**
@@ -64,6 +65,7 @@ class PairEnd extends Duplex {
 
   constructor() {
     super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
+    dropUnreadOnClose(this);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
