@@ -180,7 +180,7 @@ export interface SlowClientsResult {
    * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
    * load, entry event-loop delay max ms (-1: the entry sent no report in that second),
    * stalled responses the entry held at the row's end, responses the entry parked in it,
-   * connections the entry accepted in it].
+   * connections the entry accepted in it, host busy cores, host softirq cores].
    */
   timeline: number[][];
   /**
@@ -443,6 +443,21 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds the whole host has spent busy (everything but idle and iowait) and in softirq
+ * (the veth pairs' packet processing lands there), from /proc/stat; NaN if unreadable.
+ */
+function hostCpu(): { busy: number; softirq: number } {
+  try {
+    const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1);
+    const v = f.map(Number);
+    const total = v.slice(0, 8).reduce((a, x) => a + x, 0);
+    return { busy: (total - (v[3] ?? 0) - (v[4] ?? 0)) / 100, softirq: (v[6] ?? 0) / 100 };
+  } catch {
+    return { busy: Number.NaN, softirq: Number.NaN };
+  }
+}
+
 /** One normal-client measurement: {@link RUNS} downloads one after the other, and what else ran meanwhile. */
 export interface NormalWindow {
   /** Median of the downloads, MB/s (0 when one failed). */
@@ -454,7 +469,7 @@ export interface NormalWindow {
   /** Start and end, seconds after the slow clients' process was started (negative: before). */
   startS: number;
   endS: number;
-  /** CPU each process used over the window, in cores (1 = one core busy all the time). */
+  /** CPU each process used over the window, in cores (1 = one core busy all the time); `host`: the whole host's busy cores. */
   cpuCores: Record<string, number>;
   /** Host TCP memory at the window's start and end, MiB (pressure above `tcp_mem[1]`). */
   tcpMemMiB: [number, number];
@@ -592,6 +607,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const measure = async (runs: number, conn: NormalMode = 'fresh'): Promise<NormalWindow> => {
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
       const t0 = performance.now();
+      const host0 = hostCpu();
       const tcpMem0 = tcpMemPages();
       const r = await new Promise<Record<string, unknown>>((resolve, reject) => {
         answer = { resolve, reject };
@@ -603,6 +619,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       const cpuCores = Object.fromEntries(
         Object.entries(procs).map(([k, p]) => [k, (cpuSeconds(p) - (cpu0[k] ?? 0)) / wall]),
       );
+      cpuCores.host = (hostCpu().busy - host0.busy) / wall;
       const startedAt = Number(r.startedAt);
       const endedAt = Number(r.endedAt);
       // The report covering the window's end comes up to a second later.
@@ -680,7 +697,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       parks: 0,
       cpu: Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)])),
       normalBytes: normalProgress,
+      host: hostCpu(),
     };
+    /** Per row: the host's busy cores and its softirq share (all processes, this run's and others'). */
+    const hostRows: number[][] = [];
     const tick = setInterval(() => {
       const at = Date.now();
       const cpu = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
@@ -697,7 +717,13 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         cores('load'),
       ]);
       rowEnds.push(at);
-      row = { at, parks, cpu, normalBytes: normalProgress };
+      const host = hostCpu();
+      hostRows.push(
+        [host.busy - row.host.busy, host.softirq - row.host.softirq].map((x) =>
+          Number((x / s).toFixed(2)),
+        ),
+      );
+      row = { at, parks, cpu, normalBytes: normalProgress, host };
     }, 1000);
     // Established: back to back (the window's bookkeeping, up to ~2 s, is the only gap),
     // so the entry's 5 s keep-alive idle close does not end the connection.
@@ -753,6 +779,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       const before = eld.filter((e) => e.t <= from).pop();
       r.push(last?.held ?? -1, last ? (last.parked ?? 0) - (before?.parked ?? 0) : -1);
       r.push(last ? (last.accepted ?? 0) - (before?.accepted ?? 0) : -1);
+      r.push(...(hostRows[i] ?? [-1, -1]));
     });
     const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();

@@ -205,6 +205,8 @@ function transientSummary(baselineMBps: number) {
       'entry held stalls',
       'entry parks',
       'entry accepts',
+      'host busy cores',
+      'host softirq cores',
     ],
     timeline: r.timeline,
     windows: ratios.length,
