@@ -185,7 +185,9 @@ const loadField = {
 };
 /**
  * The transient series (connects and park wave): median and worst ratio over its windows,
- * the worst window in detail, and each window as [start s, ratio, parks around it].
+ * the worst window in detail, and each window as [start s, ratio, parks around it, its
+ * slowest response head in ms (from the download's start: the wait in the entry's accept
+ * queue for a fresh connection, the entry's own delay on an established one)].
  */
 function transientSummary(baselineMBps: number) {
   const ratios = r.transientSeries.map((w) => w.mbps / baselineMBps);
@@ -217,6 +219,7 @@ function transientSummary(baselineMBps: number) {
       Number(w.startS.toFixed(1)),
       Number((ratios[i] ?? 0).toFixed(2)),
       w.parks,
+      Math.max(-1, ...w.phasesMs.map((p) => p[1] ?? -1)),
     ]),
   };
 }
