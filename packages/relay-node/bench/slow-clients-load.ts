@@ -7,8 +7,10 @@
  * holds no response data.
  *
  * One JSON argument: {"port":P,"connect":ADDR,"host":H,"path":"/...","count":N,"batch":B,
- * "connectRate":R} (`connect`: the entry's address, default 127.0.0.1; `host`: the Host
- * header). Without `connectRate` connections open `batch` at a time, each batch once the
+ * "connectRate":R,"go":true} (`connect`: the entry's address, default 127.0.0.1; `host`: the
+ * Host header). With `go`, it first prints {"started":true,"pid":PID} once loaded and opens
+ * nothing until a line on stdin, so its own startup (~0.4 of a core for a second: node and
+ * tsx) is not part of the load. Without `connectRate` connections open `batch` at a time, each batch once the
  * previous one has connected (as fast as the entry's kernel completes handshakes); with it,
  * R new connections a second on a schedule (every 10 ms those due), not waiting for earlier
  * ones, and the whole schedule must fit in {@link MAX_SCHEDULE_S} (else an error on stderr
@@ -32,6 +34,8 @@ interface LoadArgs {
   batch?: number;
   /** New connections per second (paced); undefined: batches as fast as they connect. */
   connectRate?: number;
+  /** Wait for a line on stdin before connecting (after a `started` line). */
+  go?: boolean;
 }
 
 /** Longest paced schedule, s: the bench waits at most 120 s for the load's answers. */
@@ -121,6 +125,13 @@ async function main(): Promise<void> {
       `slow-clients-load: connectRate ${rate} must be > 0 and open ${args.count} connections within ${MAX_SCHEDULE_S} s (>= ${Math.ceil(args.count / MAX_SCHEDULE_S)}/s)\n`,
     );
     process.exit(2);
+  }
+  if (args.go) {
+    process.stdout.write(`${JSON.stringify({ started: true, pid: process.pid })}\n`);
+    await new Promise<void>((resolve) => {
+      process.stdin.once('data', () => resolve());
+      process.stdin.once('end', () => process.exit(0));
+    });
   }
   const started = performance.now();
   const batch = args.batch ?? 200;

@@ -668,8 +668,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
-    loadStartedAt = Date.now();
-    load = startScript(
+    const started = startScript(
       LOAD,
       {
         port,
@@ -679,12 +678,28 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         count: o.count,
         batch: 100,
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
+        go: true,
       },
       nsPrefix(net.ns?.load),
       nofile,
     );
+    load = started;
+    const readyLine = new Promise<Record<string, unknown>>((resolve, reject) => {
+      started.onLine((line) => {
+        if (line.ready) resolve(line);
+      });
+      started.child.once('exit', (code) =>
+        reject(new Error(`slow-clients-load exited with ${code}`)),
+      );
+    });
+    readyLine.catch(() => {});
+    // Its {"started":true} line: node and tsx loaded, nothing opened yet. The load's clock
+    // starts with the go line, so the process's own startup is not in the first window.
+    await started.first;
+    loadStartedAt = Date.now();
+    started.child.stdin?.write('go\n');
     // bash and `ip netns exec` exec into node: the same process.
-    if (load.child.pid !== undefined) procs.load = load.child.pid;
+    if (started.child.pid !== undefined) procs.load = started.child.pid;
     // The transient: normal-client measurements one after the other from the load's start
     // until `settleMs` after the answers, through the connects and the park wave.
     const series: NormalWindow[] = [];
@@ -738,7 +753,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         if (mode === 'fresh') await sleep(500);
       }
     })();
-    const loaded = await load.first;
+    const loaded = await readyLine;
     pids.push(Number(loaded.pid));
     procs.load = Number(loaded.pid);
     note(`load: ${JSON.stringify(loaded)}`);
