@@ -23,7 +23,7 @@
  * line); established: one keep-alive connection opened before the load, its own baseline
  * on it, then downloads back to back on it through the connects and the park wave
  * ("slow-clients-normal-rate-established" line; a connection the entry closes is reported,
- * not reopened). One mode per run: each 32 MiB download stream costs the entry 0.7-0.8 of
+ * not reopened). One mode per run: each 32 MiB download stream costs the entry 0.7-1.2 of
  * a core, so two at once would each measure the other on this 2-core host.
  * SLOW_CONNECT_RATE=N: the load opens N connections a second (default: as fast as they
  * connect, in batches of 100); the whole schedule must fit in 100 s.
