@@ -20,9 +20,12 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID}, then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "held":H,"parked":P,"parkedEarly":E}} (held now; parked so far); exits when stdin closes
- * or on SIGTERM.
+ * "held":H,"parked":P,"parkedEarly":E,"accepted":N}} (held now; parked so far; accepted: client
+ * connections the entry's listener has taken out of the kernel's accept queue so far,
+ * counted on the `net.server.socket` diagnostics channel, no product hook); exits when stdin
+ * closes or on SIGTERM.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -120,15 +123,25 @@ async function main(): Promise<void> {
     sessions.set('ex', sa);
   }
   const { http } = await en.start();
-  process.stdout.write(
-    `${JSON.stringify({ ready: true, port: (http as AddressInfo).port, pid: process.pid })}\n`,
-  );
+  const httpPort = (http as AddressInfo).port;
+  // Node publishes each socket a net.Server accepts; only the entry's listener counts.
+  let accepted = 0;
+  subscribe('net.server.socket', (m) => {
+    if ((m as { socket: net.Socket }).socket.localPort === httpPort) accepted++;
+  });
+  process.stdout.write(`${JSON.stringify({ ready: true, port: httpPort, pid: process.pid })}\n`);
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   const eldTick = setInterval(() => {
     // The entry's stalled responses held now, and parked so far (early: over the budget).
     const stalls = en.entry?.stalls;
-    const line = { t: Date.now(), maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6, ...stalls };
+    const line = {
+      t: Date.now(),
+      maxMs: eld.max / 1e6,
+      meanMs: eld.mean / 1e6,
+      ...stalls,
+      accepted,
+    };
     eld.reset();
     process.stdout.write(`${JSON.stringify({ eld: line })}\n`);
   }, 1000);

@@ -6,12 +6,17 @@
  *
  * One JSON argument: {"host":H} (where the origin listens, default 127.0.0.1). Prints
  * {"ready":true,"port":P,"pid":PID}; then for each stdin line {"host":H,"port":P,"bytes":N,
- * "runs":R} downloads `/fast?bytes=N` R times through the entry at H:P, one after the other,
- * each on a fresh connection, and prints {"rates":[MB/s...],"startedAt":T,"endedAt":T}
+ * "runs":R,"conn":"fresh"|"established"} downloads `/fast?bytes=N` R times through the entry
+ * at H:P, one after the other, and prints {"rates":[MB/s...],"startedAt":T,"endedAt":T}
  * (epoch ms; "phases": per download [ms to the TCP connect, to the response head, to the
- * last byte]) or {"error":"...","startedAt":T,"endedAt":T}. Exits when stdin closes.
+ * last byte]) or {"error":"...","startedAt":T,"endedAt":T}. `conn` "fresh" (the default):
+ * each download on a fresh connection; "established": all on one keep-alive connection
+ * (slow-clients-keepalive.ts), opened by the first such command and never reopened, the
+ * answer then also has "connection":{"downloads":N,"closed":WHY,"closedAt":T} (closed and
+ * closedAt once it has closed). Exits when stdin closes.
  */
 import { createInterface } from 'node:readline';
+import { EstablishedConnection } from './slow-clients-keepalive.ts';
 import { download, startOrigin } from './slow-clients-run.ts';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as { host?: string };
@@ -28,9 +33,29 @@ setInterval(() => {
 const count = (n: number) => {
   received += n;
 };
+let established: EstablishedConnection | undefined;
+/** The established connection's state, for the answer of an "established" command. */
+const connection = () =>
+  established && {
+    downloads: established.downloads,
+    ...(established.closed === undefined
+      ? {}
+      : { closed: established.closed, closedAt: established.closedAt }),
+  };
 const lines = createInterface({ input: process.stdin });
 lines.on('line', async (l) => {
-  const cmd = JSON.parse(l) as { host: string; port: number; bytes: number; runs: number };
+  const cmd = JSON.parse(l) as {
+    host: string;
+    port: number;
+    bytes: number;
+    runs: number;
+    conn?: 'fresh' | 'established';
+  };
+  if (cmd.conn === 'established') established ??= new EstablishedConnection(cmd.host, cmd.port);
+  const get =
+    cmd.conn === 'established' && established
+      ? established.download.bind(established, cmd.bytes)
+      : download.bind(null, cmd.host, cmd.port, cmd.bytes);
   const startedAt = Date.now();
   const rates: number[] = [];
   // Per download, ms from its start: TCP connect to the entry, response head, last byte.
@@ -38,15 +63,19 @@ lines.on('line', async (l) => {
   const phase = (p: { connect: number; head: number; total: number }) =>
     phases.push([p.connect, p.head, p.total].map(Math.round));
   try {
-    for (let i = 0; i < cmd.runs; i++)
-      rates.push(await download(cmd.host, cmd.port, cmd.bytes, count, phase));
-    process.stdout.write(`${JSON.stringify({ rates, phases, startedAt, endedAt: Date.now() })}\n`);
+    for (let i = 0; i < cmd.runs; i++) rates.push(await get(count, phase));
+    const endedAt = Date.now();
+    const c = cmd.conn === 'established' ? { connection: connection() } : {};
+    process.stdout.write(`${JSON.stringify({ rates, phases, startedAt, endedAt, ...c })}\n`);
   } catch (err) {
+    const c = cmd.conn === 'established' ? { connection: connection() } : {};
+    const error = (err as Error).message;
     process.stdout.write(
-      `${JSON.stringify({ error: (err as Error).message, rates, startedAt, endedAt: Date.now() })}\n`,
+      `${JSON.stringify({ error, rates, phases, startedAt, endedAt: Date.now(), ...c })}\n`,
     );
   }
 });
 lines.once('close', () => {
+  established?.destroy();
   void origin.close().then(() => process.exit(0));
 });

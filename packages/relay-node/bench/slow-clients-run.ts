@@ -63,6 +63,27 @@ export interface SlowClientsOptions {
    * the steady state, every stalled response parked, before the send timeout. @default 0
    */
   steadyAfterMs?: number;
+  /**
+   * How the normal client connects for the baseline compared and the transient series:
+   * "fresh" (a new connection per download) or "established" (one keep-alive connection,
+   * opened before the load and kept through the series; its baseline on it too). The
+   * steady-state and after-timeout measurements use fresh connections either way (the
+   * entry's 5 s keep-alive idle close ends an established one before them). @default "fresh"
+   */
+  normalMode?: NormalMode;
+  /** New slow connections per second (slow-clients-load.ts `connectRate`). @default as fast as they connect */
+  connectRate?: number;
+}
+
+/** How the normal client connects (SlowClientsOptions.normalMode). */
+export type NormalMode = 'fresh' | 'established';
+
+/** The established connection's state after a measurement (slow-clients-normal.ts). */
+export interface ConnectionState {
+  downloads: number;
+  /** Why it closed, if it has (it is never reopened). */
+  closed?: string;
+  closedAt?: number;
 }
 
 /** Descriptors the entry keeps for itself (listener, stdio, epoll) and the normal client. */
@@ -142,12 +163,24 @@ export interface SlowClientsResult {
   entryLegsAtNormal?: EntryLegs;
   /** The normal client's measurements: without load, and right after the answers (connects done, parks under way). */
   baselineWindow: NormalWindow;
+  normalMode: NormalMode;
+  /** Established mode: the baseline on the established connection (the series' reference). */
+  establishedBaselineWindow?: NormalWindow;
+  /** How the load opened its connections: rate asked (undefined: as fast as they connect), measured. */
+  load: { connectRate?: number; connectsPerS: number; connectMs: number };
+  /**
+   * Connections the entry took out of its accept queue (its `accepted` reports), from the
+   * load's start until it had accepted as many as the load connected: the mean rate, the
+   * busiest report's rate, and when the last was accepted (s after the load started).
+   */
+  entryAccepts?: { meanPerS: number; peakPerS: number; allAcceptedS: number };
   transientWindow: NormalWindow;
   /**
    * Per second from the load's start to the end of the transient series: [s after the load
    * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
    * load, entry event-loop delay max ms (-1: the entry sent no report in that second),
-   * stalled responses the entry held at the row's end, responses the entry parked in it].
+   * stalled responses the entry held at the row's end, responses the entry parked in it,
+   * connections the entry accepted in it, host busy cores, host softirq cores].
    */
   timeline: number[][];
   /**
@@ -410,6 +443,21 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds the whole host has spent busy (everything but idle and iowait) and in softirq
+ * (the veth pairs' packet processing lands there), from /proc/stat; NaN if unreadable.
+ */
+function hostCpu(): { busy: number; softirq: number } {
+  try {
+    const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1);
+    const v = f.map(Number);
+    const total = v.slice(0, 8).reduce((a, x) => a + x, 0);
+    return { busy: (total - (v[3] ?? 0) - (v[4] ?? 0)) / 100, softirq: (v[6] ?? 0) / 100 };
+  } catch {
+    return { busy: Number.NaN, softirq: Number.NaN };
+  }
+}
+
 /** One normal-client measurement: {@link RUNS} downloads one after the other, and what else ran meanwhile. */
 export interface NormalWindow {
   /** Median of the downloads, MB/s (0 when one failed). */
@@ -421,12 +469,14 @@ export interface NormalWindow {
   /** Start and end, seconds after the slow clients' process was started (negative: before). */
   startS: number;
   endS: number;
-  /** CPU each process used over the window, in cores (1 = one core busy all the time). */
+  /** CPU each process used over the window, in cores (1 = one core busy all the time); `host`: the whole host's busy cores. */
   cpuCores: Record<string, number>;
   /** Host TCP memory at the window's start and end, MiB (pressure above `tcp_mem[1]`). */
   tcpMemMiB: [number, number];
   /** The entry's event-loop delay over the window (its per-second reports): max and mean, ms. */
   entryEld: { maxMs: number; meanMs: number };
+  /** Established mode: the connection's state at the window's end. */
+  connection?: ConnectionState;
 }
 
 /** When the origin's `/slow` responses were cut short, seconds after `from`: the park wave. */
@@ -434,6 +484,39 @@ function wave(at: number[], from: number): SlowClientsResult['parkWave'] {
   const s = at.map((t) => (t - from) / 1000).sort((a, b) => a - b);
   const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? Number.NaN;
   return { n: s.length, firstS: q(0), p10S: q(0.1), p50S: q(0.5), p90S: q(0.9), lastS: q(1) };
+}
+
+/**
+ * The entry's accept rate during the load, from its per-second `accepted` reports: from the
+ * last report before the load started to the first with `count` more accepted. Undefined if
+ * the reports do not cover it.
+ */
+function acceptRates(
+  reports: Array<{ t: number; accepted?: number }>,
+  from: number,
+  count: number,
+): SlowClientsResult['entryAccepts'] {
+  const start = reports.filter((e) => e.t <= from).pop();
+  if (start?.accepted === undefined) return undefined;
+  const base = start.accepted;
+  const after = reports.filter((e) => e.t > from && e.accepted !== undefined);
+  const end = after.find((e) => (e.accepted ?? 0) - base >= count);
+  if (!end) return undefined;
+  let peak = 0;
+  let prev = start;
+  for (const e of after) {
+    if (e.t > end.t) break;
+    peak = Math.max(peak, ((e.accepted ?? 0) - (prev.accepted ?? 0)) / ((e.t - prev.t) / 1000));
+    prev = e;
+  }
+  // The accepts began within the first report that has any.
+  const first = after.find((e) => (e.accepted ?? 0) > base);
+  const began = after[after.indexOf(first ?? end) - 1]?.t ?? start.t;
+  return {
+    meanPerS: ((end.accepted ?? 0) - base) / ((end.t - began) / 1000),
+    peakPerS: peak,
+    allAcceptedS: (end.t - from) / 1000,
+  };
 }
 
 /** Downloads per normal-client measurement (median). */
@@ -503,8 +586,14 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const pid = ready.pid as number;
     const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
     const host = net.entryForNormal;
-    const eld: Array<{ t: number; maxMs: number; meanMs: number; held?: number; parked?: number }> =
-      [];
+    const eld: Array<{
+      t: number;
+      maxMs: number;
+      meanMs: number;
+      held?: number;
+      parked?: number;
+      accepted?: number;
+    }> = [];
     entry.onLine((line) => {
       if (line.eld) eld.push(line.eld as (typeof eld)[number]);
     });
@@ -515,19 +604,22 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     };
     let loadStartedAt = Date.now();
     /** `runs` normal downloads in the normal client's process, with CPU and event-loop delay. */
-    const measure = async (runs: number): Promise<NormalWindow> => {
+    const measure = async (runs: number, conn: NormalMode = 'fresh'): Promise<NormalWindow> => {
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
       const t0 = performance.now();
+      const host0 = hostCpu();
       const tcpMem0 = tcpMemPages();
       const r = await new Promise<Record<string, unknown>>((resolve, reject) => {
         answer = { resolve, reject };
-        normal.child.stdin?.write(`${JSON.stringify({ host, port, bytes: normalBytes, runs })}\n`);
+        const cmd = { host, port, bytes: normalBytes, runs, conn };
+        normal.child.stdin?.write(`${JSON.stringify(cmd)}\n`);
       });
       const wall = (performance.now() - t0) / 1000;
       const tcpMem1 = tcpMemPages();
       const cpuCores = Object.fromEntries(
         Object.entries(procs).map(([k, p]) => [k, (cpuSeconds(p) - (cpu0[k] ?? 0)) / wall]),
       );
+      cpuCores.host = (hostCpu().busy - host0.busy) / wall;
       const startedAt = Number(r.startedAt);
       const endedAt = Number(r.endedAt);
       // The report covering the window's end comes up to a second later.
@@ -548,12 +640,21 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
           maxMs: Math.max(0, ...inWindow.map((e) => e.maxMs)),
           meanMs: inWindow.reduce((a, e) => a + e.meanMs, 0) / Math.max(1, inWindow.length),
         },
+        ...(r.connection ? { connection: r.connection as ConnectionState } : {}),
       };
     };
     await measure(3); // warm-up (pool, JIT)
     const baseline = await measure(RUNS);
     if (baseline.error) throw new Error(`normal download without load: ${baseline.error}`);
     const normalBaselineMBps = baseline.mbps;
+    const mode = o.normalMode ?? 'fresh';
+    let establishedBaseline: NormalWindow | undefined;
+    if (mode === 'established') {
+      await measure(1, mode); // opens the connection
+      establishedBaseline = await measure(RUNS, mode);
+      if (establishedBaseline.error)
+        throw new Error(`established download without load: ${establishedBaseline.error}`);
+    }
     const rssBeforeMiB = rssMiB(pid);
     const pids: Array<number | 'self'> = ['self', pid];
     const counter = (name: string) => tcpExtSum(name, pids);
@@ -567,8 +668,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
-    loadStartedAt = Date.now();
-    load = startScript(
+    const started = startScript(
       LOAD,
       {
         port,
@@ -577,12 +677,29 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         path: '/slow',
         count: o.count,
         batch: 100,
+        ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
+        go: true,
       },
       nsPrefix(net.ns?.load),
       nofile,
     );
+    load = started;
+    const readyLine = new Promise<Record<string, unknown>>((resolve, reject) => {
+      started.onLine((line) => {
+        if (line.ready) resolve(line);
+      });
+      started.child.once('exit', (code) =>
+        reject(new Error(`slow-clients-load exited with ${code}`)),
+      );
+    });
+    readyLine.catch(() => {});
+    // Its {"started":true} line: node and tsx loaded, nothing opened yet. The load's clock
+    // starts with the go line, so the process's own startup is not in the first window.
+    await started.first;
+    loadStartedAt = Date.now();
+    started.child.stdin?.write('go\n');
     // bash and `ip netns exec` exec into node: the same process.
-    if (load.child.pid !== undefined) procs.load = load.child.pid;
+    if (started.child.pid !== undefined) procs.load = started.child.pid;
     // The transient: normal-client measurements one after the other from the load's start
     // until `settleMs` after the answers, through the connects and the park wave.
     const series: NormalWindow[] = [];
@@ -595,7 +712,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       parks: 0,
       cpu: Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)])),
       normalBytes: normalProgress,
+      host: hostCpu(),
     };
+    /** Per row: the host's busy cores and its softirq share (all processes, this run's and others'). */
+    const hostRows: number[][] = [];
     const tick = setInterval(() => {
       const at = Date.now();
       const cpu = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)]));
@@ -612,15 +732,28 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         cores('load'),
       ]);
       rowEnds.push(at);
-      row = { at, parks, cpu, normalBytes: normalProgress };
+      const host = hostCpu();
+      hostRows.push(
+        [host.busy - row.host.busy, host.softirq - row.host.softirq].map((x) =>
+          Number((x / s).toFixed(2)),
+        ),
+      );
+      row = { at, parks, cpu, normalBytes: normalProgress, host };
     }, 1000);
+    // Established: back to back (the window's bookkeeping, up to ~2 s, is the only gap),
+    // so the entry's 5 s keep-alive idle close does not end the connection.
     const seriesRun = (async () => {
       while (!seriesDone) {
-        series.push(await measure(RUNS));
-        await sleep(500);
+        const w = await measure(RUNS, mode);
+        series.push(w);
+        if (w.connection?.closed) {
+          note(`established connection closed: ${w.connection.closed}`);
+          break;
+        }
+        if (mode === 'fresh') await sleep(500);
       }
     })();
-    const loaded = await load.first;
+    const loaded = await readyLine;
     pids.push(Number(loaded.pid));
     procs.load = Number(loaded.pid);
     note(`load: ${JSON.stringify(loaded)}`);
@@ -660,7 +793,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       const last = reports[reports.length - 1];
       const before = eld.filter((e) => e.t <= from).pop();
       r.push(last?.held ?? -1, last ? (last.parked ?? 0) - (before?.parked ?? 0) : -1);
+      r.push(last ? (last.accepted ?? 0) - (before?.accepted ?? 0) : -1);
+      r.push(...(hostRows[i] ?? [-1, -1]));
     });
+    const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();
     const nsMiB = (name: string) => (nsSocketBytes(name) ?? Number.NaN) / 1048576;
     const namespacesAtPeakMiB = net.ns && {
@@ -676,8 +812,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const tcpMemAtNormal = tcpMemPages();
     const entryLegsAtNormal = legsNow();
     const atNormal = load.last() ?? {};
-    const transient = await measure(RUNS);
-    series.push(transient);
+    // Established mode: the series' last window stands for it (no new fresh connection).
+    const transient = mode === 'fresh' ? await measure(RUNS) : series[series.length - 1];
+    if (!transient) throw new Error('no normal-client measurement under load');
+    if (mode === 'fresh') series.push(transient);
     const normalUnderLoadMBps = transient.mbps;
     const normalError = transient.error;
     if (normalError) note(`normal download under load failed: ${normalError}`);
@@ -741,6 +879,14 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       normalUnderLoadMBps,
       normalRatio: normalUnderLoadMBps / normalBaselineMBps,
       baselineWindow: baseline,
+      normalMode: mode,
+      ...(establishedBaseline ? { establishedBaselineWindow: establishedBaseline } : {}),
+      load: {
+        ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
+        connectsPerS: Number(loaded.connected) / (Number(loaded.ms) / 1000),
+        connectMs: Number(loaded.ms),
+      },
+      ...(entryAccepts ? { entryAccepts } : {}),
       transientWindow: transient,
       timeline,
       transientSeries: series.map((w) => ({
