@@ -58,6 +58,18 @@ const BOUND_KIB_PER_CLIENT = 320;
 /** The normal client keeps at least half its rate. */
 const MIN_RATIO = 0.5;
 
+/** A normal-client rate against its baseline: the fields every normal-rate line shares. */
+function againstBaseline(mbps: number, baselineName: string, baselineMBps: number, ratio: number) {
+  return {
+    value: mbps,
+    unit: 'MB/s',
+    baseline: { name: baselineName, value: baselineMBps, unit: 'MB/s' },
+    ratio,
+    target: `>= ${MIN_RATIO} of the baseline`,
+    pass: ratio >= MIN_RATIO,
+  };
+}
+
 /**
  * Outside the namespaces: creates them, runs this script again in the origin namespace
  * and deletes them when it exits. Returns the plan to run with (loopback when no namespaces).
@@ -292,16 +304,12 @@ if (r.normalMode === 'fresh') {
   emit({
     bench: 'slow-clients-normal-rate',
     metric: `normal client download rate (${normalMiB} MiB) with ${count} slow clients, via ${via}`,
-    value: r.normalUnderLoadMBps,
-    unit: 'MB/s',
-    baseline: {
-      name: 'same download without slow clients',
-      value: r.normalBaselineMBps,
-      unit: 'MB/s',
-    },
-    ratio: r.normalRatio,
-    target: `>= ${MIN_RATIO} of the baseline`,
-    pass: r.normalRatio >= MIN_RATIO,
+    ...againstBaseline(
+      r.normalUnderLoadMBps,
+      'same download without slow clients',
+      r.normalBaselineMBps,
+      r.normalRatio,
+    ),
     ...(r.normalError === undefined ? {} : { error: r.normalError }),
     phase: 'transient: 5 s after the answers',
     ...windowDetail(r.transientWindow),
@@ -326,16 +334,12 @@ if (r.normalMode === 'established' && r.establishedBaselineWindow) {
   emit({
     bench: 'slow-clients-normal-rate-established',
     metric: `worst window of a normal client's downloads (${normalMiB} MiB, 5 per window) on one keep-alive connection opened before ${count} slow clients (1 B/s) connect, via ${via}`,
-    value: t.worstRatio * base.mbps,
-    unit: 'MB/s',
-    baseline: {
-      name: 'same downloads on the same connection before the load',
-      value: base.mbps,
-      unit: 'MB/s',
-    },
-    ratio: t.worstRatio,
-    target: `>= ${MIN_RATIO} of the baseline`,
-    pass: t.worstRatio >= MIN_RATIO,
+    ...againstBaseline(
+      t.worstRatio * base.mbps,
+      'same downloads on the same connection before the load',
+      base.mbps,
+      t.worstRatio,
+    ),
     medianRatio: t.medianRatio,
     windows: t.windows,
     ...(r.normalError === undefined ? {} : { error: r.normalError }),
@@ -371,16 +375,7 @@ function emitLater(
   emit({
     bench,
     metric: `normal client download rate (${normalMiB} MiB), ${Math.round(m.msAfterAnswered / 1000)} s after ${count} slow clients were answered (${when}), via ${via}`,
-    value: m.mbps,
-    unit: 'MB/s',
-    baseline: {
-      name: 'same download without slow clients',
-      value: r.normalBaselineMBps,
-      unit: 'MB/s',
-    },
-    ratio: m.ratio,
-    target: `>= ${MIN_RATIO} of the baseline`,
-    pass: m.ratio >= MIN_RATIO,
+    ...againstBaseline(m.mbps, 'same download without slow clients', r.normalBaselineMBps, m.ratio),
     ...(m.error === undefined ? {} : { error: m.error }),
     ...windowDetail(m.window),
     kernelTcpMemMiB: m.kernelTcpMemMiB,
