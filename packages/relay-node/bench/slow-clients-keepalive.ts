@@ -11,13 +11,7 @@
  * origin's); a chunked one is reported as an error.
  */
 import net from 'node:net';
-
-/** Per download, ms from its start: TCP connect (0 when reused), response head, last byte. */
-export interface DownloadPhases {
-  connect: number;
-  head: number;
-  total: number;
-}
+import type { DownloadPhases } from './slow-clients-run.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const HEAD_MAX = 16 * 1024;

@@ -17,7 +17,7 @@
  */
 import { createInterface } from 'node:readline';
 import { EstablishedConnection } from './slow-clients-keepalive.ts';
-import { download, startOrigin } from './slow-clients-run.ts';
+import { type DownloadPhases, download, startOrigin } from './slow-clients-run.ts';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as { host?: string };
 const origin = await startOrigin(args.host ?? '127.0.0.1');
@@ -56,19 +56,19 @@ lines.on('line', async (l) => {
     cmd.conn === 'established' && established
       ? established.download.bind(established, cmd.bytes)
       : download.bind(null, cmd.host, cmd.port, cmd.bytes);
+  const state = () => (cmd.conn === 'established' ? { connection: connection() } : {});
   const startedAt = Date.now();
   const rates: number[] = [];
   // Per download, ms from its start: TCP connect to the entry, response head, last byte.
   const phases: number[][] = [];
-  const phase = (p: { connect: number; head: number; total: number }) =>
-    phases.push([p.connect, p.head, p.total].map(Math.round));
+  const phase = (p: DownloadPhases) => phases.push([p.connect, p.head, p.total].map(Math.round));
   try {
     for (let i = 0; i < cmd.runs; i++) rates.push(await get(count, phase));
     const endedAt = Date.now();
-    const c = cmd.conn === 'established' ? { connection: connection() } : {};
+    const c = state();
     process.stdout.write(`${JSON.stringify({ rates, phases, startedAt, endedAt, ...c })}\n`);
   } catch (err) {
-    const c = cmd.conn === 'established' ? { connection: connection() } : {};
+    const c = state();
     const error = (err as Error).message;
     process.stdout.write(
       `${JSON.stringify({ error, rates, phases, startedAt, endedAt: Date.now(), ...c })}\n`,

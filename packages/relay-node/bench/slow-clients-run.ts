@@ -381,13 +381,20 @@ export async function startOrigin(
   };
 }
 
+/** Per download, ms from its start: TCP connect (0 on a reused connection), response head, last byte. */
+export interface DownloadPhases {
+  connect: number;
+  head: number;
+  total: number;
+}
+
 /** One normal download through the entry; resolves with MB/s (10^6 B/s). */
 export function download(
   host: string,
   port: number,
   bytes: number,
   onData?: (n: number) => void,
-  phases?: (ms: { connect: number; head: number; total: number }) => void,
+  phases?: (ms: DownloadPhases) => void,
 ): Promise<number> {
   const started = performance.now();
   let connectMs = Number.NaN;
