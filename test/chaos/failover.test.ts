@@ -84,10 +84,23 @@ async function setUp(avoid: string[]): Promise<Scenario> {
   await waitFor('routes are whole', 30_000, async () => routesWhole(cw, await routes(cw), dead));
   const { route, victim } = pick(await routes(cw), [...avoid, ...dead]);
   const traffic = trafficFor(route).start();
-  // Traffic settles on the best path first: the fault must hit a path in use.
-  await waitFor(`traffic flows through ${victim}`, 10_000, () =>
-    traffic.samples.some((s) => s.ok && hops(s.path).includes(victim)),
-  );
+  // Traffic settles on the best path first: the fault must hit a path in use. Up to 20 s:
+  // a CI run (load 3) saw none through it within 10 s, right after the blackhole's heal.
+  try {
+    await waitFor(`traffic flows through ${victim}`, 20_000, () =>
+      traffic.samples.some((s) => s.ok && hops(s.path).includes(victim)),
+    );
+  } catch (err) {
+    // What the entry did instead (a precondition, not the failover under test): the paths
+    // its answers took, or why they failed.
+    const seen: Record<string, number> = {};
+    for (const s of await traffic.stop()) {
+      const k = s.ok ? s.path || '(direct)' : `failed: ${s.error ?? s.status}`;
+      seen[k] = (seen[k] ?? 0) + 1;
+    }
+    const what = `${route.from} -> ${route.origin}, coordinator path ${route.path.join(',')}`;
+    throw new Error(`${(err as Error).message} (${what}; traffic ${JSON.stringify(seen)})`);
+  }
   await sleep(500);
   return { route, victim, traffic };
 }
