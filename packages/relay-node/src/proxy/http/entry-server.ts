@@ -5,6 +5,7 @@ import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/s
 import type { EntryConnector, EntryFailure, OpenRequest } from '../entry-connector.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
+import { AdmissionGate, type AdmissionStats } from './admission.ts';
 import { bareHost } from './headers.ts';
 import {
   type ExchangeContext,
@@ -40,6 +41,15 @@ export interface EntryServerOptions {
    * connect at once while the event loop is busy. @default 4096
    */
   listenBacklog?: number;
+  /**
+   * New client connections let in per second while the event loop is saturated
+   * (utilisation ≥ 0.9 over 100 ms), the floor of an adaptive rate (src/proxy/http/admission.ts):
+   * 10,000 clients connecting at once would otherwise take the loop from the connections
+   * already open (docs/reliability.md "Slow clients"). Connections over the rate wait
+   * accepted and unread, let in round-robin by source address. 0 turns the gate off.
+   * Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 100
+   */
+  busyConnectionRate?: number;
   /**
    * A response body whose client accepts no bytes for this long (its socket stays full)
    * is aborted and the connection reset (RST, so the kernel drops the unsent bytes), like
@@ -107,6 +117,7 @@ export class EntryServer {
   readonly #raw = new Set<Duplex>();
   /** Requests being answered: a drain tells their clients `Connection: close`. */
   readonly #responses = new Set<ServerResponse>();
+  readonly #gate: AdmissionGate | undefined;
   #closed = false;
 
   constructor(options: EntryServerOptions) {
@@ -138,6 +149,27 @@ export class EntryServer {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
     });
     this.#server.maxConnections = options.maxConnections ?? 4096;
+    const busyRate = nonNegativeInt('busyConnectionRate', options.busyConnectionRate ?? 100);
+    if (busyRate > 0) {
+      // The gate stands between accept and the http server: accepted sockets stay paused
+      // (net.Server reads pauseOnConnect at each accept) until the gate hands them to the
+      // http server's own connection listener.
+      const [httpConnection, ...others] = this.#server.listeners('connection');
+      if (typeof httpConnection !== 'function' || others.length > 0)
+        throw new Error('http.Server no longer has exactly one connection listener');
+      this.#server.removeListener('connection', httpConnection as (s: Socket) => void);
+      (this.#server as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true;
+      const server = this.#server;
+      const gate = new AdmissionGate({
+        busyRate,
+        admit: (socket) => {
+          httpConnection.call(server, socket);
+          socket.resume();
+        },
+      });
+      this.#server.on('connection', (socket: Socket) => gate.offer(socket));
+      this.#gate = gate;
+    }
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('connect', (req, socket, head) => {
       this.#track(socket);
@@ -154,6 +186,11 @@ export class EntryServer {
   get stalls(): { held: number; parked: number; parkedEarly: number } {
     const w = this.#ctx.stallWatch;
     return { held: w.size, parked: w.parked, parkedEarly: w.parkedEarly };
+  }
+
+  /** The admission gate's counters (undefined when it is off: `busyConnectionRate` 0). */
+  get admission(): AdmissionStats | undefined {
+    return this.#gate?.stats;
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks one). */
@@ -323,6 +360,8 @@ export class EntryServer {
     for (const res of this.#responses) this.#lastOnConnection(res);
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
+      // Waiting connections never sent a request here: they go, the client can retry.
+      this.#gate?.close();
       this.#server.closeIdleConnections();
     });
   }
@@ -331,6 +370,7 @@ export class EntryServer {
   destroy(): void {
     this.#closed = true;
     this.#server.close();
+    this.#gate?.close();
     this.#server.closeAllConnections();
     for (const s of this.#raw) s.destroy();
     this.#raw.clear();

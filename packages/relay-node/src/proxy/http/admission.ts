@@ -1,0 +1,224 @@
+import type { Socket } from 'node:net';
+import { type EventLoopUtilization, performance } from 'node:perf_hooks';
+
+export interface AdmissionOptions {
+  /**
+   * New connections let in per second while the event loop is saturated (the rate never
+   * falls below this). 0: no gate, every connection goes in as it is accepted.
+   */
+  busyRate: number;
+  /** Event-loop utilisation over a slice from which the loop counts as saturated. @default 0.9 */
+  busyUtilization?: number;
+  /** Length of the slices the utilisation is measured over, in ms. @default 100 */
+  sliceMs?: number;
+  /** Hands an admitted connection (still paused) to the server. */
+  admit: (socket: Socket) => void;
+}
+
+export interface AdmissionStats {
+  /** Connections let in so far. */
+  admitted: number;
+  /** Connections waiting now, and the most that ever waited at once. */
+  queued: number;
+  queuedPeak: number;
+  /** Queued connections that closed before their turn. */
+  droppedWhileQueued: number;
+  /** The longest wait so far, in ms. */
+  maxWaitMs: number;
+  /** The rate in force (connections/s; Infinity: open). */
+  rate: number;
+}
+
+/** Past this many times the floor the gate is open again. */
+const OPEN_AT = 16;
+
+interface Waiting {
+  socket: Socket;
+  at: number;
+  onError: () => void;
+}
+
+/**
+ * Admission of new client connections (docs/reliability.md "Slow clients"). A new
+ * connection costs the entry ~1.3 ms of CPU (request parse, origin connection, the first
+ * ~130 KiB of body, the park); 10,000 clients connecting at once take the whole event loop
+ * for seconds, and the connections already open, whose streams share that loop, slow to a
+ * fifth of their rate. The gate keeps the loop for them: while the loop is saturated
+ * (utilisation ≥ `busyUtilization` over the last slice) the admission rate falls to half the
+ * rate connections went in during that slice (not below `busyRate`); once it is not, the
+ * rate grows by `busyRate` each slice, and past 16 × `busyRate` the gate is open again. Connections over the rate wait, accepted and paused
+ * (nothing is read from them, so no request starts), in one queue per source address, let in
+ * round-robin: a client from another address waits for one turn, not behind the flood.
+ * Like HAProxy's `rate-limit sessions`, but adaptive, and fair by source.
+ */
+export class AdmissionGate {
+  readonly #busyRate: number;
+  readonly #busyUtil: number;
+  readonly #sliceMs: number;
+  readonly #admit: (socket: Socket) => void;
+  /** Waiting connections by source address; Map order is the round-robin order. */
+  readonly #queues = new Map<string, Waiting[]>();
+  #queued = 0;
+  #rate = Number.POSITIVE_INFINITY;
+  #tokens = 0;
+  #refilledAt = performance.now();
+  #sliceAt = performance.now();
+  #elu: EventLoopUtilization = performance.eventLoopUtilization();
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #closed = false;
+  readonly #stats = { admitted: 0, queuedPeak: 0, droppedWhileQueued: 0, maxWaitMs: 0 };
+
+  constructor(o: AdmissionOptions) {
+    this.#busyRate = o.busyRate;
+    this.#busyUtil = o.busyUtilization ?? 0.9;
+    this.#sliceMs = o.sliceMs ?? 100;
+    this.#admit = o.admit;
+  }
+
+  get stats(): AdmissionStats {
+    return { ...this.#stats, queued: this.#queued, rate: this.#rate };
+  }
+
+  /** A connection just accepted (paused): lets it in now or queues it. */
+  offer(socket: Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.#busyRate === 0) {
+      this.#letIn(socket);
+      return;
+    }
+    const now = performance.now();
+    this.#sample(now);
+    if (this.#queued === 0 && this.#take(now)) {
+      this.#letIn(socket);
+      return;
+    }
+    const w: Waiting = { socket, at: now, onError: () => socket.destroy() };
+    // A paused socket reads nothing, but a write error or a reset can still come.
+    socket.on('error', w.onError);
+    const key = socket.remoteAddress ?? '';
+    const list = this.#queues.get(key);
+    if (list) list.push(w);
+    else this.#queues.set(key, [w]);
+    this.#queued++;
+    if (this.#queued > this.#stats.queuedPeak) this.#stats.queuedPeak = this.#queued;
+    this.#schedule();
+  }
+
+  /** Closes every waiting connection and lets no more in. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
+    for (const list of this.#queues.values())
+      for (const w of list) {
+        w.socket.off('error', w.onError);
+        w.socket.destroy();
+      }
+    this.#queues.clear();
+    this.#queued = 0;
+  }
+
+  /** Per slice: the loop's utilisation since the last one sets the rate. */
+  #sample(now: number): void {
+    if (now - this.#sliceAt < this.#sliceMs) return;
+    const elu = performance.eventLoopUtilization(this.#elu);
+    this.#elu = performance.eventLoopUtilization();
+    this.#sliceAt = now;
+    const admitted = this.#admittedInSlice;
+    this.#admittedInSlice = 0;
+    if (elu.utilization >= this.#busyUtil) {
+      // Halve what went in during the slice (not the nominal rate, which may be infinite or
+      // far above what the loop managed), down to the floor.
+      const recent = admitted / Math.max(0.001, (elu.idle + elu.active) / 1000);
+      this.#rate = Math.max(this.#busyRate, Math.min(this.#rate, recent) / 2);
+      this.#tokens = Math.min(this.#tokens, this.#bucket());
+    } else if (this.#rate !== Number.POSITIVE_INFINITY) {
+      // Sampled lazily (on a connection, or while some wait): a long quiet spell counts as
+      // that many unsaturated slices.
+      this.#rate += (this.#busyRate * (elu.idle + elu.active)) / this.#sliceMs;
+      if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #admittedInSlice = 0;
+
+  /** At most one slice's worth of admissions in a burst (at least one). */
+  #bucket(): number {
+    return Math.max(1, (this.#rate * this.#sliceMs) / 1000);
+  }
+
+  #take(now: number): boolean {
+    if (this.#rate === Number.POSITIVE_INFINITY) return true;
+    this.#tokens = Math.min(
+      this.#bucket(),
+      this.#tokens + ((now - this.#refilledAt) * this.#rate) / 1000,
+    );
+    this.#refilledAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #letIn(socket: Socket): void {
+    this.#stats.admitted++;
+    this.#admittedInSlice++;
+    this.#admit(socket);
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#immediate || this.#queued === 0 || this.#closed) return;
+    if (this.#rate === Number.POSITIVE_INFINITY) {
+      this.#immediate = setImmediate(() => {
+        this.#immediate = undefined;
+        this.#pump();
+      });
+      return;
+    }
+    // The next token, at least 1 ms away (timers round up anyway).
+    const wait = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.#rate));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, wait);
+  }
+
+  /**
+   * Lets in what the rate allows, one per source address in turn; at most 64 per call when
+   * the gate is open, so a long queue is let in over several loop turns.
+   */
+  #pump(): void {
+    const now = performance.now();
+    this.#sample(now);
+    for (let n = 0; this.#queued > 0 && n < 64 && this.#take(now); n++) {
+      const w = this.#next();
+      if (!w) {
+        this.#tokens += 1; // every one left had closed
+        break;
+      }
+      const waited = now - w.at;
+      if (waited > this.#stats.maxWaitMs) this.#stats.maxWaitMs = waited;
+      this.#letIn(w.socket);
+    }
+    this.#schedule();
+  }
+
+  /** The next live waiting connection, round-robin over source addresses. */
+  #next(): Waiting | undefined {
+    while (this.#queued > 0) {
+      const [key, list] = this.#queues.entries().next().value as [string, Waiting[]];
+      const w = list.shift() as Waiting;
+      this.#queued--;
+      // This address goes to the back of the order (or out, when it has no more waiting).
+      this.#queues.delete(key);
+      if (list.length > 0) this.#queues.set(key, list);
+      w.socket.off('error', w.onError);
+      if (!w.socket.destroyed) return w;
+      this.#stats.droppedWhileQueued++;
+    }
+    return undefined;
+  }
+}

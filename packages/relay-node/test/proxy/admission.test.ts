@@ -1,0 +1,190 @@
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdmissionGate } from '../../src/proxy/http/admission.ts';
+import { peerlessEntryPlane } from './mesh.ts';
+
+/**
+ * The admission gate on real sockets. The loop is saturated by this process itself: an
+ * interval that spins 20 ms of every 21 (event-loop utilisation ~0.95).
+ */
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function saturate(): () => void {
+  const timer = setInterval(() => {
+    const end = performance.now() + 20;
+    while (performance.now() < end);
+  }, 1);
+  return () => clearInterval(timer);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Admission {
+  from: string;
+  at: number;
+  /** How many had been let in before it. */
+  index: number;
+}
+
+async function gated(busyRate: number) {
+  const admitted: Admission[] = [];
+  const gate = new AdmissionGate({
+    busyRate,
+    admit: (socket) => {
+      admitted.push({
+        from: socket.remoteAddress ?? '',
+        at: performance.now(),
+        index: admitted.length,
+      });
+      socket.destroy();
+    },
+  });
+  const server = net.createServer({ pauseOnConnect: true }, (s) => gate.offer(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  const clients: net.Socket[] = [];
+  cleanups.push(() => {
+    gate.close();
+    server.close();
+    for (const c of clients) c.destroy();
+  });
+  const connect = (from: string) =>
+    new Promise<void>((resolve, reject) => {
+      const c = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => resolve());
+      c.on('error', reject);
+      c.resume();
+      clients.push(c);
+    });
+  return { gate, admitted, connect, clients };
+}
+
+describe('AdmissionGate', () => {
+  it('while the loop is saturated lets in at most its rate, round-robin by source address', {
+    timeout: 20_000,
+  }, async () => {
+    const { gate, admitted, connect } = await gated(5);
+    const stop = saturate();
+    cleanups.push(stop);
+    await sleep(300);
+    // Offered: accepted by the server and handed to the gate (one accept per loop turn).
+    const offered = () => gate.stats.admitted + gate.stats.queued;
+    // 40 from one address, then 3 from another once those wait.
+    await Promise.all(Array.from({ length: 40 }, () => connect('127.0.0.2')));
+    for (let i = 0; i < 200 && offered() < 40; i++) await sleep(20);
+    expect(gate.stats.queued).toBeGreaterThanOrEqual(20);
+    const t0 = performance.now();
+    const n0 = admitted.length;
+    await Promise.all(Array.from({ length: 3 }, () => connect('127.0.0.3')));
+    for (let i = 0; i < 200 && offered() < 43; i++) await sleep(20);
+    const before = admitted.length;
+    for (let i = 0; i < 300 && admitted.filter((a) => a.from === '127.0.0.3').length < 3; i++)
+      await sleep(20);
+    const elapsedS = (performance.now() - t0) / 1000;
+    const n1 = admitted.length;
+    stop();
+    const late = admitted.filter((a) => a.from === '127.0.0.3');
+    expect(late).toHaveLength(3);
+    // Each went in within a few turns of the other address, not after its 20-odd waiting.
+    for (const a of late) expect(a.index - before).toBeLessThanOrEqual(8);
+    expect(gate.stats.queued).toBeGreaterThanOrEqual(10);
+    // The rate: 5/s, plus the bucket (1) and a token's rounding.
+    expect(n1 - n0).toBeLessThanOrEqual(Math.ceil(5 * elapsedS * 1.25) + 2);
+    expect(gate.stats.rate).toBeLessThan(5 * 16);
+    expect(gate.stats.maxWaitMs).toBeGreaterThan(0);
+  });
+
+  it('opens again once the loop has been idle, and lets a connection in at once', {
+    timeout: 20_000,
+  }, async () => {
+    const { gate, admitted, connect } = await gated(20);
+    const stop = saturate();
+    cleanups.push(stop);
+    await sleep(300);
+    await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
+    expect(gate.stats.rate).toBe(20);
+    stop();
+    // 16 x the floor: 16 quiet slices of 100 ms.
+    await sleep(2_000);
+    const before = admitted.length + gate.stats.queued;
+    await connect('127.0.0.4');
+    for (let i = 0; i < 100 && admitted.length < before + 1; i++) await sleep(20);
+    expect(gate.stats.rate).toBe(Number.POSITIVE_INFINITY);
+    expect(admitted.some((a) => a.from === '127.0.0.4')).toBe(true);
+  });
+
+  it('with a floor of 0 is off: everything goes in as it comes, saturated or not', async () => {
+    const { gate, admitted, connect } = await gated(0);
+    const stop = saturate();
+    cleanups.push(stop);
+    await sleep(300);
+    await Promise.all(Array.from({ length: 30 }, () => connect('127.0.0.2')));
+    for (let i = 0; i < 100 && admitted.length < 30; i++) await sleep(20);
+    stop();
+    expect(admitted).toHaveLength(30);
+    expect(gate.stats.queuedPeak).toBe(0);
+  });
+
+  it('close() closes the connections still waiting', { timeout: 20_000 }, async () => {
+    const { gate, connect, clients } = await gated(5);
+    const stop = saturate();
+    cleanups.push(stop);
+    await sleep(300);
+    await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
+    for (let i = 0; i < 100 && gate.stats.queued < 5; i++) await sleep(20);
+    expect(gate.stats.queued).toBeGreaterThanOrEqual(5);
+    const closed = clients.map(
+      (c) => new Promise<void>((r) => (c.closed ? r() : c.once('close', () => r()))),
+    );
+    gate.close();
+    stop();
+    expect(gate.stats.queued).toBe(0);
+    // Admitted ones were destroyed by the test's server, waiting ones by close().
+    await Promise.all(closed);
+  });
+
+  it('in an entry: requests wait unread at the gate, go in at its rate; a drain closes the waiting', {
+    timeout: 20_000,
+  }, async () => {
+    const plane = peerlessEntryPlane({ busyConnectionRate: 2 }, { exit: { healthChecks: false } });
+    const { http } = await plane.start();
+    const port = (http as net.AddressInfo).port;
+    const stop = saturate();
+    cleanups.push(stop);
+    cleanups.push(() => void plane.destroy());
+    await sleep(300);
+    const answers = Array.from({ length: 8 }, () => {
+      const c = net.connect({ port, host: '127.0.0.1' });
+      c.on('error', () => {});
+      c.write('GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n');
+      let got = '';
+      c.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      return new Promise<string>((r) => c.once('close', () => r(got)));
+    });
+    const entry = plane.entry as NonNullable<typeof plane.entry>;
+    for (let i = 0; i < 150 && (entry.admission?.admitted ?? 0) < 1; i++) await sleep(20);
+    expect(entry.admission?.admitted).toBeGreaterThanOrEqual(1);
+    expect(entry.admission?.queued).toBeGreaterThanOrEqual(3);
+    await plane.close();
+    stop();
+    const got = await Promise.all(answers);
+    const answered = got.filter((g) => g.startsWith('HTTP/1.1 '));
+    // Let in: answered (no such origin) and closed by the drain; waiting: closed unanswered.
+    expect(answered.length).toBeGreaterThanOrEqual(1);
+    expect(got.filter((g) => g === '').length).toBeGreaterThanOrEqual(3);
+    expect(answered.length + got.filter((g) => g === '').length).toBe(8);
+  });
+
+  it('refuses a busyConnectionRate that is not an integer >= 0', () => {
+    for (const busyConnectionRate of [-1, 2.5, Number.NaN]) {
+      expect(() => peerlessEntryPlane({ busyConnectionRate })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+      );
+    }
+  });
+});
