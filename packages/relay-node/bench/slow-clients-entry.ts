@@ -20,10 +20,12 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID}, then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "held":H,"parked":P,"parkedEarly":E,"accepted":N}} (held now; parked so far; accepted: client
- * connections the entry's listener has taken out of the kernel's accept queue so far,
- * counted on the `net.server.socket` diagnostics channel, no product hook); exits when stdin
- * closes or on SIGTERM.
+ * "held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
+ * "maxWaitMs":M}} (held now; parked so far; accepted: client connections the entry's
+ * listener has taken out of the kernel's accept queue so far, counted on the
+ * `net.server.socket` diagnostics channel, no product hook; admitted, waiting, admitRate (-1:
+ * open) and maxWaitMs: its admission gate, EntryServer.admission, absent when the gate is off:
+ * SLOW_BUSY_RATE=0); exits when stdin closes or on SIGTERM.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
@@ -95,6 +97,9 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
       ...(args.maxHeldStalls === undefined ? {} : { maxHeldStalls: args.maxHeldStalls }),
       ...(process.env.SLOW_BACKLOG ? { listenBacklog: Number(process.env.SLOW_BACKLOG) } : {}),
+      ...(process.env.SLOW_BUSY_RATE
+        ? { busyConnectionRate: Number(process.env.SLOW_BUSY_RATE) }
+        : {}),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
   });
@@ -141,6 +146,17 @@ async function main(): Promise<void> {
       meanMs: eld.mean / 1e6,
       ...stalls,
       accepted,
+      // The admission gate: let in so far, waiting now, its rate in force (-1: open).
+      ...(en.entry?.admission
+        ? {
+            admitted: en.entry.admission.admitted,
+            waiting: en.entry.admission.queued,
+            admitRate: Number.isFinite(en.entry.admission.rate)
+              ? Math.round(en.entry.admission.rate)
+              : -1,
+            maxWaitMs: Math.round(en.entry.admission.maxWaitMs),
+          }
+        : {}),
     };
     eld.reset();
     process.stdout.write(`${JSON.stringify({ eld: line })}\n`);

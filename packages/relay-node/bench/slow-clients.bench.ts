@@ -27,6 +27,11 @@
  * a core, so two at once would each measure the other on this 2-core host.
  * SLOW_CONNECT_RATE=N: the load opens N connections a second (default: as fast as they
  * connect, in batches of 100); the whole schedule must fit in 100 s.
+ * SLOW_NICE=N (default 10; 0 off): the nice value of the slow clients' process and of this
+ * one (the /slow origin) from the load's start, so that on this 2-core host they do not take
+ * the CPU the entry and the normal client need, as on a deployment where they are other
+ * hosts. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
+ * no admission gate).
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
@@ -116,19 +121,22 @@ async function network(): Promise<NetPlan> {
 }
 
 /** Validated before the namespaces are set up: a typo stops the run with a clear message. */
-function options(): { normalMode: NormalMode; connectRate?: number } {
+function options(): { normalMode: NormalMode; connectRate?: number; loadNice: number } {
   const mode = process.env.SLOW_NORMAL_MODE ?? 'fresh';
   if (mode !== 'fresh' && mode !== 'established')
     throw new Error(`SLOW_NORMAL_MODE=${mode}: expected fresh or established`);
+  const loadNice = Number(process.env.SLOW_NICE ?? 10);
+  if (!Number.isInteger(loadNice) || loadNice < 0 || loadNice > 19)
+    throw new Error(`SLOW_NICE=${process.env.SLOW_NICE}: expected an integer 0-19`);
   const rate = process.env.SLOW_CONNECT_RATE;
-  if (rate === undefined || rate === '') return { normalMode: mode };
+  if (rate === undefined || rate === '') return { normalMode: mode, loadNice };
   const n = Number(rate);
   const clients = Number(process.env.SLOW_CLIENTS ?? 10_000);
   if (!(n > 0) || clients / n > 100)
     throw new Error(
       `SLOW_CONNECT_RATE=${rate}: expected connections per second > 0 opening all ${clients} within 100 s`,
     );
-  return { normalMode: mode, connectRate: n };
+  return { normalMode: mode, connectRate: n, loadNice };
 }
 const opts = options();
 const net = await network();
@@ -185,6 +193,8 @@ const loadField = {
   connectRate: opts.connectRate ?? 'as fast as they connect',
   connectsPerS: Math.round(r.load.connectsPerS),
   connectMs: r.load.connectMs,
+  // Nice value of the load's process and of the /slow origin's (this one): 0 = the entry's.
+  nice: r.loadNice,
   ...(r.entryAccepts
     ? {
         entryAcceptsPerS: {
@@ -221,6 +231,9 @@ function transientSummary(baselineMBps: number) {
       'entry accepts',
       'host busy cores',
       'host softirq cores',
+      'entry admitted',
+      'entry waiting',
+      'entry admit rate (-1: open)',
     ],
     timeline: r.timeline,
     windows: ratios.length,
@@ -249,6 +262,7 @@ const windowDetail = (w: NormalWindow) => ({
     max: Number(w.entryEld.maxMs.toFixed(1)),
     mean: Number(w.entryEld.meanMs.toFixed(1)),
   },
+  ...(w.windowsMBps ? { baselineWindowsMBps: w.windowsMBps } : {}),
 });
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
 emit({
@@ -306,7 +320,7 @@ if (r.normalMode === 'fresh') {
     metric: `normal client download rate (${normalMiB} MiB) with ${count} slow clients, via ${via}`,
     ...againstBaseline(
       r.normalUnderLoadMBps,
-      'same download without slow clients',
+      'same download without slow clients (median of 3 windows)',
       r.normalBaselineMBps,
       r.normalRatio,
     ),
@@ -336,7 +350,7 @@ if (r.normalMode === 'established' && r.establishedBaselineWindow) {
     metric: `worst window of a normal client's downloads (${normalMiB} MiB, 5 per window) on one keep-alive connection opened before ${count} slow clients (1 B/s) connect, via ${via}`,
     ...againstBaseline(
       t.worstRatio * base.mbps,
-      'same downloads on the same connection before the load',
+      'same downloads on the same connection before the load (median of 3 windows)',
       base.mbps,
       t.worstRatio,
     ),
@@ -375,7 +389,12 @@ function emitLater(
   emit({
     bench,
     metric: `normal client download rate (${normalMiB} MiB), ${Math.round(m.msAfterAnswered / 1000)} s after ${count} slow clients were answered (${when}), via ${via}`,
-    ...againstBaseline(m.mbps, 'same download without slow clients', r.normalBaselineMBps, m.ratio),
+    ...againstBaseline(
+      m.mbps,
+      'same download without slow clients (median of 3 windows)',
+      r.normalBaselineMBps,
+      m.ratio,
+    ),
     ...(m.error === undefined ? {} : { error: m.error }),
     ...windowDetail(m.window),
     kernelTcpMemMiB: m.kernelTcpMemMiB,
