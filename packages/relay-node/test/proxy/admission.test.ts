@@ -107,7 +107,7 @@ describe('AdmissionGate', () => {
     await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
     expect(gate.stats.rate).toBe(20);
     stop();
-    // 16 x the floor: 16 quiet slices of 100 ms.
+    // Mostly idle: the rate doubles every 100 ms, past 16 x the floor in well under 2 s.
     await sleep(2_000);
     const before = admitted.length + gate.stats.queued;
     await connect('127.0.0.4');

@@ -31,6 +31,8 @@ export interface AdmissionStats {
 
 /** Past this many times the floor the gate is open again. */
 const OPEN_AT = 16;
+/** Below this utilisation the loop counts as mostly idle. */
+const IDLE = 0.5;
 
 interface Waiting {
   socket: Socket;
@@ -45,8 +47,9 @@ interface Waiting {
  * for seconds, and the connections already open, whose streams share that loop, slow to a
  * fifth of their rate. The gate keeps the loop for them: while the loop is saturated
  * (utilisation ≥ `busyUtilization` over the last slice) the admission rate falls to half the
- * rate connections went in during that slice (not below `busyRate`); once it is not, the
- * rate grows by `busyRate` each slice, and past 16 × `busyRate` the gate is open again. Connections over the rate wait, accepted and paused
+ * rate connections went in during that slice (not below `busyRate`); while it is not, the
+ * rate probes up by `busyRate` a second, or doubles each slice while the loop is mostly idle
+ * (utilisation < 0.5), and past 16 × `busyRate` the gate is open again. Connections over the rate wait, accepted and paused
  * (nothing is read from them, so no request starts), in one queue per source address, let in
  * round-robin: a client from another address waits for one turn, not behind the flood.
  * Like HAProxy's `rate-limit sessions`, but adaptive, and fair by source.
@@ -130,16 +133,19 @@ export class AdmissionGate {
     this.#sliceAt = now;
     const admitted = this.#admittedInSlice;
     this.#admittedInSlice = 0;
+    const slices = (elu.idle + elu.active) / this.#sliceMs;
     if (elu.utilization >= this.#busyUtil) {
-      // Halve what went in during the slice (not the nominal rate, which may be infinite or
-      // far above what the loop managed), down to the floor.
+      // Half of what went in during the slice (not the nominal rate, which may be infinite
+      // or far above what the loop managed), not below the floor.
       const recent = admitted / Math.max(0.001, (elu.idle + elu.active) / 1000);
       this.#rate = Math.max(this.#busyRate, Math.min(this.#rate, recent) / 2);
       this.#tokens = Math.min(this.#tokens, this.#bucket());
     } else if (this.#rate !== Number.POSITIVE_INFINITY) {
       // Sampled lazily (on a connection, or while some wait): a long quiet spell counts as
-      // that many unsaturated slices.
-      this.#rate += (this.#busyRate * (elu.idle + elu.active)) / this.#sliceMs;
+      // that many slices. Mostly idle: doubles per slice; else probes up by a tenth of the
+      // floor per slice (the floor per second).
+      if (elu.utilization < IDLE) this.#rate *= 2 ** Math.min(slices, 30);
+      else this.#rate += (this.#busyRate * slices) / 10;
       if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
     }
   }
