@@ -75,11 +75,12 @@ describe('AdmissionGate', () => {
     // 40 from one address, then 3 from another once those wait.
     await Promise.all(Array.from({ length: 40 }, () => connect('127.0.0.2')));
     for (let i = 0; i < 200 && offered() < 40; i++) await sleep(20);
-    expect(gate.stats.queued).toBeGreaterThanOrEqual(20);
     const t0 = performance.now();
     const n0 = admitted.length;
     await Promise.all(Array.from({ length: 3 }, () => connect('127.0.0.3')));
     for (let i = 0; i < 200 && offered() < 43; i++) await sleep(20);
+    // FIFO would let these 15 or more in first.
+    expect(gate.stats.queued).toBeGreaterThanOrEqual(15);
     const before = admitted.length;
     for (let i = 0; i < 300 && admitted.filter((a) => a.from === '127.0.0.3').length < 3; i++)
       await sleep(20);
@@ -88,9 +89,8 @@ describe('AdmissionGate', () => {
     stop();
     const late = admitted.filter((a) => a.from === '127.0.0.3');
     expect(late).toHaveLength(3);
-    // Each went in within a few turns of the other address, not after its 20-odd waiting.
+    // Each went in within a few turns of the other address, not after its 15 or more waiting.
     for (const a of late) expect(a.index - before).toBeLessThanOrEqual(8);
-    expect(gate.stats.queued).toBeGreaterThanOrEqual(10);
     // The rate: 5/s, plus the bucket (1) and a token's rounding.
     expect(n1 - n0).toBeLessThanOrEqual(Math.ceil(5 * elapsedS * 1.25) + 2);
     expect(gate.stats.rate).toBeLessThan(5 * 16);
