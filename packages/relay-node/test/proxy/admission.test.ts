@@ -13,15 +13,19 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function saturate(): () => void {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Saturates the loop (stopped by the returned function, or after the test) for 300 ms first. */
+async function saturated(): Promise<() => void> {
   const timer = setInterval(() => {
     const end = performance.now() + 20;
     while (performance.now() < end);
   }, 1);
-  return () => clearInterval(timer);
+  const stop = () => clearInterval(timer);
+  cleanups.push(stop);
+  await sleep(300);
+  return stop;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Admission {
   from: string;
@@ -67,9 +71,7 @@ describe('AdmissionGate', () => {
     timeout: 20_000,
   }, async () => {
     const { gate, admitted, connect } = await gated(5);
-    const stop = saturate();
-    cleanups.push(stop);
-    await sleep(300);
+    const stop = await saturated();
     // Offered: accepted by the server and handed to the gate (one accept per loop turn).
     const offered = () => gate.stats.admitted + gate.stats.queued;
     // 40 from one address, then 3 from another once those wait.
@@ -101,9 +103,7 @@ describe('AdmissionGate', () => {
     timeout: 20_000,
   }, async () => {
     const { gate, admitted, connect } = await gated(20);
-    const stop = saturate();
-    cleanups.push(stop);
-    await sleep(300);
+    const stop = await saturated();
     await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
     expect(gate.stats.rate).toBe(20);
     stop();
@@ -118,9 +118,7 @@ describe('AdmissionGate', () => {
 
   it('with a floor of 0 is off: everything goes in as it comes, saturated or not', async () => {
     const { gate, admitted, connect } = await gated(0);
-    const stop = saturate();
-    cleanups.push(stop);
-    await sleep(300);
+    const stop = await saturated();
     await Promise.all(Array.from({ length: 30 }, () => connect('127.0.0.2')));
     for (let i = 0; i < 100 && admitted.length < 30; i++) await sleep(20);
     stop();
@@ -130,9 +128,7 @@ describe('AdmissionGate', () => {
 
   it('close() closes the connections still waiting', { timeout: 20_000 }, async () => {
     const { gate, connect, clients } = await gated(5);
-    const stop = saturate();
-    cleanups.push(stop);
-    await sleep(300);
+    const stop = await saturated();
     await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
     for (let i = 0; i < 100 && gate.stats.queued < 5; i++) await sleep(20);
     expect(gate.stats.queued).toBeGreaterThanOrEqual(5);
@@ -152,10 +148,8 @@ describe('AdmissionGate', () => {
     const plane = peerlessEntryPlane({ busyConnectionRate: 2 }, { exit: { healthChecks: false } });
     const { http } = await plane.start();
     const port = (http as net.AddressInfo).port;
-    const stop = saturate();
-    cleanups.push(stop);
     cleanups.push(() => void plane.destroy());
-    await sleep(300);
+    const stop = await saturated();
     const answers = Array.from({ length: 8 }, () => {
       const c = net.connect({ port, host: '127.0.0.1' });
       c.on('error', () => {});
