@@ -49,7 +49,8 @@ interface Waiting {
  * (utilisation ≥ `busyUtilization` over the last slice) the admission rate falls to half the
  * rate connections went in during that slice (not below `busyRate`); while it is not, the
  * rate probes up by `busyRate` a second, or doubles each slice while the loop is mostly idle
- * (utilisation < 0.5), and past 16 × `busyRate` the gate is open again. Connections over the rate wait, accepted and paused
+ * (utilisation < 0.5) and no connection waits, and past 16 × `busyRate` the gate is open
+ * again. Connections over the rate wait, accepted and paused
  * (nothing is read from them, so no request starts), in one queue per source address, let in
  * round-robin: a client from another address waits for one turn, not behind the flood.
  * Like HAProxy's `rate-limit sessions`, but adaptive, and fair by source.
@@ -142,9 +143,10 @@ export class AdmissionGate {
       this.#tokens = Math.min(this.#tokens, this.#bucket());
     } else if (this.#rate !== Number.POSITIVE_INFINITY) {
       // Sampled lazily (on a connection, or while some wait): a long quiet spell counts as
-      // that many slices. Mostly idle: doubles per slice; else probes up by a tenth of the
-      // floor per slice (the floor per second).
-      if (elu.utilization < IDLE) this.#rate *= 2 ** Math.min(slices, 30);
+      // that many slices. Mostly idle with nobody waiting: doubles per slice; else probes up
+      // by a tenth of the floor per slice (the floor per second). Doubling while a flood
+      // waited let bursts of 700-1,000/s in between busy slices.
+      if (elu.utilization < IDLE && this.#queued === 0) this.#rate *= 2 ** Math.min(slices, 30);
       else this.#rate += (this.#busyRate * slices) / 10;
       if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
     }
