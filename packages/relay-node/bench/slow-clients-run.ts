@@ -191,7 +191,9 @@ export interface SlowClientsResult {
    * started, normal client MB/s, parks, host TCP memory MiB, CPU cores of entry, origin,
    * load, entry event-loop delay max ms (-1: the entry sent no report in that second),
    * stalled responses the entry held at the row's end, responses the entry parked in it,
-   * connections the entry accepted in it, host busy cores, host softirq cores, connections the entry's admission gate let in, waiting at the row's end, its rate then (-1: open; all three -1 when the gate is off)].
+   * connections the entry accepted in it, host busy cores, host softirq cores, connections
+   * the entry's admission gate let in, waiting at the row's end, its rate then (-1: open;
+   * all three -1 when the gate is off)].
    */
   timeline: number[][];
   /**
@@ -931,7 +933,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       normalRatio: normalUnderLoadMBps / normalBaselineMBps,
       baselineWindow: baseline,
       normalMode: mode,
-      loadNice: o.loadNice ?? 10,
+      loadNice,
       ...(establishedBaseline ? { establishedBaselineWindow: establishedBaseline } : {}),
       load: {
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),

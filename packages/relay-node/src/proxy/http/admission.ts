@@ -21,7 +21,7 @@ export interface AdmissionStats {
   /** Connections waiting now, and the most that ever waited at once. */
   queued: number;
   queuedPeak: number;
-  /** Queued connections that closed before their turn. */
+  /** Queued connections destroyed (a socket error) before their turn. */
   droppedWhileQueued: number;
   /** The longest wait so far, in ms. */
   maxWaitMs: number;
@@ -50,10 +50,11 @@ interface Waiting {
  * rate connections went in during that slice (not below `busyRate`); while it is not, the
  * rate probes up by `busyRate` a second, or doubles each slice while the loop is mostly idle
  * (utilisation < 0.5) and no connection waits, and past 16 × `busyRate` the gate is open
- * again. Connections over the rate wait, accepted and paused
- * (nothing is read from them, so no request starts), in one queue per source address, let in
- * round-robin: a client from another address waits for one turn, not behind the flood.
- * Like HAProxy's `rate-limit sessions`, but adaptive, and fair by source.
+ * again. Connections over the rate wait, accepted and paused (nothing is read from them, so
+ * no request starts), in one queue per source address, let in round-robin: a client from
+ * another address waits for one turn, not behind the flood. The queues hold at most the
+ * server's `maxConnections` (net.Server counts a socket from its accept). Like HAProxy's
+ * `rate-limit sessions`, but adaptive, and fair by source.
  */
 export class AdmissionGate {
   readonly #busyRate: number;
@@ -68,6 +69,8 @@ export class AdmissionGate {
   #refilledAt = performance.now();
   #sliceAt = performance.now();
   #elu: EventLoopUtilization = performance.eventLoopUtilization();
+  /** Let in since the last sample: what a saturated slice's rate is halved from. */
+  #admittedInSlice = 0;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #closed = false;
@@ -151,8 +154,6 @@ export class AdmissionGate {
       if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
     }
   }
-
-  #admittedInSlice = 0;
 
   /** At most one slice's worth of admissions in a burst (at least one). */
   #bucket(): number {
