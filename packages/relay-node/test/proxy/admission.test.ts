@@ -1,7 +1,9 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { createRootLogger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdmissionGate } from '../../src/proxy/http/admission.ts';
+import { AdmissionGate, type AdmissionOptions } from '../../src/proxy/http/admission.ts';
 import { peerlessEntryPlane } from './mesh.ts';
 
 /**
@@ -34,9 +36,13 @@ interface Admission {
   index: number;
 }
 
-async function gated(busyRate: number) {
+async function gated(
+  busyRate: number,
+  hooks: Pick<AdmissionOptions, 'onThrottled' | 'onOpen'> = {},
+) {
   const admitted: Admission[] = [];
   const gate = new AdmissionGate({
+    ...hooks,
     busyRate,
     admit: (socket) => {
       admitted.push({
@@ -102,7 +108,15 @@ describe('AdmissionGate', () => {
   it('opens again once the loop has been idle, and lets a connection in at once', {
     timeout: 20_000,
   }, async () => {
-    const { gate, admitted, connect } = await gated(20);
+    const events: string[] = [];
+    let opened: { waited: number; maxWaitMs: number } | undefined;
+    const { gate, admitted, connect } = await gated(20, {
+      onThrottled: ({ rate }) => events.push(`throttled at ${rate}`),
+      onOpen: (e) => {
+        events.push('open');
+        opened = e;
+      },
+    });
     const stop = await saturated();
     await Promise.all(Array.from({ length: 10 }, () => connect('127.0.0.2')));
     expect(gate.stats.rate).toBe(20);
@@ -114,6 +128,10 @@ describe('AdmissionGate', () => {
     for (let i = 0; i < 100 && admitted.length < before + 1; i++) await sleep(20);
     expect(gate.stats.rate).toBe(Number.POSITIVE_INFINITY);
     expect(admitted.some((a) => a.from === '127.0.0.4')).toBe(true);
+    // One episode: throttled once, open once, with what waited in it.
+    expect(events).toEqual(['throttled at 20', 'open']);
+    expect(opened?.waited).toBeGreaterThanOrEqual(1);
+    expect(opened?.maxWaitMs).toBeGreaterThan(0);
   });
 
   it('with a floor of 0 is off: everything goes in as it comes, saturated or not', async () => {
@@ -145,7 +163,18 @@ describe('AdmissionGate', () => {
   it('in an entry: requests wait unread at the gate, go in at its rate; a drain closes the waiting', {
     timeout: 20_000,
   }, async () => {
-    const plane = peerlessEntryPlane({ busyConnectionRate: 2 }, { exit: { healthChecks: false } });
+    const lines: Array<{ level: number; msg: string; rate?: number }> = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+        cb();
+      },
+    });
+    const logger = createRootLogger({ name: 'test', level: 'info', destination });
+    const plane = peerlessEntryPlane(
+      { busyConnectionRate: 2 },
+      { exit: { healthChecks: false }, logger },
+    );
     const { http } = await plane.start();
     const port = (http as net.AddressInfo).port;
     cleanups.push(() => void plane.destroy());
@@ -172,6 +201,10 @@ describe('AdmissionGate', () => {
     expect(answered.length).toBeGreaterThanOrEqual(1);
     expect(got.filter((g) => g === '').length).toBeGreaterThanOrEqual(3);
     expect(answered.length + got.filter((g) => g === '').length).toBe(8);
+    // The operator is told, once.
+    const warned = lines.filter((l) => l.msg.startsWith('event loop saturated'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, rate: 2 });
   });
 
   it('refuses a busyConnectionRate that is not an integer >= 0', () => {

@@ -13,6 +13,14 @@ export interface AdmissionOptions {
   sliceMs?: number;
   /** Hands an admitted connection (still paused) to the server. */
   admit: (socket: Socket) => void;
+  /** A connection had to wait, the first since the gate was last open: the rate in force. */
+  onThrottled?: (e: { rate: number }) => void;
+  /**
+   * The gate is open again after connections waited: how many waited, the longest wait, and
+   * how long since the first had to. Sampled lazily: at the first connection (or pump)
+   * after the loop has been quiet long enough.
+   */
+  onOpen?: (e: { waited: number; maxWaitMs: number; durationMs: number }) => void;
 }
 
 export interface AdmissionStats {
@@ -75,12 +83,18 @@ export class AdmissionGate {
   #immediate: NodeJS.Immediate | undefined;
   #closed = false;
   readonly #stats = { admitted: 0, queuedPeak: 0, droppedWhileQueued: 0, maxWaitMs: 0 };
+  /** Since the first connection waited, until the gate is open again. */
+  #episode: { startedAt: number; waited: number; maxWaitMs: number } | undefined;
+  readonly #onThrottled: AdmissionOptions['onThrottled'];
+  readonly #onOpen: AdmissionOptions['onOpen'];
 
   constructor(o: AdmissionOptions) {
     this.#busyRate = o.busyRate;
     this.#busyUtil = o.busyUtilization ?? 0.9;
     this.#sliceMs = o.sliceMs ?? 100;
     this.#admit = o.admit;
+    this.#onThrottled = o.onThrottled;
+    this.#onOpen = o.onOpen;
   }
 
   get stats(): AdmissionStats {
@@ -112,6 +126,11 @@ export class AdmissionGate {
     else this.#queues.set(key, [w]);
     this.#queued++;
     if (this.#queued > this.#stats.queuedPeak) this.#stats.queuedPeak = this.#queued;
+    if (!this.#episode) {
+      this.#episode = { startedAt: now, waited: 0, maxWaitMs: 0 };
+      this.#onThrottled?.({ rate: this.#rate });
+    }
+    this.#episode.waited++;
     this.#schedule();
   }
 
@@ -152,6 +171,11 @@ export class AdmissionGate {
       if (elu.utilization < IDLE && this.#queued === 0) this.#rate *= 2 ** Math.min(slices, 30);
       else this.#rate += (this.#busyRate * slices) / 10;
       if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
+    }
+    if (this.#rate === Number.POSITIVE_INFINITY && this.#episode && this.#queued === 0) {
+      const { startedAt, waited, maxWaitMs } = this.#episode;
+      this.#episode = undefined;
+      this.#onOpen?.({ waited, maxWaitMs, durationMs: now - startedAt });
     }
   }
 
@@ -210,6 +234,7 @@ export class AdmissionGate {
       }
       const waited = now - w.at;
       if (waited > this.#stats.maxWaitMs) this.#stats.maxWaitMs = waited;
+      if (this.#episode && waited > this.#episode.maxWaitMs) this.#episode.maxWaitMs = waited;
       this.#letIn(w.socket);
     }
     this.#schedule();

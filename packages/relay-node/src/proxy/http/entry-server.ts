@@ -166,6 +166,21 @@ export class EntryServer {
           httpConnection.call(server, socket);
           socket.resume();
         },
+        // One pair of lines per episode: it ends only once the loop has been quiet.
+        onThrottled: ({ rate }) =>
+          this.#log.warn(
+            { rate: Math.round(rate), busyConnectionRate: busyRate },
+            'event loop saturated: new connections wait for admission',
+          ),
+        onOpen: ({ waited, maxWaitMs, durationMs }) =>
+          this.#log.info(
+            {
+              waited,
+              maxWaitMs: Math.round(maxWaitMs),
+              durationMs: Math.round(durationMs),
+            },
+            'admission gate open again',
+          ),
       });
       this.#server.on('connection', (socket: Socket) => gate.offer(socket));
       this.#gate = gate;
