@@ -140,6 +140,7 @@ async function main(): Promise<void> {
   const eldTick = setInterval(() => {
     // The entry's stalled responses held now, and parked so far (early: over the budget).
     const stalls = en.entry?.stalls;
+    const gate = en.entry?.admission;
     const line = {
       t: Date.now(),
       maxMs: eld.max / 1e6,
@@ -147,14 +148,12 @@ async function main(): Promise<void> {
       ...stalls,
       accepted,
       // The admission gate: let in so far, waiting now, its rate in force (-1: open).
-      ...(en.entry?.admission
+      ...(gate
         ? {
-            admitted: en.entry.admission.admitted,
-            waiting: en.entry.admission.queued,
-            admitRate: Number.isFinite(en.entry.admission.rate)
-              ? Math.round(en.entry.admission.rate)
-              : -1,
-            maxWaitMs: Math.round(en.entry.admission.maxWaitMs),
+            admitted: gate.admitted,
+            waiting: gate.queued,
+            admitRate: Number.isFinite(gate.rate) ? Math.round(gate.rate) : -1,
+            maxWaitMs: Math.round(gate.maxWaitMs),
           }
         : {}),
     };

@@ -29,8 +29,6 @@ export interface AdmissionStats {
   /** Connections waiting now, and the most that ever waited at once. */
   queued: number;
   queuedPeak: number;
-  /** Queued connections destroyed (a socket error) before their turn. */
-  droppedWhileQueued: number;
   /** The longest wait so far, in ms. */
   maxWaitMs: number;
   /** The rate in force (connections/s; Infinity: open). */
@@ -82,7 +80,7 @@ export class AdmissionGate {
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #closed = false;
-  readonly #stats = { admitted: 0, queuedPeak: 0, droppedWhileQueued: 0, maxWaitMs: 0 };
+  readonly #stats = { admitted: 0, queuedPeak: 0, maxWaitMs: 0 };
   /** Since the first connection waited, until the gate is open again. */
   #episode: { startedAt: number; waited: number; maxWaitMs: number } | undefined;
   readonly #onThrottled: AdmissionOptions['onThrottled'];
@@ -250,8 +248,8 @@ export class AdmissionGate {
       this.#queues.delete(key);
       if (list.length > 0) this.#queues.set(key, list);
       w.socket.off('error', w.onError);
+      // Destroyed while waiting (a socket error): skipped.
       if (!w.socket.destroyed) return w;
-      this.#stats.droppedWhileQueued++;
     }
     return undefined;
   }
