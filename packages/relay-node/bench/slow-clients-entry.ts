@@ -25,12 +25,15 @@
  * listener has taken out of the kernel's accept queue so far, counted on the
  * `net.server.socket` diagnostics channel, no product hook; admitted, waiting, admitRate (-1:
  * open) and maxWaitMs: its admission gate, EntryServer.admission, absent when the gate is off:
- * SLOW_BUSY_RATE=0); exits when stdin closes or on SIGTERM.
+ * SLOW_BUSY_RATE=0); exits when stdin closes or on SIGTERM. SLOW_ENTRY_TRACE=FILE: see
+ * trace() below.
  */
+
 import { subscribe } from 'node:diagnostics_channel';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
@@ -131,10 +134,27 @@ async function main(): Promise<void> {
   const httpPort = (http as AddressInfo).port;
   // Node publishes each socket a net.Server accepts; only the entry's listener counts.
   let accepted = 0;
+  // Whether a listener is the entry's, asked once per listener: `socket.localPort` on every
+  // accepted socket is a getsockname() call, 2-8 us more per accept on the entry's loop
+  // (Node's own accept costs ~25 us) all through a 10,000-connection burst.
+  const isEntry = new WeakMap<object, boolean>();
   subscribe('net.server.socket', (m) => {
-    if ((m as { socket: net.Socket }).socket.localPort === httpPort) accepted++;
+    const server = (m as { socket: net.Socket & { server?: net.Server } }).socket.server;
+    if (!server) return;
+    let mine = isEntry.get(server);
+    if (mine === undefined) {
+      mine = (server.address() as AddressInfo | null)?.port === httpPort;
+      isEntry.set(server, mine);
+    }
+    if (mine) accepted++;
   });
   process.stdout.write(`${JSON.stringify({ ready: true, port: httpPort, pid: process.pid })}\n`);
+  if (process.env.SLOW_ENTRY_TRACE)
+    trace(
+      process.env.SLOW_ENTRY_TRACE,
+      () => accepted,
+      () => en.entry?.admission,
+    );
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   const eldTick = setInterval(() => {
@@ -169,6 +189,58 @@ async function main(): Promise<void> {
   process.stdin.on('close', stop);
   process.stdin.resume();
   process.on('SIGTERM', stop);
+}
+
+/** Trace rows every {@link TRACE_STEP_MS} for {@link TRACE_MS} from the load's start. */
+const TRACE_STEP_MS = 20;
+const TRACE_MS = 4000;
+/** The load has started once the entry has accepted this many (the normal client: a few). */
+const TRACE_FROM_ACCEPTS = 50;
+
+/**
+ * SLOW_ENTRY_TRACE=FILE: the burst's first seconds in detail, written to FILE as JSON
+ * {"columns":[...],"rows":[[ms, accepted, admitted, waiting, rate, loop utilisation]],
+ * "gc":[[ms, duration ms, kind]]} (ms from the load's start; rate -1: open; gc kinds are
+ * perf_hooks' NODE_PERFORMANCE_GC_*: 1 minor, 2 major, 4 incremental, 8 weak callbacks).
+ */
+function trace(
+  file: string,
+  accepted: () => number,
+  gate: () => { admitted: number; queued: number; rate: number } | undefined,
+): void {
+  const rows: number[][] = [];
+  const gcs: Array<[number, number, number]> = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      gcs.push([e.startTime, e.duration, (e as { detail?: { kind?: number } }).detail?.kind ?? 0]);
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  let started = 0;
+  let elu = performance.eventLoopUtilization();
+  const timer = setInterval(() => {
+    if (accepted() < TRACE_FROM_ACCEPTS) return;
+    const now = performance.now();
+    if (!started) started = now;
+    const u = performance.eventLoopUtilization(elu).utilization;
+    elu = performance.eventLoopUtilization();
+    const g = gate();
+    rows.push([
+      Math.round(now - started),
+      accepted(),
+      g?.admitted ?? -1,
+      g?.queued ?? -1,
+      g ? (Number.isFinite(g.rate) ? Math.round(g.rate) : -1) : -1,
+      Number(u.toFixed(2)),
+    ]);
+    if (now - started < TRACE_MS) return;
+    clearInterval(timer);
+    gcObserver.disconnect();
+    const gc = gcs
+      .filter(([at]) => at >= started - 1000)
+      .map(([at, ms, kind]) => [Math.round(at - started), Number(ms.toFixed(1)), kind]);
+    const columns = ['ms', 'accepted', 'admitted', 'waiting', 'rate', 'loop utilisation'];
+    writeFileSync(file, JSON.stringify({ columns, rows, gc }));
+  }, TRACE_STEP_MS);
 }
 
 void main();
