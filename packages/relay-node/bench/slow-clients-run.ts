@@ -27,6 +27,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const ENTRY = fileURLToPath(new URL('./slow-clients-entry.ts', import.meta.url));
 const LOAD = fileURLToPath(new URL('./slow-clients-load.ts', import.meta.url));
 const NORMAL = fileURLToPath(new URL('./slow-clients-normal.ts', import.meta.url));
+const SINK = fileURLToPath(new URL('./slow-clients-sink.ts', import.meta.url));
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const SLOW_BYTES = 1024 * 1024 * 1024;
 
@@ -82,6 +83,14 @@ export interface SlowClientsOptions {
    * client keep nice 0. 0: everything at the same priority. @default 10
    */
   loadNice?: number;
+  /**
+   * Where the slow clients connect: "entry", or "sink", the control (slow-clients-sink.ts: a
+   * listener in the entry's namespace that accepts and holds their connections and answers
+   * nothing). With "sink" the entry serves only the normal client, and the series measures
+   * what the load alone costs this host; nobody answers the slow clients, so the series ends
+   * `settleMs` after they have all connected. @default "entry"
+   */
+  loadTarget?: 'entry' | 'sink';
 }
 
 /** How the normal client connects (SlowClientsOptions.normalMode). */
@@ -175,6 +184,8 @@ export interface SlowClientsResult {
   normalMode: NormalMode;
   /** Nice value of the load and the `/slow` origin during the load (0: same as the entry). */
   loadNice: number;
+  /** Where the slow clients connected (SlowClientsOptions.loadTarget). */
+  loadTarget: 'entry' | 'sink';
   /** Established mode: the baseline on the established connection (the series' reference). */
   establishedBaselineWindow?: NormalWindow;
   /** How the load opened its connections: rate asked (undefined: as fast as they connect), measured. */
@@ -604,6 +615,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     nofile,
   );
   let load: Proc | undefined;
+  let sink: Proc | undefined;
   try {
     const ready = await entry.first;
     const port = ready.port as number;
@@ -709,10 +721,16 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
+    if (o.loadTarget === 'sink') {
+      sink = startScript(SINK, { listenHost: net.entryListen }, nsPrefix(net.ns?.entry), nofile);
+      const sinkReady = await sink.first;
+      procs.sink = Number(sinkReady.pid);
+    }
+    const loadPort = sink ? Number((await sink.first).port) : port;
     const started = startScript(
       LOAD,
       {
-        port,
+        port: loadPort,
         connect: net.entryForLoad,
         host: 'slow.local',
         path: '/slow',
@@ -805,7 +823,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     procs.load = Number(loaded.pid);
     note(`load: ${JSON.stringify(loaded)}`);
     // Requests beyond the pool wait for an origin connection: no answer expected for them.
-    const expected = Math.min(o.count, limits.pool);
+    // (The sink answers nobody: the load is done once every client has connected.)
+    const expected = sink ? 0 : Math.min(o.count, limits.pool);
     const deadline = Date.now() + (o.loadDeadlineMs ?? 60_000);
     let peak = rssMiB(pid);
     const sample = () => {
@@ -934,6 +953,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       baselineWindow: baseline,
       normalMode: mode,
       loadNice,
+      loadTarget: sink ? 'sink' : 'entry',
       ...(establishedBaseline ? { establishedBaselineWindow: establishedBaseline } : {}),
       load: {
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
@@ -983,6 +1003,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     };
   } finally {
     await load?.stop();
+    await sink?.stop();
     await entry.stop();
     await normal.stop();
     await origin.close();

@@ -32,6 +32,11 @@
  * the CPU the entry and the normal client need, as on a deployment where they are other
  * hosts. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
  * no admission gate).
+ * SLOW_LOAD_TARGET=sink: the control run. The slow clients connect to a listener in the
+ * entry's namespace that holds their connections and answers nothing (slow-clients-sink.ts)
+ * instead of to the entry, which serves only the normal client; the normal-rate line
+ * (suffix "-control-sink", no memory lines) is what the load alone costs this host: the
+ * load's connects, the kernel's handshakes and the accepts, against the same baseline.
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
@@ -121,36 +126,50 @@ async function network(): Promise<NetPlan> {
 }
 
 /** Validated before the namespaces are set up: a typo stops the run with a clear message. */
-function options(): { normalMode: NormalMode; connectRate?: number; loadNice: number } {
+function options(): {
+  normalMode: NormalMode;
+  connectRate?: number;
+  loadNice: number;
+  loadTarget: 'entry' | 'sink';
+} {
   const mode = process.env.SLOW_NORMAL_MODE ?? 'fresh';
   if (mode !== 'fresh' && mode !== 'established')
     throw new Error(`SLOW_NORMAL_MODE=${mode}: expected fresh or established`);
   const loadNice = Number(process.env.SLOW_NICE ?? 10);
   if (!Number.isInteger(loadNice) || loadNice < 0 || loadNice > 19)
     throw new Error(`SLOW_NICE=${process.env.SLOW_NICE}: expected an integer 0-19`);
+  const loadTarget = process.env.SLOW_LOAD_TARGET ?? 'entry';
+  if (loadTarget !== 'entry' && loadTarget !== 'sink')
+    throw new Error(`SLOW_LOAD_TARGET=${loadTarget}: expected entry or sink`);
   const rate = process.env.SLOW_CONNECT_RATE;
-  if (rate === undefined || rate === '') return { normalMode: mode, loadNice };
+  if (rate === undefined || rate === '') return { normalMode: mode, loadNice, loadTarget };
   const n = Number(rate);
   const clients = Number(process.env.SLOW_CLIENTS ?? 10_000);
   if (!(n > 0) || clients / n > 100)
     throw new Error(
       `SLOW_CONNECT_RATE=${rate}: expected connections per second > 0 opening all ${clients} within 100 s`,
     );
-  return { normalMode: mode, connectRate: n, loadNice };
+  return { normalMode: mode, connectRate: n, loadNice, loadTarget };
 }
 const opts = options();
+/** The control run: the slow clients connect to a sink, not to the entry. */
+const control = opts.loadTarget === 'sink';
+const suffix = control ? '-control-sink' : '';
 const net = await network();
 const count = Number(process.env.SLOW_CLIENTS ?? 10_000);
 const via = process.env.SLOW_VIA === 'tunnel' ? 'tunnel' : 'local';
 
 const normalMiB = Number(process.env.SLOW_NORMAL_MIB ?? 32);
 const sendTimeoutMs = Number(process.env.SLOW_SEND_TIMEOUT_MS ?? 0);
-const afterMs = Number(
-  process.env.SLOW_AFTER_MS ?? (sendTimeoutMs > 0 ? sendTimeoutMs + 10_000 : 0),
-);
-const steadyAfterMs = Number(
-  process.env.SLOW_STEADY_MS ?? (sendTimeoutMs === 0 || sendTimeoutMs > 30_000 ? 20_000 : 0),
-);
+// The control run has no slow clients on the entry: nothing to measure after them.
+const afterMs = control
+  ? 0
+  : Number(process.env.SLOW_AFTER_MS ?? (sendTimeoutMs > 0 ? sendTimeoutMs + 10_000 : 0));
+const steadyAfterMs = control
+  ? 0
+  : Number(
+      process.env.SLOW_STEADY_MS ?? (sendTimeoutMs === 0 || sendTimeoutMs > 30_000 ? 20_000 : 0),
+    );
 const r = await runSlowClients({
   steadyAfterMs,
   net,
@@ -195,6 +214,7 @@ const loadField = {
   connectMs: r.load.connectMs,
   // Nice value of the load's process and of the /slow origin's (this one): 0 = the entry's.
   nice: r.loadNice,
+  target: r.loadTarget,
   ...(r.entryAccepts
     ? {
         entryAcceptsPerS: {
@@ -265,58 +285,61 @@ const windowDetail = (w: NormalWindow) => ({
   ...(w.windowsMBps ? { baselineWindowsMBps: w.windowsMBps } : {}),
 });
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
-emit({
-  bench: 'slow-clients-entry-rss',
-  metric: `entry RSS growth with ${count} slow clients (1 B/s), via ${via}`,
-  value: r.rssGrowthMiB,
-  unit: 'MiB',
-  baseline: {
-    name: `bound ${BOUND_FIXED_MIB} MiB + ${BOUND_KIB_PER_CLIENT} KiB x clients`,
-    value: boundMiB,
-    unit: 'MiB',
-  },
-  ratio: r.rssGrowthMiB / boundMiB,
-  target: '<= bound (ratio <= 1)',
-  pass: r.rssGrowthMiB <= boundMiB,
-  perClientKiB: r.perClientKiB,
-  rssBeforeMiB: r.rssBeforeMiB,
-  rssPeakMiB: r.rssPeakMiB,
-  connected: r.connected,
-  answered: r.answered,
-  closedEarly: r.closedEarly,
-  statuses: r.statuses,
-  kernelAbortsOnMemory: r.kernelAbortsOnMemory,
-  kernelMemoryPressures: r.kernelMemoryPressures,
-  kernelListenOverflows: r.kernelListenOverflows,
-  entryFdsPeak: r.entryFdsPeak,
-  limits: r.limits,
-  load: loadField,
-  net: netField,
-});
 const [pressureMiB, maxMiB] = r.kernelTcpMemLimitsMiB;
-emit({
-  bench: 'slow-clients-kernel-tcp-mem',
-  metric: `host TCP memory peak with ${count} slow clients (1 B/s), via ${via}`,
-  value: r.kernelTcpMemPeakMiB,
-  unit: 'MiB',
-  baseline: { name: 'net.ipv4.tcp_mem pressure threshold', value: pressureMiB, unit: 'MiB' },
-  ratio: r.kernelTcpMemPeakMiB / pressureMiB,
-  target: '< pressure threshold (ratio < 1)',
-  pass: r.kernelTcpMemPeakMiB < pressureMiB,
-  beforeMiB: r.kernelTcpMemBeforeMiB,
-  perClientKiB: r.kernelPerClientKiB,
-  tcpMemMaxMiB: maxMiB,
-  entryTcpNotsentLowat: r.tcpNotsentLowat,
-  entryKiBPerClient: legKiB(r.entryLegsAtPeak, 'client') + legKiB(r.entryLegsAtPeak, 'origin'),
-  entryLegs: legDetail(r.entryLegsAtPeak),
-  ...(r.namespacesAtPeakMiB ? { namespacesMiB: r.namespacesAtPeakMiB } : {}),
-  kernelAbortsOnMemory: r.kernelAbortsOnMemory,
-  kernelMemoryPressures: r.kernelMemoryPressures,
-  net: netField,
-});
+// Memory lines only when the slow clients were the entry's.
+if (!control) {
+  emit({
+    bench: 'slow-clients-entry-rss',
+    metric: `entry RSS growth with ${count} slow clients (1 B/s), via ${via}`,
+    value: r.rssGrowthMiB,
+    unit: 'MiB',
+    baseline: {
+      name: `bound ${BOUND_FIXED_MIB} MiB + ${BOUND_KIB_PER_CLIENT} KiB x clients`,
+      value: boundMiB,
+      unit: 'MiB',
+    },
+    ratio: r.rssGrowthMiB / boundMiB,
+    target: '<= bound (ratio <= 1)',
+    pass: r.rssGrowthMiB <= boundMiB,
+    perClientKiB: r.perClientKiB,
+    rssBeforeMiB: r.rssBeforeMiB,
+    rssPeakMiB: r.rssPeakMiB,
+    connected: r.connected,
+    answered: r.answered,
+    closedEarly: r.closedEarly,
+    statuses: r.statuses,
+    kernelAbortsOnMemory: r.kernelAbortsOnMemory,
+    kernelMemoryPressures: r.kernelMemoryPressures,
+    kernelListenOverflows: r.kernelListenOverflows,
+    entryFdsPeak: r.entryFdsPeak,
+    limits: r.limits,
+    load: loadField,
+    net: netField,
+  });
+  emit({
+    bench: 'slow-clients-kernel-tcp-mem',
+    metric: `host TCP memory peak with ${count} slow clients (1 B/s), via ${via}`,
+    value: r.kernelTcpMemPeakMiB,
+    unit: 'MiB',
+    baseline: { name: 'net.ipv4.tcp_mem pressure threshold', value: pressureMiB, unit: 'MiB' },
+    ratio: r.kernelTcpMemPeakMiB / pressureMiB,
+    target: '< pressure threshold (ratio < 1)',
+    pass: r.kernelTcpMemPeakMiB < pressureMiB,
+    beforeMiB: r.kernelTcpMemBeforeMiB,
+    perClientKiB: r.kernelPerClientKiB,
+    tcpMemMaxMiB: maxMiB,
+    entryTcpNotsentLowat: r.tcpNotsentLowat,
+    entryKiBPerClient: legKiB(r.entryLegsAtPeak, 'client') + legKiB(r.entryLegsAtPeak, 'origin'),
+    entryLegs: legDetail(r.entryLegsAtPeak),
+    ...(r.namespacesAtPeakMiB ? { namespacesMiB: r.namespacesAtPeakMiB } : {}),
+    kernelAbortsOnMemory: r.kernelAbortsOnMemory,
+    kernelMemoryPressures: r.kernelMemoryPressures,
+    net: netField,
+  });
+}
 if (r.normalMode === 'fresh') {
   emit({
-    bench: 'slow-clients-normal-rate',
+    bench: `slow-clients-normal-rate${suffix}`,
     metric: `normal client download rate (${normalMiB} MiB) with ${count} slow clients, via ${via}`,
     ...againstBaseline(
       r.normalUnderLoadMBps,
@@ -346,7 +369,7 @@ if (r.normalMode === 'established' && r.establishedBaselineWindow) {
   const t = transientSummary(base.mbps);
   const last = r.transientSeries[r.transientSeries.length - 1];
   emit({
-    bench: 'slow-clients-normal-rate-established',
+    bench: `slow-clients-normal-rate-established${suffix}`,
     metric: `worst window of a normal client's downloads (${normalMiB} MiB, 5 per window) on one keep-alive connection opened before ${count} slow clients (1 B/s) connect, via ${via}`,
     ...againstBaseline(
       t.worstRatio * base.mbps,
