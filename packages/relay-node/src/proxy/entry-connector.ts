@@ -10,7 +10,7 @@ import {
   WireCode,
 } from '@relaymesh/shared';
 import type { ExitHandler } from './exit/exit-handler.ts';
-import { mayTryAgain } from './http/retry.ts';
+import { exitCouldNotConnect, mayTryAgain } from './http/retry.ts';
 import {
   DATA_PLANE_VERSION,
   decodeResponseHead,
@@ -48,6 +48,11 @@ export interface OpenRequest {
    * open throws ERR_ROUTE_NONE (a retry on a broken path would only fail again).
    */
   avoid?: readonly (readonly string[])[];
+  /**
+   * A retry after these exits could not connect to the origin: paths that end at one of
+   * them are skipped (ERR_ROUTE_NONE when none is left).
+   */
+  avoidExits?: readonly string[];
   /** Reuse this request id (a retry or a resume is the same request in the logs). */
   id?: string;
 }
@@ -126,6 +131,11 @@ export function failureForReset(code: WireCode | undefined): EntryFailure {
   }
 }
 
+/** The exit of a stream's path (this node when it is its own exit). */
+export function exitOf(entry: EntryStream): string {
+  return entry.path[entry.path.length - 1] as string;
+}
+
 /** `paths` without `avoid`, those through another first hop first (order kept otherwise). */
 function avoiding(
   paths: string[][],
@@ -170,7 +180,9 @@ export class EntryConnector {
   open(req: OpenRequest): EntryStream {
     const id = req.id ?? newRequestId();
     const paths = avoiding(
-      this.#routes.pathsFor(req.origin.name).filter((p) => p[0] === this.nodeId),
+      this.#routes
+        .pathsFor(req.origin.name)
+        .filter((p) => p[0] === this.nodeId && !req.avoidExits?.includes(p[p.length - 1] ?? '')),
       req.avoid,
     );
     if (paths.length === 0) {
@@ -208,7 +220,9 @@ export class EntryConnector {
    * Opens a stream that carries no client bytes before its RESPONSE HEAD (CONNECT, a
    * WebSocket upgrade's GET, a TCP forward) and waits for that head, retrying on another
    * path as an idempotent request would be (retry.ts mayTryAgain: up to 3 tries while hops
-   * refuse it, one retry for another broken path, none for a timeout or an error head).
+   * refuse it, one retry for another broken path, none for a timeout), and once through
+   * another exit when the exit could not connect to the origin (exitCouldNotConnect); no
+   * retry after any other error head.
    * `client` closing resets the stream in flight and ends the tries. Never throws: no path
    * at all is an ERR_ROUTE_NONE answer.
    */
@@ -217,11 +231,12 @@ export class EntryConnector {
     client: { once: Duplex['once']; off: Duplex['off']; destroyed: boolean },
   ): Promise<RawOpen> {
     const avoid: string[][] = [];
+    const avoidExits: string[] = [];
     let last: RawOpen | undefined;
     for (let tries = 1; ; tries++) {
       let entry: EntryStream;
       try {
-        entry = this.open(last?.entry ? { ...req, avoid, id: last.entry.id } : req);
+        entry = this.open(last?.entry ? { ...req, avoid, avoidExits, id: last.entry.id } : req);
       } catch (err) {
         return (
           last ?? {
@@ -236,7 +251,17 @@ export class EntryConnector {
       const answer = await this.readResponseHead(stream);
       client.off('close', onEarlyClose);
       last = { entry, answer };
-      if ('v' in answer || client.destroyed) return last;
+      if (client.destroyed) return last;
+      if ('v' in answer) {
+        if (!exitCouldNotConnect(answer) || avoidExits.length > 0) return last;
+        resetStream(stream, WireCode.CANCEL);
+        avoidExits.push(exitOf(entry));
+        this.#log.info(
+          { reqId: entry.id, [F.PATH]: entry.path.join(','), tries, err: answer.error?.code },
+          'raw stream retried through another exit',
+        );
+        continue;
+      }
       if (!mayTryAgain(tries, answer, stream.resetCode, true)) return last;
       this.pathBroke(entry);
       avoid.push(entry.path);

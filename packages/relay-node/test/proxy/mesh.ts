@@ -67,6 +67,8 @@ export interface MeshOptions {
   transport?: 'memory' | 'tcp';
   debugHeaders?: boolean;
   dialer?: Dialer;
+  /** Per node: the dialer its exit reaches upstreams with (else `dialer`). */
+  dialers?: Record<string, Dialer>;
   exit?: DataPlaneOptions['exit'];
   responseHeadTimeoutMs?: number;
   /** Every node's data plane logs here. @default silent */
@@ -118,7 +120,7 @@ function makeNode(id: string, o: MeshOptions, catalog: OriginTable): MeshNode {
     catalog,
     routes,
     opener,
-    dialer: o.dialer ?? new DirectDialer(),
+    dialer: o.dialers?.[id] ?? o.dialer ?? new DirectDialer(),
     httpListen: { host: '127.0.0.1', port: 0 },
     debugHeaders: o.debugHeaders ?? true,
     ...(o.exit ? { exit: o.exit } : {}),

@@ -179,11 +179,11 @@ export const ERROR_CODES = {
   },
   ERR_PROXY_UPSTREAM_CONNECT: {
     retryable: true,
-    doc: 'exit could not connect to any upstream of the origin (entry answers 502)',
+    doc: 'exit could not connect to any upstream of the origin: refused, unreachable, or the connect timed out (entry answers 502; 504 when the last connect timed out; it first tries another exit once)',
   },
   ERR_PROXY_UPSTREAM_TIMEOUT: {
     retryable: true,
-    doc: 'origin did not answer (connect or response headers) in time (entry answers 504)',
+    doc: 'origin did not send its response headers in time (entry answers 504)',
   },
   ERR_PROXY_UPSTREAM_RESET: {
     retryable: true,

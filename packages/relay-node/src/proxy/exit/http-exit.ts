@@ -67,7 +67,11 @@ class StreamBody extends Readable {
 
 /** A connect failure: nothing reached the origin, so another upstream may be tried. */
 function isConnectFailure(err: unknown): boolean {
-  return isRelayError(err) && err.code.startsWith('ERR_DIAL_');
+  if ((err as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT') return true;
+  return (
+    isRelayError(err) &&
+    (err.code.startsWith('ERR_DIAL_') || err.code === 'ERR_PROXY_UPSTREAM_CONNECT')
+  );
 }
 
 function isTimeout(err: unknown): boolean {
@@ -89,18 +93,24 @@ export function replyError(stream: HopStream, status: number, code: string, mess
   stream.resume();
 }
 
-/** Maps a final failure to the response the entry should give. */
+/**
+ * Maps a final failure to the response the entry should give. A failed connect (refused,
+ * unreachable, timed out) is ERR_PROXY_UPSTREAM_CONNECT, 504 when it timed out: no upstream
+ * got the request (serveHttp moves on after a request went out only when it is idempotent
+ * without a body), so the entry may send it through another exit (retry.ts).
+ */
 function failureReply(stream: HopStream, err: unknown, origin: string): void {
   const message = (err as Error).message ?? String(err);
-  if (isTimeout(err)) {
-    replyError(stream, 504, 'ERR_PROXY_UPSTREAM_TIMEOUT', `origin ${origin} timed out: ${message}`);
-  } else if (isConnectFailure(err)) {
+  if (isConnectFailure(err)) {
+    const timedOut = isTimeout(err);
     replyError(
       stream,
-      502,
+      timedOut ? 504 : 502,
       'ERR_PROXY_UPSTREAM_CONNECT',
-      `origin ${origin} unreachable: ${message}`,
+      `origin ${origin} ${timedOut ? 'connect timed out' : 'unreachable'}: ${message}`,
     );
+  } else if (isTimeout(err)) {
+    replyError(stream, 504, 'ERR_PROXY_UPSTREAM_TIMEOUT', `origin ${origin} timed out: ${message}`);
   } else {
     replyError(stream, 502, 'ERR_PROXY_UPSTREAM_RESET', `origin ${origin} failed: ${message}`);
   }

@@ -80,14 +80,10 @@ export async function serveRaw(
   const result = await dialAny(pool, dialer, accept);
   if ('error' in result) {
     const err = result.error;
+    // Nothing reached an upstream: the entry may try another exit (retry.ts).
     const timeout = isRelayError(err, 'ERR_DIAL_TIMEOUT');
-    const message = `origin ${header.origin} ${timeout ? 'timed out' : 'unreachable'}: ${(err as Error).message}`;
-    replyError(
-      stream,
-      timeout ? 504 : 502,
-      timeout ? 'ERR_PROXY_UPSTREAM_TIMEOUT' : 'ERR_PROXY_UPSTREAM_CONNECT',
-      message,
-    );
+    const message = `origin ${header.origin} ${timeout ? 'connect timed out' : 'unreachable'}: ${(err as Error).message}`;
+    replyError(stream, timeout ? 504 : 502, 'ERR_PROXY_UPSTREAM_CONNECT', message);
     return;
   }
   const { socket, upstream } = result;

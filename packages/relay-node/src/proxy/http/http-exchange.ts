@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { F, type Logger, WireCode } from '@relaymesh/shared';
-import type { EntryConnector, EntryFailure, EntryStream, OpenRequest } from '../entry-connector.ts';
+import {
+  type EntryConnector,
+  type EntryFailure,
+  type EntryStream,
+  exitOf,
+  type OpenRequest,
+} from '../entry-connector.ts';
 import type { HeaderPairs, RequestHead, ResponseHead } from '../open-header.ts';
 import { resetStream } from '../splice.ts';
 import type { Origin, OriginCatalog } from '../types.ts';
@@ -14,7 +20,7 @@ import {
   toOutgoing,
 } from './headers.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
-import { bufferBody, isIdempotent, mayTryAgain } from './retry.ts';
+import { bufferBody, exitCouldNotConnect, isIdempotent, mayTryAgain } from './retry.ts';
 import type { StallWatch } from './stall-watch.ts';
 
 /** Where a request goes: the authority that names the origin and the origin-form target. */
@@ -172,7 +178,8 @@ async function attempt(
  * streamed up, response head and body streamed back. Bodies up to 64 KiB are buffered;
  * such a request whose path breaks before the response head is retried once on another
  * path when it is idempotent, and whatever its method on up to two more paths while hops
- * refuse the stream unprocessed; a GET body broken mid-way is resumed with a Range request
+ * refuse the stream unprocessed, and once through another exit when the exit could not
+ * connect to the origin; a GET body broken mid-way is resumed with a Range request
  * (body-relay.ts). Never rejects.
  */
 export async function proxyRequest(
@@ -195,17 +202,33 @@ export async function proxyRequest(
   const open: OpenRequest = { origin, kind: 'http', head };
   let a = await attempt(ctx, req, res, open, body);
   // Tries on other paths while safe (mayTryAgain): e.g. in a rolling restart a relay may
-  // not have its tunnel to the restarted node yet and refuses the stream unprocessed.
+  // not have its tunnel to the restarted node yet and refuses the stream unprocessed. And
+  // once through another exit when the exit could not connect to the origin
+  // (exitCouldNotConnect): e.g. its own link to the origin is cut.
   const avoid: string[][] = [];
+  const avoidExits: string[] = [];
   for (let tries = 1; ; tries++) {
-    if (!('answer' in a) || 'v' in a.answer || body === null || res.destroyed) break;
-    if (!mayTryAgain(tries, a.answer, a.entry.stream.resetCode, idempotent)) break;
-    ctx.connector.pathBroke(a.entry);
-    avoid.push(a.entry.path);
-    const b = await attempt(ctx, req, res, { ...open, avoid, id: a.entry.id }, body);
+    if (!('answer' in a) || body === null || res.destroyed) break;
+    const failed = a.answer;
+    if ('v' in failed) {
+      if (!exitCouldNotConnect(failed) || avoidExits.length > 0) break;
+      resetStream(a.entry.stream, WireCode.CANCEL);
+      avoidExits.push(exitOf(a.entry));
+    } else {
+      if (!mayTryAgain(tries, failed, a.entry.stream.resetCode, idempotent)) break;
+      ctx.connector.pathBroke(a.entry);
+      avoid.push(a.entry.path);
+    }
+    const b = await attempt(ctx, req, res, { ...open, avoid, avoidExits, id: a.entry.id }, body);
     ctx.log.info(
-      { reqId: a.entry.id, [F.PATH]: a.entry.path.join(','), ok: 'answer' in b, tries },
-      'request retried on another path',
+      {
+        reqId: a.entry.id,
+        [F.PATH]: a.entry.path.join(','),
+        ok: 'answer' in b,
+        tries,
+        why: 'v' in failed ? failed.error?.code : failed.code,
+      },
+      'v' in failed ? 'request retried through another exit' : 'request retried on another path',
     );
     if (!('answer' in b)) break;
     a = b;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { WireCode } from '@relaymesh/shared';
 import type { EntryFailure } from '../entry-connector.ts';
-import type { HeaderPairs } from '../open-header.ts';
+import type { HeaderPairs, ResponseHead } from '../open-header.ts';
 
 /** Request bodies up to this size are buffered so that the request can be replayed. */
 export const RETRY_BODY_LIMIT = 64 * 1024;
@@ -26,6 +26,18 @@ export function mayTryAgain(
 ): boolean {
   if (isRefusal(resetCode)) return tries < MAX_REFUSED_TRIES;
   return replayable && tries < 2 && isPathFailure(failure);
+}
+
+/**
+ * Whether an exit's error head says it could not connect to any upstream of the origin
+ * (refused, unreachable, or the connect timed out: ERR_PROXY_UPSTREAM_CONNECT). No upstream
+ * got the request then, or it is idempotent without a body (the exit tries another
+ * upstream after a request went out only then), so another exit may serve it whatever its
+ * method: one more try, through a path that ends at another exit. Another exit's link to
+ * the origin may be up when this one's is cut; the path to the exit is not at fault.
+ */
+export function exitCouldNotConnect(head: ResponseHead): boolean {
+  return head.error?.code === 'ERR_PROXY_UPSTREAM_CONNECT';
 }
 
 /** RFC 9110 9.2.2 idempotent methods. */
