@@ -85,14 +85,19 @@ interface Seen {
   bodyBytes: number;
 }
 
+interface TwoExitsOptions {
+  /** Default: every origin over en,ex1 with en,ex2 as the alternate. */
+  routes?: (origins: OriginConfig[]) => RouteEntry[];
+  extraOrigins?: OriginConfig[];
+  /** Default: direct. */
+  ex2Dialer?: Dialer;
+}
+
 /** Entry en and two exits; ex1 reaches the origin through `ex1Dialer`. */
-async function twoExits(
-  ex1Dialer: Dialer,
-  seen: Seen[],
-  routes: (origins: OriginConfig[]) => RouteEntry[] = (os) =>
-    os.map((o) => route(o.name, ['en', 'ex1'], ['en', 'ex2'])),
-  extraOrigins: OriginConfig[] = [],
-): Promise<Mesh> {
+async function twoExits(ex1Dialer: Dialer, seen: Seen[], o: TwoExitsOptions = {}): Promise<Mesh> {
+  const routes =
+    o.routes ??
+    ((os: OriginConfig[]) => os.map((x) => route(x.name, ['en', 'ex1'], ['en', 'ex2'])));
   origin = await startOrigin((req, res) => {
     let bodyBytes = 0;
     req.on('data', (c: Buffer) => {
@@ -105,7 +110,7 @@ async function twoExits(
   });
   const origins = [
     { name: 'files', hosts: ['files.example'], upstreams: [origin.url] },
-    ...extraOrigins,
+    ...(o.extraOrigins ?? []),
   ];
   mesh = await buildMesh({
     nodes: ['en', 'ex1', 'ex2'],
@@ -115,7 +120,7 @@ async function twoExits(
     ],
     origins,
     routes: routes(origins),
-    dialers: { ex1: ex1Dialer },
+    dialers: { ex1: ex1Dialer, ...(o.ex2Dialer ? { ex2: o.ex2Dialer } : {}) },
     exit: { pool: { connectTimeoutMs: 500 }, healthChecks: false },
   });
   return mesh;
@@ -202,7 +207,7 @@ describe('an exit that cannot connect to the origin', () => {
   it('with no other exit the client gets the exit answer: 502, and 504 for a timed-out connect', async () => {
     const onlyEx1 = (os: OriginConfig[]) => os.map((o) => route(o.name, ['en', 'ex1']));
     const seen: Seen[] = [];
-    let m = await twoExits(new CutLink(await refusingPort()), seen, onlyEx1);
+    let m = await twoExits(new CutLink(await refusingPort()), seen, { routes: onlyEx1 });
     expect(await send(m, 'GET', '/x')).toMatchObject({
       status: 502,
       path: 'en,ex1',
@@ -215,10 +220,22 @@ describe('an exit that cannot connect to the origin', () => {
       for (const c of silent.fillers) c.destroy();
       silent.proc.kill('SIGKILL');
     });
-    m = await twoExits(new CutLink(silent.port), seen, onlyEx1);
+    m = await twoExits(new CutLink(silent.port), seen, { routes: onlyEx1 });
     const r = await send(m, 'GET', '/y');
     expect(r).toMatchObject({ status: 504, path: 'en,ex1', error: 'ERR_PROXY_UPSTREAM_CONNECT' });
     expect(r.body).toContain('connect timed out');
+    expect(seen).toEqual([]);
+  });
+
+  it('cut at both exits: one retry only, the second exit answers 502', async () => {
+    const refused = new CutLink(await refusingPort());
+    const seen: Seen[] = [];
+    const m = await twoExits(refused, seen, { ex2Dialer: refused });
+    expect(await send(m, 'POST', '/z', Buffer.alloc(5, 1))).toMatchObject({
+      status: 502,
+      path: 'en,ex2',
+      error: 'ERR_PROXY_UPSTREAM_CONNECT',
+    });
     expect(seen).toEqual([]);
   });
 
@@ -252,9 +269,11 @@ describe('an exit that cannot connect to the origin', () => {
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     cleanups.push(() => echo.close());
     const echoPort = (echo.address() as AddressInfo).port;
-    const m = await twoExits(new CutLink(await refusingPort()), [], undefined, [
-      { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
-    ]);
+    const m = await twoExits(new CutLink(await refusingPort()), [], {
+      extraOrigins: [
+        { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
+      ],
+    });
     const c = net.connect({ port: m.node('en').port, host: '127.0.0.1' });
     c.write(`CONNECT echo.example:${echoPort} HTTP/1.1\r\nHost: echo.example:${echoPort}\r\n\r\n`);
     const head = await readUntil(c, '\r\n\r\n');
