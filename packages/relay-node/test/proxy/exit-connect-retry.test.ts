@@ -1,11 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { connectTcp, type Dialer, type DialOptions, type DialTarget } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OriginConfig } from '../../src/routing/origin-catalog.ts';
 import type { RouteEntry } from '../../src/routing/route-table.ts';
-import { buildMesh, type Mesh, route, startOrigin, type TestOrigin } from './mesh.ts';
+import {
+  buildMesh,
+  type Mesh,
+  type Outcome,
+  readUntil,
+  route,
+  sendToEntry,
+  startEcho,
+  startOrigin,
+  type TestOrigin,
+} from './mesh.ts';
 
 // An exit that cannot connect to the origin (its own link to it is cut) answers
 // ERR_PROXY_UPSTREAM_CONNECT; nothing reached the origin, so the entry sends the request once
@@ -126,43 +135,8 @@ async function twoExits(ex1Dialer: Dialer, seen: Seen[], o: TwoExitsOptions = {}
   return mesh;
 }
 
-interface Outcome {
-  status: number;
-  path: string | undefined;
-  error: string | undefined;
-  body: string;
-}
-
 function send(m: Mesh, method: string, path: string, body?: Buffer): Promise<Outcome> {
-  return new Promise<Outcome>((resolve, reject) => {
-    const req = http.request(
-      {
-        port: m.node('en').port,
-        host: '127.0.0.1',
-        method,
-        path,
-        headers: { host: 'files.example' },
-        agent: false,
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            path: res.headers['x-relaymesh-path'] as string | undefined,
-            error: res.headers['x-relaymesh-error'] as string | undefined,
-            body: text,
-          }),
-        );
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendToEntry(m, method, path, body ? { body } : {});
 }
 
 describe('an exit that cannot connect to the origin', () => {
@@ -261,14 +235,8 @@ describe('an exit that cannot connect to the origin', () => {
   });
 
   it('CONNECT to a TCP origin goes through the other exit when ex1 is refused', async () => {
-    const echo = net.createServer({ allowHalfOpen: true }, (s) => {
-      s.on('data', (c) => s.write(c));
-      s.on('end', () => s.end());
-      s.on('error', () => {});
-    });
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const { server: echo, port: echoPort } = await startEcho();
     cleanups.push(() => echo.close());
-    const echoPort = (echo.address() as AddressInfo).port;
     const m = await twoExits(new CutLink(await refusingPort()), [], {
       extraOrigins: [
         { name: 'echo', hosts: ['echo.example'], upstreams: [`tcp://127.0.0.1:${echoPort}`] },
@@ -284,19 +252,3 @@ describe('an exit that cannot connect to the origin', () => {
     c.destroy();
   });
 });
-
-function readUntil(s: net.Socket, marker: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (d: Buffer) => {
-      got += d.toString('latin1');
-      if (got.includes(marker)) {
-        s.off('data', onData);
-        resolve(got);
-      }
-    };
-    s.on('data', onData);
-    s.once('error', reject);
-    s.once('close', () => reject(new Error(`closed before ${JSON.stringify(marker)}: ${got}`)));
-  });
-}

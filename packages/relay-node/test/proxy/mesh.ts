@@ -286,3 +286,74 @@ export function socketsOnPort(port: number, listening = false): string[] {
 export function entrySideSockets(port: number): string[] {
   return socketsOnPort(port).filter((l) => !l.startsWith('LISTEN'));
 }
+
+/** A client request's outcome at the entry (debug headers on). */
+export interface Outcome {
+  status: number;
+  /** `x-relaymesh-path`: the path that served it. */
+  path: string | undefined;
+  /** `x-relaymesh-error`: the error code of an error answer. */
+  error: string | undefined;
+  body: string;
+}
+
+/** One request to the entry `en` of `m` for Host files.example (an own connection). */
+export function sendToEntry(
+  m: Mesh,
+  method: string,
+  path: string,
+  opts: { body?: Buffer; key?: string } = {},
+): Promise<Outcome> {
+  return new Promise<Outcome>((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { host: 'files.example' };
+    if (opts.key) headers['idempotency-key'] = opts.key;
+    const req = http.request(
+      { port: m.node('en').port, host: '127.0.0.1', method, path, headers, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            path: res.headers['x-relaymesh-path'] as string | undefined,
+            error: res.headers['x-relaymesh-error'] as string | undefined,
+            body,
+          }),
+        );
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Reads from `s` until the text received contains `marker`; resolves with all of it. */
+export function readUntil(s: net.Socket, marker: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.includes(marker)) {
+        s.off('data', onData);
+        resolve(got);
+      }
+    };
+    s.on('data', onData);
+    s.once('error', reject);
+    s.once('close', () => reject(new Error(`closed before "${marker}": got "${got}"`)));
+  });
+}
+
+/** A TCP echo server on 127.0.0.1 that ends on the client's FIN. */
+export async function startEcho(): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('data', (c) => s.write(c));
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}

@@ -1,11 +1,21 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ForwardServer } from '../../src/proxy/tcp/forward-server.ts';
 import type { OriginConfig } from '../../src/routing/origin-catalog.ts';
-import { buildMesh, type Mesh, route, sha256, startOrigin, type TestOrigin } from './mesh.ts';
+import {
+  buildMesh,
+  type Mesh,
+  readUntil,
+  route,
+  sendToEntry,
+  sha256,
+  startEcho,
+  startOrigin,
+  type TestOrigin,
+} from './mesh.ts';
 
 // Request-level resilience at the entry (docs/data-plane.md 4.7): one retry of a replayable
 // request on another path before the response head; Range resume of a GET broken mid-body;
@@ -111,37 +121,7 @@ function cutFromExit(m: Mesh, r: string): void {
   m.node(r).sessions.delete('ex');
 }
 
-interface Outcome {
-  status: number;
-  path: string | undefined;
-  body: string;
-}
-
-function send(m: Mesh, method: string, path: string, opts: { body?: Buffer; key?: string } = {}) {
-  return new Promise<Outcome>((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { host: 'files.example' };
-    if (opts.key) headers['idempotency-key'] = opts.key;
-    const req = http.request(
-      { port: m.node('en').port, host: '127.0.0.1', method, path, headers, agent: false },
-      (res) => {
-        let body = '';
-        res.on('data', (d) => {
-          body += d;
-        });
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            path: res.headers['x-relaymesh-path'] as string | undefined,
-            body,
-          }),
-        );
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+const send = sendToEntry;
 
 describe('retry before the response head', () => {
   it('GET, PUT with a small body and POST with Idempotency-Key retry once on the other path', async () => {
@@ -318,14 +298,7 @@ describe('Range resume of a GET broken mid-body', () => {
 
 describe('raw streams retry before the exit answers', () => {
   it('CONNECT, a TCP forward and a WebSocket upgrade go over r2 when relay r1 lost the exit', async () => {
-    // Echoes and ends on the client's FIN.
-    const echo = net.createServer({ allowHalfOpen: true }, (s) => {
-      s.on('data', (c) => s.write(c));
-      s.on('end', () => s.end());
-      s.on('error', () => {});
-    });
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-    const echoPort = (echo.address() as AddressInfo).port;
+    const { server: echo, port: echoPort } = await startEcho();
     origin = await startOrigin((_req, res) => res.end('plain'));
     const wss = new WebSocketServer({ server: origin.server });
     wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo:${m.toString()}`)));
@@ -380,20 +353,3 @@ describe('raw streams retry before the exit answers', () => {
     }
   });
 });
-
-/** Reads from `s` until the text received contains `marker`; resolves with all of it. */
-function readUntil(s: net.Socket, marker: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (d: Buffer) => {
-      got += d.toString();
-      if (got.includes(marker)) {
-        s.off('data', onData);
-        resolve(got);
-      }
-    };
-    s.on('data', onData);
-    s.once('error', reject);
-    s.once('close', () => reject(new Error(`closed before "${marker}": got "${got}"`)));
-  });
-}
