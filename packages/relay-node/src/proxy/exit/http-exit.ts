@@ -68,10 +68,7 @@ class StreamBody extends Readable {
 /** A connect failure: nothing reached the origin, so another upstream may be tried. */
 function isConnectFailure(err: unknown): boolean {
   if ((err as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT') return true;
-  return (
-    isRelayError(err) &&
-    (err.code.startsWith('ERR_DIAL_') || err.code === 'ERR_PROXY_UPSTREAM_CONNECT')
-  );
+  return isRelayError(err) && err.code.startsWith('ERR_DIAL_');
 }
 
 function isTimeout(err: unknown): boolean {
@@ -101,7 +98,8 @@ export function replyError(stream: HopStream, status: number, code: string, mess
  */
 function failureReply(stream: HopStream, err: unknown, origin: string): void {
   const message = (err as Error).message ?? String(err);
-  if (isConnectFailure(err)) {
+  // (ERR_PROXY_UPSTREAM_CONNECT itself: the origin had no http upstream to try.)
+  if (isConnectFailure(err) || isRelayError(err, 'ERR_PROXY_UPSTREAM_CONNECT')) {
     const timedOut = isTimeout(err);
     replyError(
       stream,
