@@ -218,8 +218,12 @@ function trace(
   let started = 0;
   let elu = performance.eventLoopUtilization();
   const timer = setInterval(() => {
-    if (accepted() < TRACE_FROM_ACCEPTS) return;
     const now = performance.now();
+    if (accepted() < TRACE_FROM_ACCEPTS) {
+      // Before the load: keep only the last second of GC events.
+      while ((gcs[0]?.[0] ?? now) < now - 1000) gcs.shift();
+      return;
+    }
     if (!started) started = now;
     const u = performance.eventLoopUtilization(elu).utilization;
     elu = performance.eventLoopUtilization();
@@ -235,9 +239,7 @@ function trace(
     if (now - started < TRACE_MS) return;
     clearInterval(timer);
     gcObserver.disconnect();
-    const gc = gcs
-      .filter(([at]) => at >= started - 1000)
-      .map(([at, ms, kind]) => [Math.round(at - started), Number(ms.toFixed(1)), kind]);
+    const gc = gcs.map(([at, ms, kind]) => [Math.round(at - started), Number(ms.toFixed(1)), kind]);
     const columns = ['ms', 'accepted', 'admitted', 'waiting', 'rate', 'loop utilisation'];
     writeFileSync(file, JSON.stringify({ columns, rows, gc }));
   }, TRACE_STEP_MS);

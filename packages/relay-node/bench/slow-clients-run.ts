@@ -721,12 +721,13 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
+    let loadPort = port;
     if (o.loadTarget === 'sink') {
       sink = startScript(SINK, { listenHost: net.entryListen }, nsPrefix(net.ns?.entry), nofile);
       const sinkReady = await sink.first;
       procs.sink = Number(sinkReady.pid);
+      loadPort = Number(sinkReady.port);
     }
-    const loadPort = sink ? Number((await sink.first).port) : port;
     const started = startScript(
       LOAD,
       {

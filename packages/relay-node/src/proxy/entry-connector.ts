@@ -131,9 +131,9 @@ export function failureForReset(code: WireCode | undefined): EntryFailure {
   }
 }
 
-/** The exit of a stream's path (this node when it is its own exit). */
-export function exitOf(entry: EntryStream): string {
-  return entry.path[entry.path.length - 1] as string;
+/** The exit of a path (its last node: the entry itself when it is its own exit). */
+export function exitOf(path: readonly string[]): string {
+  return path[path.length - 1] as string;
 }
 
 /** `paths` without `avoid`, those through another first hop first (order kept otherwise). */
@@ -182,7 +182,7 @@ export class EntryConnector {
     const paths = avoiding(
       this.#routes
         .pathsFor(req.origin.name)
-        .filter((p) => p[0] === this.nodeId && !req.avoidExits?.includes(p[p.length - 1] ?? '')),
+        .filter((p) => p[0] === this.nodeId && !req.avoidExits?.includes(exitOf(p))),
       req.avoid,
     );
     if (paths.length === 0) {
@@ -255,7 +255,7 @@ export class EntryConnector {
       if ('v' in answer) {
         if (!exitCouldNotConnect(answer) || avoidExits.length > 0) return last;
         resetStream(stream, WireCode.CANCEL);
-        avoidExits.push(exitOf(entry));
+        avoidExits.push(exitOf(entry.path));
         this.#log.info(
           { reqId: entry.id, [F.PATH]: entry.path.join(','), tries, err: answer.error?.code },
           'raw stream retried through another exit',

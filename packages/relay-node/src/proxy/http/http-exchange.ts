@@ -213,7 +213,7 @@ export async function proxyRequest(
     if ('v' in failed) {
       if (!exitCouldNotConnect(failed) || avoidExits.length > 0) break;
       resetStream(a.entry.stream, WireCode.CANCEL);
-      avoidExits.push(exitOf(a.entry));
+      avoidExits.push(exitOf(a.entry.path));
     } else {
       if (!mayTryAgain(tries, failed, a.entry.stream.resetCode, idempotent)) break;
       ctx.connector.pathBroke(a.entry);
