@@ -13,6 +13,13 @@ export interface AdmissionOptions {
   sliceMs?: number;
   /** Hands an admitted connection (still paused) to the server. */
   admit: (socket: Socket) => void;
+  /**
+   * The waiting connections are in another process (the acceptor, acceptor.ts): the gate
+   * tells it whether to hand every connection over as it comes (open) or one per credit.
+   * The acceptor then calls {@link AdmissionGate.arrived} and {@link AdmissionGate.waiting}
+   * instead of {@link AdmissionGate.offer}.
+   */
+  remote?: { setOpen(open: boolean): void; credit(n: number): void };
   /** A connection had to wait, the first since the gate was last open: the rate in force. */
   onThrottled?: (e: { rate: number }) => void;
   /**
@@ -24,6 +31,8 @@ export interface AdmissionOptions {
 }
 
 export interface AdmissionStats {
+  /** Connections accepted so far (by the acceptor process, when there is one). */
+  accepted: number;
   /** Connections let in so far. */
   admitted: number;
   /** Connections waiting now, and the most that ever waited at once. */
@@ -80,7 +89,12 @@ export class AdmissionGate {
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #closed = false;
-  readonly #stats = { admitted: 0, queuedPeak: 0, maxWaitMs: 0 };
+  readonly #stats = { accepted: 0, admitted: 0, queuedPeak: 0, maxWaitMs: 0 };
+  readonly #remote: AdmissionOptions['remote'];
+  /** Remote: connections waiting in the acceptor (as last heard), and credits not used yet. */
+  #remoteWaiting = 0;
+  #credits = 0;
+  #remoteOpen = true;
   /** Since the first connection waited, until the gate is open again. */
   #episode: { startedAt: number; waited: number; maxWaitMs: number } | undefined;
   readonly #onThrottled: AdmissionOptions['onThrottled'];
@@ -91,16 +105,84 @@ export class AdmissionGate {
     this.#busyUtil = o.busyUtilization ?? 0.9;
     this.#sliceMs = o.sliceMs ?? 100;
     this.#admit = o.admit;
+    this.#remote = o.remote;
     this.#onThrottled = o.onThrottled;
     this.#onOpen = o.onOpen;
   }
 
   get stats(): AdmissionStats {
-    return { ...this.#stats, queued: this.#queued, rate: this.#rate };
+    const queued = this.#remote ? this.#remoteWaiting : this.#queued;
+    return { ...this.#stats, queued, rate: this.#rate };
+  }
+
+  /** Connections that wait for the gate: remote, those with no credit yet while throttled. */
+  #pending(): number {
+    if (!this.#remote) return this.#queued;
+    if (this.#rate === Number.POSITIVE_INFINITY) return 0; // the acceptor hands them over
+    return Math.max(0, this.#remoteWaiting - this.#credits);
+  }
+
+  /**
+   * Remote: the acceptor handed over a connection, as the gate allowed (open, or on a
+   * credit); `waiting` is how many still wait there, `accepted` its count so far.
+   */
+  arrived(
+    socket: Socket,
+    e: { waitedMs: number; credited: boolean; waiting: number; accepted: number },
+  ): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (e.credited && this.#credits > 0) this.#credits--;
+    this.#stats.accepted = Math.max(this.#stats.accepted, e.accepted);
+    if (e.waitedMs > this.#stats.maxWaitMs) this.#stats.maxWaitMs = e.waitedMs;
+    if (this.#episode) {
+      if (e.credited) this.#episode.waited++;
+      if (e.waitedMs > this.#episode.maxWaitMs) this.#episode.maxWaitMs = e.waitedMs;
+    }
+    this.#letIn(socket);
+    this.waiting(e.waiting, e.accepted);
+  }
+
+  /** Remote: connections waiting in the acceptor now (a report, or with a connection). */
+  waiting(n: number, accepted: number): void {
+    if (this.#closed) return;
+    this.#remoteWaiting = n;
+    this.#stats.accepted = Math.max(this.#stats.accepted, accepted);
+    if (n > this.#stats.queuedPeak) this.#stats.queuedPeak = n;
+    const now = performance.now();
+    this.#sample(now);
+    if (n > 0 && !this.#episode && this.#rate !== Number.POSITIVE_INFINITY) {
+      this.#episode = { startedAt: now, waited: 0, maxWaitMs: 0 };
+      this.#onThrottled?.({ rate: this.#rate });
+    }
+    // Throttled: top the acceptor's credits up to what the tokens allow.
+    if (this.#rate !== Number.POSITIVE_INFINITY) this.#pump();
+    else this.#schedule();
+  }
+
+  /** Remote: the acceptor process was replaced; what waited there is gone. */
+  remoteReset(): void {
+    this.#remoteWaiting = 0;
+    this.#credits = 0;
+    this.#remoteOpen = true;
+    this.#syncRemote();
+  }
+
+  /** Tells the acceptor whether the gate is open, when that changed. */
+  #syncRemote(): void {
+    if (!this.#remote) return;
+    const open = this.#rate === Number.POSITIVE_INFINITY;
+    if (open === this.#remoteOpen) return;
+    this.#remoteOpen = open;
+    if (open) this.#credits = 0;
+    this.#remote.setOpen(open);
   }
 
   /** A connection just accepted (paused): lets it in now or queues it. */
   offer(socket: Socket): void {
+    this.#stats.accepted++;
     if (this.#closed) {
       socket.destroy();
       return;
@@ -148,7 +230,7 @@ export class AdmissionGate {
 
   /** Per slice: the loop's utilisation since the last one sets the rate. */
   #sample(now: number): void {
-    if (now - this.#sliceAt < this.#sliceMs) return;
+    if (this.#busyRate === 0 || now - this.#sliceAt < this.#sliceMs) return;
     const elu = performance.eventLoopUtilization(this.#elu);
     this.#elu = performance.eventLoopUtilization();
     this.#sliceAt = now;
@@ -161,16 +243,23 @@ export class AdmissionGate {
       const recent = admitted / Math.max(0.001, (elu.idle + elu.active) / 1000);
       this.#rate = Math.max(this.#busyRate, Math.min(this.#rate, recent) / 2);
       this.#tokens = Math.min(this.#tokens, this.#bucket());
+      const over = this.#credits - Math.floor(this.#bucket());
+      if (this.#remote && over > 0 && !this.#remoteOpen) {
+        this.#credits -= over;
+        this.#remote.credit(-over);
+      }
     } else if (this.#rate !== Number.POSITIVE_INFINITY) {
       // Sampled lazily (on a connection, or while some wait): a long quiet spell counts as
       // that many slices. Mostly idle with nobody waiting: doubles per slice; else probes up
       // by a tenth of the floor per slice (the floor per second). Doubling while a flood
       // waited let bursts of 700-1,000/s in between busy slices.
-      if (elu.utilization < IDLE && this.#queued === 0) this.#rate *= 2 ** Math.min(slices, 30);
+      if (elu.utilization < IDLE && this.stats.queued === 0)
+        this.#rate *= 2 ** Math.min(slices, 30);
       else this.#rate += (this.#busyRate * slices) / 10;
       if (this.#rate > OPEN_AT * this.#busyRate) this.#rate = Number.POSITIVE_INFINITY;
     }
-    if (this.#rate === Number.POSITIVE_INFINITY && this.#episode && this.#queued === 0) {
+    this.#syncRemote();
+    if (this.#rate === Number.POSITIVE_INFINITY && this.#episode && this.stats.queued === 0) {
       const { startedAt, waited, maxWaitMs } = this.#episode;
       this.#episode = undefined;
       this.#onOpen?.({ waited, maxWaitMs, durationMs: now - startedAt });
@@ -201,7 +290,7 @@ export class AdmissionGate {
   }
 
   #schedule(): void {
-    if (this.#timer || this.#immediate || this.#queued === 0 || this.#closed) return;
+    if (this.#timer || this.#immediate || this.#pending() === 0 || this.#closed) return;
     if (this.#rate === Number.POSITIVE_INFINITY) {
       this.#immediate = setImmediate(() => {
         this.#immediate = undefined;
@@ -224,6 +313,22 @@ export class AdmissionGate {
   #pump(): void {
     const now = performance.now();
     this.#sample(now);
+    if (this.#remote) {
+      // Open: the acceptor hands everything over by itself. Throttled: one credit a token,
+      // granted ahead up to the bucket, so that a connection coming while tokens are left
+      // goes in at once (as it would inline), not after a round trip to ask for one.
+      let n = 0;
+      if (this.#rate !== Number.POSITIVE_INFINITY) {
+        const want = Math.max(this.#remoteWaiting, Math.floor(this.#bucket()));
+        while (this.#credits + n < want && this.#take(now)) n++;
+      }
+      if (n > 0) {
+        this.#credits += n;
+        this.#remote.credit(n);
+      }
+      this.#schedule();
+      return;
+    }
     for (let n = 0; this.#queued > 0 && n < 64 && this.#take(now); n++) {
       const w = this.#next();
       if (!w) {

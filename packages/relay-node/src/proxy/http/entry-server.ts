@@ -5,6 +5,7 @@ import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/s
 import type { EntryConnector, EntryFailure, OpenRequest } from '../entry-connector.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
+import { AcceptorProcess } from './acceptor.ts';
 import { AdmissionGate, type AdmissionStats } from './admission.ts';
 import { bareHost } from './headers.ts';
 import {
@@ -50,6 +51,23 @@ export interface EntryServerOptions {
    * Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 100
    */
   busyConnectionRate?: number;
+  /**
+   * Who accepts client connections. `process`: a small acceptor process of its own
+   * (src/proxy/http/acceptor-child.ts) owns the listener, keeps the connections the gate
+   * holds back, and hands the others over; a connect burst then costs that process, not the
+   * event loop the streams share (Node accepts on the loop's thread, ~25 us each, and cannot
+   * pause accepting). Each connection costs the entry ~65 us to receive instead (the
+   * acceptor's ~25 us run on another core) and ~0.1 ms more before its first byte is read.
+   * `inline`: the entry's own process accepts. @default 'inline'
+   */
+  acceptor?: 'process' | 'inline';
+  /**
+   * The acceptor process's nice value: it runs below the entry's priority, so that on a
+   * busy host a connect burst takes its CPU from the acceptor, not from the streams open
+   * (docs/reliability.md "Slow clients"). 0 keeps the entry's. Throws ERR_CONFIG_INVALID
+   * unless an integer 0-19. @default 10
+   */
+  acceptorNice?: number;
   /**
    * A response body whose client accepts no bytes for this long (its socket stays full)
    * is aborted and the connection reset (RST, so the kernel drops the unsent bytes), like
@@ -118,6 +136,16 @@ export class EntryServer {
   /** Requests being answered: a drain tells their clients `Connection: close`. */
   readonly #responses = new Set<ServerResponse>();
   readonly #gate: AdmissionGate | undefined;
+  readonly #mode: 'process' | 'inline';
+  readonly #maxConnections: number;
+  readonly #acceptorNice: number;
+  #acceptor: AcceptorProcess | undefined;
+  /**
+   * Acceptor process: the client connections handed over and still open (net.Server counts
+   * only those it accepted itself, for maxConnections and close()).
+   */
+  readonly #clients = new Set<Socket>();
+  #drained: (() => void) | undefined;
   #closed = false;
 
   constructor(options: EntryServerOptions) {
@@ -148,9 +176,59 @@ export class EntryServer {
       requestTimeout: options.requestTimeoutMs ?? 300_000,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
     });
-    this.#server.maxConnections = options.maxConnections ?? 4096;
+    this.#maxConnections = options.maxConnections ?? 4096;
+    this.#server.maxConnections = this.#maxConnections;
     const busyRate = nonNegativeInt('busyConnectionRate', options.busyConnectionRate ?? 100);
-    if (busyRate > 0) {
+    const mode = options.acceptor ?? 'inline';
+    if (mode !== 'process' && mode !== 'inline')
+      throw new RelayError('ERR_CONFIG_INVALID', `acceptor: ${String(mode)} is not process or inline`);
+    this.#mode = mode;
+    this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
+    if (this.#acceptorNice > 19)
+      throw new RelayError('ERR_CONFIG_INVALID', `acceptorNice: ${this.#acceptorNice} is over 19`);
+    if (mode === 'process') {
+      // Nothing listens here: the acceptor hands over connections, the gate (on even at
+      // busyConnectionRate 0, then always open) decides when, and they go straight to the
+      // http server's own connection listener.
+      const [httpConnection, ...others] = this.#server.listeners('connection');
+      if (typeof httpConnection !== 'function' || others.length > 0)
+        throw new Error('http.Server no longer has exactly one connection listener');
+      this.#server.removeListener('connection', httpConnection as (s: Socket) => void);
+      const server = this.#server;
+      this.#gate = new AdmissionGate({
+        busyRate,
+        admit: (socket) => {
+          if (this.#closed || this.#clients.size >= this.#maxConnections) {
+            socket.destroy();
+            return;
+          }
+          this.#clients.add(socket);
+          // net.Server sets TCP_NODELAY at accept (http.Server's noDelay: true); a socket
+          // that came over IPC has Nagle on, and each response's last segment then waited
+          // for the client's delayed ACK: ~40 ms per response, measured.
+          socket.setNoDelay(true);
+          socket.once('close', () => {
+            this.#clients.delete(socket);
+            if (this.#clients.size === 0) this.#drained?.();
+          });
+          httpConnection.call(server, socket);
+        },
+        remote: {
+          setOpen: (open) => this.#acceptor?.setOpen(open),
+          credit: (n) => this.#acceptor?.credit(n),
+        },
+        onThrottled: ({ rate }) =>
+          this.#log.warn(
+            { rate: Math.round(rate), busyConnectionRate: busyRate },
+            'event loop saturated: new connections wait for admission',
+          ),
+        onOpen: ({ waited, maxWaitMs, durationMs }) =>
+          this.#log.info(
+            { waited, maxWaitMs: Math.round(maxWaitMs), durationMs: Math.round(durationMs) },
+            'admission gate open again',
+          ),
+      });
+    } else if (busyRate > 0) {
       // The gate stands between accept and the http server: accepted sockets stay paused
       // (net.Server reads pauseOnConnect at each accept) until the gate hands them to the
       // http server's own connection listener.
@@ -210,6 +288,7 @@ export class EntryServer {
 
   /** Starts listening; resolves with the bound address (port 0 picks one). */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    if (this.#mode === 'process') return this.#listenInAcceptor(port, host);
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen({ port, host, backlog: this.#backlog }, () => {
@@ -217,6 +296,32 @@ export class EntryServer {
         resolve(this.#server.address() as AddressInfo);
       });
     });
+  }
+
+  async #listenInAcceptor(port: number, host: string): Promise<AddressInfo> {
+    const gate = this.#gate as AdmissionGate;
+    const acceptor = new AcceptorProcess({
+      host,
+      port,
+      backlog: this.#backlog,
+      maxWaiting: this.#maxConnections,
+      nice: this.#acceptorNice,
+      log: this.#log,
+      onSocket: (socket, e) => gate.arrived(socket, e),
+      onWaiting: (n, accepted) => gate.waiting(n, accepted),
+      onRestart: () => gate.remoteReset(),
+    });
+    this.#acceptor = acceptor;
+    const address = await acceptor.start();
+    // http.Server starts checking headersTimeout and requestTimeout on 'listening'; its own
+    // listener never listens here.
+    this.#server.emit('listening');
+    return address;
+  }
+
+  /** The acceptor process's pid (`acceptor: 'process'`). */
+  get acceptorPid(): number | undefined {
+    return this.#acceptor?.pid;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -373,6 +478,19 @@ export class EntryServer {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const res of this.#responses) this.#lastOnConnection(res);
+    if (this.#mode === 'process') {
+      return new Promise((resolve) => {
+        // The acceptor stops listening and closes what waits there (it sent nothing here).
+        const stopped = this.#acceptor?.close() ?? Promise.resolve();
+        this.#gate?.close();
+        const drained = new Promise<void>((r) => {
+          if (this.#clients.size === 0) r();
+          else this.#drained = r;
+        });
+        this.#server.closeIdleConnections();
+        void Promise.all([stopped, drained]).then(() => this.#server.close(() => resolve()));
+      });
+    }
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       // Waiting connections never sent a request here: they go, the client can retry.
@@ -384,9 +502,11 @@ export class EntryServer {
   /** Closes every client connection at once. Idempotent. */
   destroy(): void {
     this.#closed = true;
+    void this.#acceptor?.close();
     this.#server.close();
     this.#gate?.close();
     this.#server.closeAllConnections();
+    for (const s of this.#clients) s.destroy();
     for (const s of this.#raw) s.destroy();
     this.#raw.clear();
   }

@@ -1,0 +1,162 @@
+/**
+ * The entry's acceptor process (src/proxy/http/acceptor.ts starts it with `fork`). It owns
+ * the entry's listening socket, accepts connections paused (nothing is read from them),
+ * and hands them to the entry's process over the IPC channel: every one at once while the
+ * entry's admission gate is open, one per credit the gate grants while it is throttled,
+ * round-robin by source address. Node accepts on the thread that polls the listener and
+ * cannot pause that; ~25 us per connection plus its bookkeeping, so a burst of 10,000
+ * connects took the entry's event loop from the streams already open. Here the burst costs
+ * this process, and the entry's loop sees only the connections its gate lets in.
+ *
+ * Imports only node: modules; the messages are described in acceptor.ts.
+ */
+import net from 'node:net';
+import { setPriority } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { ToAcceptor, FromAcceptor } from './acceptor-protocol.ts';
+
+interface Waiting {
+  socket: net.Socket;
+  at: number;
+}
+
+/** Handles sent and not yet written to the channel: Node queues the rest until the entry acks. */
+const MAX_SENDING = 8;
+/** While connections wait, the entry hears how many this often. */
+const REPORT_MS = 50;
+
+const queues = new Map<string, Waiting[]>();
+let waiting = 0;
+let accepted = 0;
+let open = true;
+let credit = 0;
+let sending = 0;
+let maxWaiting = 4096;
+let server: net.Server | undefined;
+let reportTimer: NodeJS.Timeout | undefined;
+let closing = false;
+
+function send(m: FromAcceptor, handle?: net.Socket, done?: () => void): void {
+  if (!process.connected) return;
+  if (handle) process.send?.(m, handle, { keepOpen: false }, done);
+  else process.send?.(m);
+}
+
+function report(): void {
+  reportTimer = undefined;
+  send({ t: 'waiting', n: waiting, accepted });
+  if (waiting > 0) reportTimer = setTimeout(report, REPORT_MS);
+}
+
+function next(): Waiting | undefined {
+  while (waiting > 0) {
+    const [key, list] = queues.entries().next().value as [string, Waiting[]];
+    const w = list.shift() as Waiting;
+    waiting--;
+    queues.delete(key);
+    if (list.length > 0) queues.set(key, list);
+    if (!w.socket.destroyed) return w;
+  }
+  return undefined;
+}
+
+/** Hands over what the gate allows, a few handles in flight at a time. */
+function pump(): void {
+  while (waiting > 0 && sending < MAX_SENDING && (open || credit > 0)) {
+    const w = next();
+    if (!w) break;
+    const credited = !open;
+    if (credited) credit--;
+    sending++;
+    const waitedMs = performance.now() - w.at;
+    w.socket.removeAllListeners('error');
+    send({ t: 'socket', waitedMs, credited, waiting, accepted }, w.socket, () => {
+      sending--;
+      pump();
+    });
+  }
+  if (waiting > 0 && !reportTimer) reportTimer = setTimeout(report, REPORT_MS);
+}
+
+function onConnection(socket: net.Socket): void {
+  accepted++;
+  if (closing || waiting >= maxWaiting) {
+    socket.destroy();
+    return;
+  }
+  // A paused socket reads nothing, but a reset can still come.
+  socket.on('error', () => socket.destroy());
+  const key = socket.remoteAddress ?? '';
+  const w = { socket, at: performance.now() };
+  const list = queues.get(key);
+  if (list) list.push(w);
+  else queues.set(key, [w]);
+  const wasEmpty = waiting === 0;
+  waiting++;
+  // Throttled: the entry learns at once that someone waits (it may open, or grant a credit).
+  if (wasEmpty && !open) send({ t: 'waiting', n: waiting, accepted });
+  pump();
+}
+
+function close(): void {
+  closing = true;
+  server?.close();
+  for (const list of queues.values()) for (const w of list) w.socket.destroy();
+  queues.clear();
+  waiting = 0;
+  clearTimeout(reportTimer);
+  process.disconnect?.();
+}
+
+process.on('message', (m: ToAcceptor) => {
+  switch (m.t) {
+    case 'listen': {
+      maxWaiting = m.maxWaiting;
+      if (m.nice > 0) {
+        try {
+          setPriority(m.nice);
+        } catch {
+          // not allowed here (a seccomp profile): accept at the entry's priority
+        }
+      }
+      server = net.createServer({ pauseOnConnect: true }, onConnection);
+      let listening = false;
+      let warnedAt = 0;
+      server.on('error', (err: NodeJS.ErrnoException) => {
+        const e = { code: err.code ?? 'ERR', message: err.message };
+        if (!listening) return send({ t: 'error', ...e });
+        // accept(2) failed (EMFILE...): the listener goes on; the entry logs it, once a second.
+        const now = performance.now();
+        if (now - warnedAt < 1_000) return;
+        warnedAt = now;
+        send({ t: 'acceptError', ...e });
+      });
+      server.listen({ host: m.host, port: m.port, backlog: m.backlog }, () => {
+        listening = true;
+        const a = server?.address() as net.AddressInfo;
+        send({ t: 'listening', address: a.address, family: a.family, port: a.port });
+      });
+      break;
+    }
+    case 'open':
+      open = m.open;
+      if (open) credit = 0;
+      pump();
+      break;
+    case 'credit':
+      // Granted ahead (up to the gate's bucket), or taken back when its rate fell.
+      credit = Math.max(0, credit + m.n);
+      pump();
+      break;
+    case 'close':
+      close();
+      break;
+  }
+});
+
+// Ctrl-C in a terminal signals the whole process group: the entry drains, then closes this
+// one; dying first would only make the entry log a death and start a replacement.
+process.on('SIGINT', () => {});
+
+// The entry's process is gone (or let go of the channel): nothing to hand connections to.
+process.on('disconnect', () => process.exit(0));
