@@ -25,6 +25,7 @@ interface NodeFlags {
   debugHeaders?: boolean;
   logLevel?: string;
   closeGraceMs?: string;
+  entryAcceptor?: string;
 }
 
 /** Flags over the config file, field by field; the token: flag, RELAYMESH_TOKEN, file. */
@@ -45,6 +46,7 @@ function mergeSettings(flags: NodeFlags): NodeSettings {
   set('forwards', flags.forward);
   set('debugHeaders', flags.debugHeaders);
   set('logLevel', flags.logLevel);
+  set('entryAcceptor', flags.entryAcceptor);
   set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
   if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
   return merged;
@@ -132,6 +134,10 @@ export function registerNodeCommand(program: Command): void {
     .option('--debug-headers', 'add x-relaymesh-path to responses')
     .option('--log-level <level>', 'pino level (default info)')
     .option('--close-grace-ms <ms>', 'graceful shutdown bound (default 10000)')
+    .option(
+      '--entry-acceptor <mode>',
+      'process: client connections are accepted by a process of their own (default); inline',
+    )
     .exitOverride(usageExit)
     .action(async (flags: NodeFlags) => {
       try {

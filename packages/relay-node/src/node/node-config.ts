@@ -26,6 +26,8 @@ export interface NodeSettings {
   debugHeaders?: boolean;
   logLevel?: string;
   closeGraceMs?: number;
+  /** Who accepts the entry's client connections: `process` (the default) or `inline`. */
+  entryAcceptor?: string;
 }
 
 /** Validated settings: RelayNode options plus what only the process uses. */
@@ -47,6 +49,7 @@ const STRING_KEYS = [
   'httpListen',
   'httpAdvertise',
   'logLevel',
+  'entryAcceptor',
 ] as const;
 const KEYS = new Set<string>([...STRING_KEYS, 'forwards', 'debugHeaders', 'closeGraceMs']);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -187,6 +190,11 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
     debugHeaders: s.debugHeaders ?? false,
     closeGraceMs,
   };
+  const acceptor = s.entryAcceptor ?? 'process';
+  if (acceptor !== 'process' && acceptor !== 'inline') {
+    throw invalid('--entry-acceptor', `${show(acceptor)} is not process or inline`);
+  }
+  if (s.httpListen !== undefined) node.entryAcceptor = acceptor;
   if (s.advertise !== undefined) node.advertise = checkUrl(s.advertise, '--advertise', 'ws:');
   if (s.egressProxy !== undefined) {
     node.egressProxy = checkUrl(s.egressProxy, '--egress-proxy', 'http:');

@@ -79,6 +79,12 @@ export interface RelayNodeOptions {
   dialer?: Dialer;
   /** HTTP entry for clients; no entry when absent. */
   httpListen?: HostPort;
+  /**
+   * Who accepts the entry's client connections (EntryServerOptions.acceptor): an acceptor
+   * process of its own, or this process. `relaymesh node` defaults to `process`.
+   * @default 'inline'
+   */
+  entryAcceptor?: 'process' | 'inline';
   /** `http://HOST:PORT` clients are told. @default derived from the bound HTTP address */
   httpAdvertise?: string;
   /** Raw TCP forwards (`--forward`). @default [] */
@@ -196,6 +202,7 @@ export class RelayNode {
       debugHeaders: options.debugHeaders ?? false,
       forwards: options.forwards ?? [],
       ...(options.httpListen ? { httpListen: options.httpListen } : {}),
+      ...(options.entryAcceptor ? { entry: { acceptor: options.entryAcceptor } } : {}),
     });
     this.peers.on('ready', (peer: string) => {
       this.routes.markPeerUp(peer);

@@ -48,8 +48,20 @@ describe('node settings', () => {
       httpListen: { host: '127.0.0.1', port: 0 },
       forwards: [{ host: '127.0.0.1', port: 2222, origin: 'ssh' }],
       debugHeaders: false,
+      entryAcceptor: 'process',
     });
     expect(r.node.advertise).toBeUndefined();
+  });
+
+  it('entryAcceptor: process by default with an entry, inline when asked, nothing else', () => {
+    const entry = { ...BASE, httpListen: '127.0.0.1:0' };
+    expect(resolveNodeSettings({ ...entry, entryAcceptor: 'inline' }).node.entryAcceptor).toBe(
+      'inline',
+    );
+    expect(resolveNodeSettings(BASE).node.entryAcceptor).toBeUndefined();
+    expect(fieldOf(() => resolveNodeSettings({ ...entry, entryAcceptor: 'thread' }))).toBe(
+      '--entry-acceptor',
+    );
   });
 
   it('names the offending field', () => {
