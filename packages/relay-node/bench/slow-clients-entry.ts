@@ -5,8 +5,9 @@
  * the measured client, so the slow downloads do not take the fast one's upstream pool.
  *
  * One JSON argument: {"originPort":P,"fastOriginPort":F,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
- * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P,"maxHeldStalls":H} (hosts
- * default to 127.0.0.1; parkAfterMs and maxHeldStalls to the product defaults).
+ * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P,"maxHeldStalls":H,
+ * "acceptor":"process"|"inline"} (hosts default to 127.0.0.1; parkAfterMs and maxHeldStalls to
+ * the product defaults; acceptor to SLOW_ACCEPTOR, else the library's, inline).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
@@ -18,7 +19,7 @@
  * takes) is the entry's send timeout (product default 60000).
  * `fastOriginPort` (default `originPort`): the `fast` origin's port on the same host (the
  * normal client's own origin, slow-clients-normal.ts).
- * Prints {"ready":true,"port":P,"pid":PID}, then once a second its event-loop delay over
+ * Prints {"ready":true,"port":P,"pid":PID,"acceptorPid":A} (A with an acceptor process), then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
  * "held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
  * "maxWaitMs":M}} (held now; parked so far; accepted: client connections the entry's
@@ -57,6 +58,8 @@ interface EntryArgs {
   parkAfterMs?: number;
   /** The entry's budget of stalled responses held for the whole park delay (undefined: the product default). */
   maxHeldStalls?: number;
+  /** The entry's acceptor (undefined: SLOW_ACCEPTOR, else the library default, inline). */
+  acceptor?: 'process' | 'inline';
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as EntryArgs;
@@ -100,6 +103,12 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
       ...(args.maxHeldStalls === undefined ? {} : { maxHeldStalls: args.maxHeldStalls }),
       ...(process.env.SLOW_BACKLOG ? { listenBacklog: Number(process.env.SLOW_BACKLOG) } : {}),
+      ...(args.acceptor || process.env.SLOW_ACCEPTOR
+        ? { acceptor: args.acceptor ?? (process.env.SLOW_ACCEPTOR as 'process' | 'inline') }
+        : {}),
+      ...(process.env.SLOW_ACCEPTOR_NICE
+        ? { acceptorNice: Number(process.env.SLOW_ACCEPTOR_NICE) }
+        : {}),
       ...(process.env.SLOW_BUSY_RATE
         ? { busyConnectionRate: Number(process.env.SLOW_BUSY_RATE) }
         : {}),
@@ -148,11 +157,16 @@ async function main(): Promise<void> {
     }
     if (mine) accepted++;
   });
-  process.stdout.write(`${JSON.stringify({ ready: true, port: httpPort, pid: process.pid })}\n`);
+  // With an acceptor process the accepts happen there: its count comes with the gate's.
+  const acceptedNow = () => Math.max(accepted, en.entry?.admission?.accepted ?? 0);
+  const acceptorPid = en.entry?.acceptorPid;
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, port: httpPort, pid: process.pid, acceptorPid })}\n`,
+  );
   if (process.env.SLOW_ENTRY_TRACE)
     trace(
       process.env.SLOW_ENTRY_TRACE,
-      () => accepted,
+      acceptedNow,
       () => en.entry?.admission,
     );
   const eld = monitorEventLoopDelay({ resolution: 10 });
@@ -166,7 +180,7 @@ async function main(): Promise<void> {
       maxMs: eld.max / 1e6,
       meanMs: eld.mean / 1e6,
       ...stalls,
-      accepted,
+      accepted: acceptedNow(),
       // The admission gate: let in so far, waiting now, its rate in force (-1: open).
       ...(gate
         ? {

@@ -620,6 +620,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const ready = await entry.first;
     const port = ready.port as number;
     const pid = ready.pid as number;
+    // The entry's acceptor process (SLOW_ACCEPTOR=process): its memory and CPU count as the entry's.
+    const acceptorPid = ready.acceptorPid as number | undefined;
+    const entryRssMiB = () => rssMiB(pid) + (acceptorPid ? rssMiB(acceptorPid) : 0);
     const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
     const host = net.entryForNormal;
     const eld: Array<{
@@ -638,6 +641,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     });
     const procs: Record<string, number> = {
       entry: pid,
+      ...(acceptorPid ? { acceptor: acceptorPid } : {}),
       origin: process.pid,
       normal: normalReady.pid as number,
     };
@@ -708,7 +712,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       await measure(1, mode); // opens the connection
       establishedBaseline = await baselineOf(mode, 'established download');
     }
-    const rssBeforeMiB = rssMiB(pid);
+    const rssBeforeMiB = entryRssMiB();
     const pids: Array<number | 'self'> = ['self', pid];
     const counter = (name: string) => tcpExtSum(name, pids);
     const abortsBefore = counter('TCPAbortOnMemory');
@@ -827,9 +831,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     // (The sink answers nobody: the load is done once every client has connected.)
     const expected = sink ? 0 : Math.min(o.count, limits.pool);
     const deadline = Date.now() + (o.loadDeadlineMs ?? 60_000);
-    let peak = rssMiB(pid);
+    let peak = entryRssMiB();
     const sample = () => {
-      peak = Math.max(peak, rssMiB(pid));
+      peak = Math.max(peak, entryRssMiB());
       tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
       fdsPeak = Math.max(fdsPeak, fdCount(pid));
     };
