@@ -7,7 +7,7 @@
  * One JSON argument: {"originPort":P,"fastOriginPort":F,"originHost":H,"listenHost":L,"via":"local"|"tunnel",
  * "poolConnections":N,"maxConnections":M,"sendTimeoutMs":T,"parkAfterMs":P,"maxHeldStalls":H,
  * "acceptor":"process"|"inline"} (hosts default to 127.0.0.1; parkAfterMs and maxHeldStalls to
- * the product defaults; acceptor to SLOW_ACCEPTOR, else the library's, inline).
+ * the product defaults; acceptor to `relaymesh node`'s, process, unless SLOW_ACCEPTOR=inline).
  *  - via "local": the entry is also the exit (path [en], in-process stream pair);
  *  - via "tunnel": the exit `ex` lives in this process too, joined to `en` by a relaymux
  *    session over a loopback TCP connection (path [en, ex]): the entry then holds mux
@@ -58,7 +58,7 @@ interface EntryArgs {
   parkAfterMs?: number;
   /** The entry's budget of stalled responses held for the whole park delay (undefined: the product default). */
   maxHeldStalls?: number;
-  /** The entry's acceptor (undefined: SLOW_ACCEPTOR, else the library default, inline). */
+  /** The entry's acceptor (undefined: SLOW_ACCEPTOR=inline, else `relaymesh node`'s, process). */
   acceptor?: 'process' | 'inline';
 }
 
@@ -103,9 +103,8 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(args.parkAfterMs === undefined ? {} : { parkAfterMs: args.parkAfterMs }),
       ...(args.maxHeldStalls === undefined ? {} : { maxHeldStalls: args.maxHeldStalls }),
       ...(process.env.SLOW_BACKLOG ? { listenBacklog: Number(process.env.SLOW_BACKLOG) } : {}),
-      ...(args.acceptor || process.env.SLOW_ACCEPTOR
-        ? { acceptor: args.acceptor ?? (process.env.SLOW_ACCEPTOR as 'process' | 'inline') }
-        : {}),
+      // `relaymesh node`'s default: an acceptor process.
+      acceptor: args.acceptor ?? (process.env.SLOW_ACCEPTOR === 'inline' ? 'inline' : 'process'),
       ...(process.env.SLOW_ACCEPTOR_NICE
         ? { acceptorNice: Number(process.env.SLOW_ACCEPTOR_NICE) }
         : {}),

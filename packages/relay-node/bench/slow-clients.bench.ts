@@ -31,7 +31,9 @@
  * one (the /slow origin) from the load's start, so that on this 2-core host they do not take
  * the CPU the entry and the normal client need, as on a deployment where they are other
  * hosts. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
- * no admission gate).
+ * no admission gate). SLOW_ACCEPTOR=inline: the entry accepts itself (default: an acceptor
+ * process, as `relaymesh node` runs it; its RSS and CPU count as the entry's);
+ * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10).
  * SLOW_LOAD_TARGET=sink: the control run. The slow clients connect to a listener in the
  * entry's namespace that holds their connections and answers nothing (slow-clients-sink.ts)
  * instead of to the entry, which serves only the normal client; the normal-rate line
