@@ -51,7 +51,11 @@ function once(port: number): Promise<number> {
     });
     s.on('error', () => {});
     s.on('close', () =>
-      resolve(got.startsWith('HTTP/1.1 200') && got.endsWith(BODY.toString()) ? performance.now() - t0 : Number.NaN),
+      resolve(
+        got.startsWith('HTTP/1.1 200') && got.endsWith(BODY.toString())
+          ? performance.now() - t0
+          : Number.NaN,
+      ),
     );
     s.write(REQUEST);
   });
@@ -158,13 +162,16 @@ async function main(): Promise<void> {
       ratio,
       target,
       pass: pass(ratio) && failed === 0,
-      samples: { process: samples.process.map((s) => s[k]), inline: samples.inline.map((s) => s[k]) },
+      samples: {
+        process: samples.process.map((s) => s[k]),
+        inline: samples.inline.map((s) => s[k]),
+      },
       ...common,
     });
   };
   line(
     'entry-accept-entry-cpu',
-    "entry process CPU per new connection (GET, 64 B), acceptor process",
+    'entry process CPU per new connection (GET, 64 B), acceptor process',
     'entryUs',
     'us',
     '<= 1.3 x inline (receiving a connection over IPC costs more than accepting it)',

@@ -163,11 +163,7 @@ async function main(): Promise<void> {
     `${JSON.stringify({ ready: true, port: httpPort, pid: process.pid, acceptorPid })}\n`,
   );
   if (process.env.SLOW_ENTRY_TRACE)
-    trace(
-      process.env.SLOW_ENTRY_TRACE,
-      acceptedNow,
-      () => en.entry?.admission,
-    );
+    trace(process.env.SLOW_ENTRY_TRACE, acceptedNow, () => en.entry?.admission);
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   const eldTick = setInterval(() => {

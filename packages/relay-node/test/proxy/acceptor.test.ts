@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DataPlane } from '../../src/proxy/data-plane.ts';
 import { OriginTable } from '../../src/routing/origin-catalog.ts';
 import { RouteTable } from '../../src/routing/route-table.ts';
-import { peerlessEntryPlane, startOrigin, type TestOrigin } from './mesh.ts';
+import { peerlessEntryPlane, saturatedLoop, startOrigin, type TestOrigin } from './mesh.ts';
 
 /**
  * `acceptor: 'process'`: the entry's listener lives in an acceptor process of its own
@@ -117,16 +117,7 @@ function get(port: number, from = '127.0.0.1'): { done: Promise<string>; socket:
 }
 
 /** Saturates this process's loop (the entry's) until the returned function is called. */
-async function saturated(): Promise<() => void> {
-  const timer = setInterval(() => {
-    const end = performance.now() + 20;
-    while (performance.now() < end);
-  }, 1);
-  const stop = () => clearInterval(timer);
-  cleanups.push(stop);
-  await sleep(300);
-  return stop;
-}
+const saturated = () => saturatedLoop((stop) => cleanups.push(stop));
 
 describe("entry acceptor: 'process'", () => {
   it('serves requests; the listening socket is held by the acceptor, not the entry', async () => {

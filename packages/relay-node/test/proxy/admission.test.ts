@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { createRootLogger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdmissionGate, type AdmissionOptions } from '../../src/proxy/http/admission.ts';
-import { peerlessEntryPlane } from './mesh.ts';
+import { peerlessEntryPlane, saturatedLoop } from './mesh.ts';
 
 /**
  * The admission gate on real sockets. The loop is saturated by this process itself: an
@@ -17,17 +17,8 @@ afterEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Saturates the loop (stopped by the returned function, or after the test) for 300 ms first. */
-async function saturated(): Promise<() => void> {
-  const timer = setInterval(() => {
-    const end = performance.now() + 20;
-    while (performance.now() < end);
-  }, 1);
-  const stop = () => clearInterval(timer);
-  cleanups.push(stop);
-  await sleep(300);
-  return stop;
-}
+/** Saturates this process's loop (the entry's) until the returned function is called. */
+const saturated = () => saturatedLoop((stop) => cleanups.push(stop));
 
 interface Admission {
   from: string;

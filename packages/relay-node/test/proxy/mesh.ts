@@ -17,6 +17,22 @@ import { type OriginConfig, OriginTable } from '../../src/routing/origin-catalog
 import { type RouteEntry, RouteTable } from '../../src/routing/route-table.ts';
 
 /**
+ * Saturates this process's event loop (an interval that spins 20 ms of every 21:
+ * utilisation ~0.95) for 300 ms before it resolves; `onCleanup` gets the stop function
+ * too, so the test's cleanup stops it if the test does not.
+ */
+export async function saturatedLoop(onCleanup: (stop: () => void) => void): Promise<() => void> {
+  const timer = setInterval(() => {
+    const end = performance.now() + 20;
+    while (performance.now() < end);
+  }, 1);
+  const stop = () => clearInterval(timer);
+  onCleanup(stop);
+  await new Promise((r) => setTimeout(r, 300));
+  return stop;
+}
+
+/**
  * A node that is only an entry, on 127.0.0.1:0, with no origins and no peers (every open
  * throws): for listener and configuration checks. Not started.
  */

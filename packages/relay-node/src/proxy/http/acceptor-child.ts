@@ -13,7 +13,7 @@
 import net from 'node:net';
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { ToAcceptor, FromAcceptor } from './acceptor-protocol.ts';
+import type { FromAcceptor, ToAcceptor } from './acceptor-protocol.ts';
 
 interface Waiting {
   socket: net.Socket;

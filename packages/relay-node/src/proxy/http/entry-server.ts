@@ -181,42 +181,44 @@ export class EntryServer {
     const busyRate = nonNegativeInt('busyConnectionRate', options.busyConnectionRate ?? 100);
     const mode = options.acceptor ?? 'inline';
     if (mode !== 'process' && mode !== 'inline')
-      throw new RelayError('ERR_CONFIG_INVALID', `acceptor: ${String(mode)} is not process or inline`);
+      throw new RelayError(
+        'ERR_CONFIG_INVALID',
+        `acceptor: ${String(mode)} is not process or inline`,
+      );
     this.#mode = mode;
     this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
     if (this.#acceptorNice > 19)
       throw new RelayError('ERR_CONFIG_INVALID', `acceptorNice: ${this.#acceptorNice} is over 19`);
-    if (mode === 'process') {
-      // Nothing listens here: the acceptor hands over connections, the gate (on even at
-      // busyConnectionRate 0, then always open) decides when, and they go straight to the
-      // http server's own connection listener.
+    if (mode === 'process' || busyRate > 0) {
+      // The gate stands between accept and the http server's own connection listener.
+      // Inline, accepted sockets stay paused (net.Server reads pauseOnConnect at each
+      // accept) until the gate hands them over. With an acceptor process nothing listens
+      // here: the acceptor holds the waiting ones, and the gate (on even at
+      // busyConnectionRate 0, then always open) tells it when to hand them over.
       const [httpConnection, ...others] = this.#server.listeners('connection');
       if (typeof httpConnection !== 'function' || others.length > 0)
         throw new Error('http.Server no longer has exactly one connection listener');
-      this.#server.removeListener('connection', httpConnection as (s: Socket) => void);
+      const toHttp = httpConnection as (s: Socket) => void;
+      this.#server.removeListener('connection', toHttp);
       const server = this.#server;
-      this.#gate = new AdmissionGate({
+      const inline = mode === 'inline';
+      const gate = new AdmissionGate({
         busyRate,
-        admit: (socket) => {
-          if (this.#closed || this.#clients.size >= this.#maxConnections) {
-            socket.destroy();
-            return;
-          }
-          this.#clients.add(socket);
-          // net.Server sets TCP_NODELAY at accept (http.Server's noDelay: true); a socket
-          // that came over IPC has Nagle on, and each response's last segment then waited
-          // for the client's delayed ACK: ~40 ms per response, measured.
-          socket.setNoDelay(true);
-          socket.once('close', () => {
-            this.#clients.delete(socket);
-            if (this.#clients.size === 0) this.#drained?.();
-          });
-          httpConnection.call(server, socket);
-        },
-        remote: {
-          setOpen: (open) => this.#acceptor?.setOpen(open),
-          credit: (n) => this.#acceptor?.credit(n),
-        },
+        admit: inline
+          ? (socket) => {
+              toHttp.call(server, socket);
+              socket.resume();
+            }
+          : (socket) => this.#handedOver(socket, toHttp),
+        ...(inline
+          ? {}
+          : {
+              remote: {
+                setOpen: (open: boolean) => this.#acceptor?.setOpen(open),
+                credit: (n: number) => this.#acceptor?.credit(n),
+              },
+            }),
+        // One pair of lines per episode: it ends only once the loop has been quiet.
         onThrottled: ({ rate }) =>
           this.#log.warn(
             { rate: Math.round(rate), busyConnectionRate: busyRate },
@@ -228,39 +230,10 @@ export class EntryServer {
             'admission gate open again',
           ),
       });
-    } else if (busyRate > 0) {
-      // The gate stands between accept and the http server: accepted sockets stay paused
-      // (net.Server reads pauseOnConnect at each accept) until the gate hands them to the
-      // http server's own connection listener.
-      const [httpConnection, ...others] = this.#server.listeners('connection');
-      if (typeof httpConnection !== 'function' || others.length > 0)
-        throw new Error('http.Server no longer has exactly one connection listener');
-      this.#server.removeListener('connection', httpConnection as (s: Socket) => void);
-      (this.#server as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true;
-      const server = this.#server;
-      const gate = new AdmissionGate({
-        busyRate,
-        admit: (socket) => {
-          httpConnection.call(server, socket);
-          socket.resume();
-        },
-        // One pair of lines per episode: it ends only once the loop has been quiet.
-        onThrottled: ({ rate }) =>
-          this.#log.warn(
-            { rate: Math.round(rate), busyConnectionRate: busyRate },
-            'event loop saturated: new connections wait for admission',
-          ),
-        onOpen: ({ waited, maxWaitMs, durationMs }) =>
-          this.#log.info(
-            {
-              waited,
-              maxWaitMs: Math.round(maxWaitMs),
-              durationMs: Math.round(durationMs),
-            },
-            'admission gate open again',
-          ),
-      });
-      this.#server.on('connection', (socket: Socket) => gate.offer(socket));
+      if (inline) {
+        (this.#server as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true;
+        this.#server.on('connection', (socket: Socket) => gate.offer(socket));
+      }
       this.#gate = gate;
     }
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
@@ -296,6 +269,24 @@ export class EntryServer {
         resolve(this.#server.address() as AddressInfo);
       });
     });
+  }
+
+  /** A connection the acceptor process handed over, let in by the gate. */
+  #handedOver(socket: Socket, toHttp: (s: Socket) => void): void {
+    if (this.#closed || this.#clients.size >= this.#maxConnections) {
+      socket.destroy();
+      return;
+    }
+    this.#clients.add(socket);
+    // net.Server sets TCP_NODELAY at accept (http.Server's noDelay: true); a socket that
+    // came over IPC has Nagle on, and each response's last segment then waited for the
+    // client's delayed ACK: ~40 ms per response, measured.
+    socket.setNoDelay(true);
+    socket.once('close', () => {
+      this.#clients.delete(socket);
+      if (this.#clients.size === 0) this.#drained?.();
+    });
+    toHttp.call(this.#server, socket);
   }
 
   async #listenInAcceptor(port: number, host: string): Promise<AddressInfo> {
