@@ -69,7 +69,9 @@ function pump(): void {
     if (credited) credit--;
     sending++;
     const waitedMs = performance.now() - w.at;
+    // Not destroyed once on its way: Node closes this copy after sending it.
     w.socket.removeAllListeners('error');
+    w.socket.on('error', () => {});
     send({ t: 'socket', waitedMs, credited, waiting, accepted }, w.socket, () => {
       sending--;
       pump();
