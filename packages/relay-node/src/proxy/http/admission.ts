@@ -69,7 +69,9 @@ interface Waiting {
  * no request starts), in one queue per source address, let in round-robin: a client from
  * another address waits for one turn, not behind the flood. The queues hold at most the
  * server's `maxConnections` (net.Server counts a socket from its accept). Like HAProxy's
- * `rate-limit sessions`, but adaptive, and fair by source.
+ * `rate-limit sessions`, but adaptive, and fair by source. With an acceptor process
+ * (`remote`) the queues live there: the gate tells it whether it is open and grants it
+ * credits from the same token bucket.
  */
 export class AdmissionGate {
   readonly #busyRate: number;

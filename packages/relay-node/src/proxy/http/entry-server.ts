@@ -56,9 +56,11 @@ export interface EntryServerOptions {
    * (src/proxy/http/acceptor-child.ts) owns the listener, keeps the connections the gate
    * holds back, and hands the others over; a connect burst then costs that process, not the
    * event loop the streams share (Node accepts on the loop's thread, ~25 us each, and cannot
-   * pause accepting). Each connection costs the entry ~65 us to receive instead (the
-   * acceptor's ~25 us run on another core) and ~0.1 ms more before its first byte is read.
-   * `inline`: the entry's own process accepts. @default 'inline'
+   * pause accepting). Receiving a connection costs the entry more than accepting it (~65 us
+   * against ~25 us), and the acceptor's work comes on top: bench entry-accept, per new
+   * connection, the entry's CPU 1.18 x inline, connections a second 0.79 x, p50 1.16
+   * against 0.93 ms (docs/performance.md). `inline`: the entry's own process accepts.
+   * @default 'inline'
    */
   acceptor?: 'process' | 'inline';
   /**
