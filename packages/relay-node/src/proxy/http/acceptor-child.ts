@@ -8,12 +8,13 @@
  * connects took the entry's event loop from the streams already open. Here the burst costs
  * this process, and the entry's loop sees only the connections its gate lets in.
  *
- * Imports only node: modules; the messages are described in acceptor.ts.
+ * Imports only node: modules and fair-queue.ts; the messages are in acceptor-protocol.ts.
  */
 import net from 'node:net';
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { FromAcceptor, ToAcceptor } from './acceptor-protocol.ts';
+import { FairQueue } from './fair-queue.ts';
 
 interface Waiting {
   socket: net.Socket;
@@ -25,8 +26,7 @@ const MAX_SENDING = 8;
 /** While connections wait, the entry hears how many this often. */
 const REPORT_MS = 50;
 
-const queues = new Map<string, Waiting[]>();
-let waiting = 0;
+const queue = new FairQueue<Waiting>();
 let accepted = 0;
 let open = true;
 let credit = 0;
@@ -44,26 +44,14 @@ function send(m: FromAcceptor, handle?: net.Socket, done?: () => void): void {
 
 function report(): void {
   reportTimer = undefined;
-  send({ t: 'waiting', n: waiting, accepted });
-  if (waiting > 0) reportTimer = setTimeout(report, REPORT_MS);
-}
-
-function next(): Waiting | undefined {
-  while (waiting > 0) {
-    const [key, list] = queues.entries().next().value as [string, Waiting[]];
-    const w = list.shift() as Waiting;
-    waiting--;
-    queues.delete(key);
-    if (list.length > 0) queues.set(key, list);
-    if (!w.socket.destroyed) return w;
-  }
-  return undefined;
+  send({ t: 'waiting', n: queue.size, accepted });
+  if (queue.size > 0) reportTimer = setTimeout(report, REPORT_MS);
 }
 
 /** Hands over what the gate allows, a few handles in flight at a time. */
 function pump(): void {
-  while (waiting > 0 && sending < MAX_SENDING && (open || credit > 0)) {
-    const w = next();
+  while (queue.size > 0 && sending < MAX_SENDING && (open || credit > 0)) {
+    const w = queue.shift();
     if (!w) break;
     const credited = !open;
     if (credited) credit--;
@@ -72,40 +60,32 @@ function pump(): void {
     // Not destroyed once on its way: Node closes this copy after sending it.
     w.socket.removeAllListeners('error');
     w.socket.on('error', () => {});
-    send({ t: 'socket', waitedMs, credited, waiting, accepted }, w.socket, () => {
+    send({ t: 'socket', waitedMs, credited, waiting: queue.size, accepted }, w.socket, () => {
       sending--;
       pump();
     });
   }
-  if (waiting > 0 && !reportTimer) reportTimer = setTimeout(report, REPORT_MS);
+  if (queue.size > 0 && !reportTimer) reportTimer = setTimeout(report, REPORT_MS);
 }
 
 function onConnection(socket: net.Socket): void {
   accepted++;
-  if (closing || waiting >= maxWaiting) {
+  if (closing || queue.size >= maxWaiting) {
     socket.destroy();
     return;
   }
   // A paused socket reads nothing, but a reset can still come.
   socket.on('error', () => socket.destroy());
-  const key = socket.remoteAddress ?? '';
-  const w = { socket, at: performance.now() };
-  const list = queues.get(key);
-  if (list) list.push(w);
-  else queues.set(key, [w]);
-  const wasEmpty = waiting === 0;
-  waiting++;
+  queue.push({ socket, at: performance.now() });
   // Throttled: the entry learns at once that someone waits (it may open, or grant a credit).
-  if (wasEmpty && !open) send({ t: 'waiting', n: waiting, accepted });
+  if (queue.size === 1 && !open) send({ t: 'waiting', n: 1, accepted });
   pump();
 }
 
 function close(): void {
   closing = true;
   server?.close();
-  for (const list of queues.values()) for (const w of list) w.socket.destroy();
-  queues.clear();
-  waiting = 0;
+  for (const w of queue.clear()) w.socket.destroy();
   clearTimeout(reportTimer);
   process.disconnect?.();
 }

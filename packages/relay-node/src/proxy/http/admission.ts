@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
+import { FairQueue } from './fair-queue.ts';
 
 export interface AdmissionOptions {
   /**
@@ -78,9 +79,8 @@ export class AdmissionGate {
   readonly #busyUtil: number;
   readonly #sliceMs: number;
   readonly #admit: (socket: Socket) => void;
-  /** Waiting connections by source address; Map order is the round-robin order. */
-  readonly #queues = new Map<string, Waiting[]>();
-  #queued = 0;
+  /** Waiting connections, round-robin by source address. */
+  readonly #queue = new FairQueue<Waiting>();
   #rate = Number.POSITIVE_INFINITY;
   #tokens = 0;
   #refilledAt = performance.now();
@@ -113,13 +113,13 @@ export class AdmissionGate {
   }
 
   get stats(): AdmissionStats {
-    const queued = this.#remote ? this.#remoteWaiting : this.#queued;
+    const queued = this.#remote ? this.#remoteWaiting : this.#queue.size;
     return { ...this.#stats, queued, rate: this.#rate };
   }
 
   /** Connections that wait for the gate: remote, those with no credit yet while throttled. */
   #pending(): number {
-    if (!this.#remote) return this.#queued;
+    if (!this.#remote) return this.#queue.size;
     if (this.#rate === Number.POSITIVE_INFINITY) return 0; // the acceptor hands them over
     return Math.max(0, this.#remoteWaiting - this.#credits);
   }
@@ -195,19 +195,15 @@ export class AdmissionGate {
     }
     const now = performance.now();
     this.#sample(now);
-    if (this.#queued === 0 && this.#take(now)) {
+    if (this.#queue.size === 0 && this.#take(now)) {
       this.#letIn(socket);
       return;
     }
     const w: Waiting = { socket, at: now, onError: () => socket.destroy() };
     // A paused socket reads nothing, but a write error or a reset can still come.
     socket.on('error', w.onError);
-    const key = socket.remoteAddress ?? '';
-    const list = this.#queues.get(key);
-    if (list) list.push(w);
-    else this.#queues.set(key, [w]);
-    this.#queued++;
-    if (this.#queued > this.#stats.queuedPeak) this.#stats.queuedPeak = this.#queued;
+    this.#queue.push(w);
+    if (this.#queue.size > this.#stats.queuedPeak) this.#stats.queuedPeak = this.#queue.size;
     if (!this.#episode) {
       this.#episode = { startedAt: now, waited: 0, maxWaitMs: 0 };
       this.#onThrottled?.({ rate: this.#rate });
@@ -221,13 +217,10 @@ export class AdmissionGate {
     this.#closed = true;
     clearTimeout(this.#timer);
     if (this.#immediate) clearImmediate(this.#immediate);
-    for (const list of this.#queues.values())
-      for (const w of list) {
-        w.socket.off('error', w.onError);
-        w.socket.destroy();
-      }
-    this.#queues.clear();
-    this.#queued = 0;
+    for (const w of this.#queue.clear()) {
+      w.socket.off('error', w.onError);
+      w.socket.destroy();
+    }
   }
 
   /** Per slice: the loop's utilisation since the last one sets the rate. */
@@ -331,8 +324,9 @@ export class AdmissionGate {
       this.#schedule();
       return;
     }
-    for (let n = 0; this.#queued > 0 && n < 64 && this.#take(now); n++) {
-      const w = this.#next();
+    for (let n = 0; this.#queue.size > 0 && n < 64 && this.#take(now); n++) {
+      // Destroyed while waiting (a socket error): skipped.
+      const w = this.#queue.shift(unhook);
       if (!w) {
         this.#tokens += 1; // every one left had closed
         break;
@@ -340,24 +334,14 @@ export class AdmissionGate {
       const waited = now - w.at;
       if (waited > this.#stats.maxWaitMs) this.#stats.maxWaitMs = waited;
       if (this.#episode && waited > this.#episode.maxWaitMs) this.#episode.maxWaitMs = waited;
+      unhook(w);
       this.#letIn(w.socket);
     }
     this.#schedule();
   }
+}
 
-  /** The next live waiting connection, round-robin over source addresses. */
-  #next(): Waiting | undefined {
-    while (this.#queued > 0) {
-      const [key, list] = this.#queues.entries().next().value as [string, Waiting[]];
-      const w = list.shift() as Waiting;
-      this.#queued--;
-      // This address goes to the back of the order (or out, when it has no more waiting).
-      this.#queues.delete(key);
-      if (list.length > 0) this.#queues.set(key, list);
-      w.socket.off('error', w.onError);
-      // Destroyed while waiting (a socket error): skipped.
-      if (!w.socket.destroyed) return w;
-    }
-    return undefined;
-  }
+/** A waiting connection leaves the queue: its error listener goes with it. */
+function unhook(w: Waiting): void {
+  w.socket.off('error', w.onError);
 }
