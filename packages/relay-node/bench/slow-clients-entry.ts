@@ -21,10 +21,11 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID,"acceptorPid":A} (A with an acceptor process), then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
+ * "gc":[MINOR,MAJOR,MS],"held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
  * "maxWaitMs":M}} (held now; parked so far; accepted: client connections the entry's
  * listener has taken out of the kernel's accept queue so far, counted on the
- * `net.server.socket` diagnostics channel, no product hook; admitted, waiting, admitRate (-1:
+ * `net.server.socket` diagnostics channel, no product hook; gc: garbage collections on the
+ * main thread over that second, minor and major, and the ms spent in them; admitted, waiting, admitRate (-1:
  * open) and maxWaitMs: its admission gate, EntryServer.admission, absent when the gate is off:
  * SLOW_BUSY_RATE=0); exits when stdin closes or on SIGTERM. SLOW_ENTRY_TRACE=FILE: see
  * trace() below.
@@ -166,6 +167,16 @@ async function main(): Promise<void> {
     trace(process.env.SLOW_ENTRY_TRACE, acceptedNow, () => en.entry?.admission);
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
+  // Garbage collections on the main thread since the last line: [minor, major, ms in them].
+  const gc = { minor: 0, major: 0, ms: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      if (kind === 1) gc.minor++;
+      else if (kind === 2) gc.major++;
+      gc.ms += e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
   const eldTick = setInterval(() => {
     // The entry's stalled responses held now, and parked so far (early: over the budget).
     const stalls = en.entry?.stalls;
@@ -174,6 +185,7 @@ async function main(): Promise<void> {
       t: Date.now(),
       maxMs: eld.max / 1e6,
       meanMs: eld.mean / 1e6,
+      gc: [gc.minor, gc.major, Math.round(gc.ms)],
       ...stalls,
       accepted: acceptedNow(),
       // The admission gate: let in so far, waiting now, its rate in force (-1: open).
@@ -187,6 +199,7 @@ async function main(): Promise<void> {
         : {}),
     };
     eld.reset();
+    Object.assign(gc, { minor: 0, major: 0, ms: 0 });
     process.stdout.write(`${JSON.stringify({ eld: line })}\n`);
   }, 1000);
   const stop = () => {

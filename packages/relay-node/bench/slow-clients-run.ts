@@ -5,7 +5,7 @@
  * third (slow-clients-load.ts, 1 B/s each), and a normal client here whose download rate is
  * measured before (baseline) and while the slow clients hold their connections.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -91,6 +91,12 @@ export interface SlowClientsOptions {
    * `settleMs` after they have all connected. @default "entry"
    */
   loadTarget?: 'entry' | 'sink';
+  /**
+   * Pins the entry and its acceptor to CPU 0 and everything else (this process, the load,
+   * the normal client) to CPU 1 with `taskset`, from the start, baseline included: the
+   * entry's host with a core of its own, as when the load runs elsewhere. @default false
+   */
+  pin?: boolean;
 }
 
 /** How the normal client connects (SlowClientsOptions.normalMode). */
@@ -301,6 +307,9 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
       ...(script === ENTRY && process.env.SLOW_ENTRY_PROF
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
         : []),
+      ...(script === ENTRY && process.env.SLOW_ENTRY_NODE_FLAGS
+        ? process.env.SLOW_ENTRY_NODE_FLAGS.split(/\s+/)
+        : []),
       '--conditions=@relaymesh/source',
       '--import',
       'tsx',
@@ -314,6 +323,12 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const first = new Promise<Record<string, unknown>>((resolve, reject) => {
     lines.on('line', (l) => {
+      // Not one of its JSON lines (node's own output, e.g. --trace-gc through
+      // SLOW_ENTRY_NODE_FLAGS): passed on to stderr, named.
+      if (!l.startsWith('{')) {
+        process.stderr.write(`[${script.slice(script.lastIndexOf('/') + 1)}] ${l}\n`);
+        return;
+      }
       last = JSON.parse(l) as Record<string, unknown>;
       for (const fn of listeners) fn(last);
       resolve(last);
@@ -462,10 +477,13 @@ export function download(
   });
 }
 
-/** User + system CPU time a process has used, seconds (Linux; USER_HZ 100); NaN if unreadable. */
-function cpuSeconds(pid: number): number {
+/**
+ * User + system CPU time a process has used, seconds (Linux; USER_HZ 100); NaN if unreadable.
+ * A string is the stat file of one of its threads (`/proc/PID/task/TID/stat`).
+ */
+function cpuSeconds(pid: number | string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(typeof pid === 'string' ? pid : `/proc/${pid}/stat`, 'utf8');
     // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
@@ -506,10 +524,27 @@ export interface NormalWindow {
   tcpMemMiB: [number, number];
   /** The entry's event-loop delay over the window (its per-second reports): max and mean, ms. */
   entryEld: { maxMs: number; meanMs: number };
+  /**
+   * The entry's main-thread garbage collections in the same reports (the 1-2 s around the
+   * window): minor, major, and ms spent in them.
+   */
+  entryGc: [number, number, number];
   /** Established mode: the connection's state at the window's end. */
   connection?: ConnectionState;
   /** A baseline: the medians of its windows (this one is their median). */
   windowsMBps?: number[];
+}
+
+/** Sums the entry's per-second GC reports: [minor, major, ms]. */
+function gcOver(reports: Array<{ gc?: [number, number, number] }>): [number, number, number] {
+  const sum: [number, number, number] = [0, 0, 0];
+  for (const { gc } of reports) {
+    if (!gc) continue;
+    sum[0] += gc[0];
+    sum[1] += gc[1];
+    sum[2] += gc[2];
+  }
+  return sum;
 }
 
 /** When the origin's `/slow` responses were cut short, seconds after `from`: the park wave. */
@@ -577,7 +612,11 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   const limits = { ...entryLimits(o.count, nofile), nofile };
   const origin = await startOrigin(net.origin);
   // The normal client and its origin: own process, the bench's namespace (origin side).
-  const normal = startScript(NORMAL, { host: net.origin }, [], 1024);
+  // The entry (and its acceptor, forked from it) on CPU 0, everything else on CPU 1.
+  const pin = o.pin === true;
+  if (pin)
+    execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  const normal = startScript(NORMAL, { host: net.origin }, pin ? ['taskset', '-c', '1'] : [], 1024);
   let normalReady: Record<string, unknown>;
   try {
     normalReady = await normal.first;
@@ -611,7 +650,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       poolConnections: limits.pool,
       maxConnections: limits.maxConnections,
     },
-    nsPrefix(net.ns?.entry),
+    [...nsPrefix(net.ns?.entry), ...(pin ? ['taskset', '-c', '0'] : [])],
     nofile,
   );
   let load: Proc | undefined;
@@ -629,6 +668,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       t: number;
       maxMs: number;
       meanMs: number;
+      /** Main-thread garbage collections over the report's second: minor, major, ms in them. */
+      gc?: [number, number, number];
       held?: number;
       parked?: number;
       accepted?: number;
@@ -639,8 +680,11 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     entry.onLine((line) => {
       if (line.eld) eld.push(line.eld as (typeof eld)[number]);
     });
-    const procs: Record<string, number> = {
+    const procs: Record<string, number | string> = {
       entry: pid,
+      // The entry's main thread alone (its event loop); `entry` adds V8's GC helper
+      // threads and libuv's pool.
+      entryMain: `/proc/${pid}/task/${pid}/stat`,
       ...(acceptorPid ? { acceptor: acceptorPid } : {}),
       origin: process.pid,
       normal: normalReady.pid as number,
@@ -683,6 +727,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
           maxMs: Math.max(0, ...inWindow.map((e) => e.maxMs)),
           meanMs: inWindow.reduce((a, e) => a + e.meanMs, 0) / Math.max(1, inWindow.length),
         },
+        entryGc: gcOver(inWindow),
         ...(r.connection ? { connection: r.connection as ConnectionState } : {}),
       };
     };
@@ -744,7 +789,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
         go: true,
       },
-      nsPrefix(net.ns?.load),
+      [...nsPrefix(net.ns?.load), ...(pin ? ['taskset', '-c', '1'] : [])],
       nofile,
     );
     load = started;
@@ -777,6 +822,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     // And a per-second timeline of the same span.
     const timeline: number[][] = [];
     const rowEnds: number[] = [];
+    /** Per row: the entry's main thread's cores (appended last, after the gate's columns). */
+    const mainRows: number[] = [];
     let row = {
       at: Date.now(),
       parks: 0,
@@ -801,6 +848,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         cores('origin'),
         cores('load'),
       ]);
+      mainRows.push(cores('entryMain'));
       rowEnds.push(at);
       const host = hostCpu();
       hostRows.push(
@@ -872,6 +920,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         last?.waiting ?? -1,
         last?.admitRate ?? -1,
       );
+      r.push(mainRows[i] ?? -1, ...gcOver(reports));
     });
     const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();

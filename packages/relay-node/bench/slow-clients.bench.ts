@@ -33,7 +33,10 @@
  * hosts. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
  * no admission gate). SLOW_ACCEPTOR=inline: the entry accepts itself (default: an acceptor
  * process, as `relaymesh node` runs it; its RSS and CPU count as the entry's);
- * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10).
+ * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10). SLOW_PIN=1: the entry and
+ * its acceptor on CPU 0, everything else on CPU 1 (`taskset`), baseline included: the entry's
+ * host with a core of its own. SLOW_ENTRY_NODE_FLAGS="..." : node flags for the entry's
+ * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_LOAD_TARGET=sink: the control run. The slow clients connect to a listener in the
  * entry's namespace that holds their connections and answers nothing (slow-clients-sink.ts)
  * instead of to the entry, which serves only the normal client; the normal-rate line
@@ -42,9 +45,11 @@
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
- * the CPU each process used meanwhile (cores: entry, load, origin = this process, which
- * serves the slow requests, normal), the entry's event-loop delay, and the park wave (when
- * the origin's /slow responses were cut short).
+ * the CPU each process used meanwhile (cores: entry, its main thread alone as entryMain (the
+ * rest is V8's GC helper threads and libuv's pool), load, origin = this process, which
+ * serves the slow requests, normal), the entry's event-loop delay, its main thread's garbage
+ * collections (entryGc: minor, major, ms), and the park wave (when the origin's /slow
+ * responses were cut short).
  *
  * Network (slow-clients-net.ts): as root with iproute2 the bench creates three network
  * namespaces joined by veth pairs (slow clients | entry | origin and normal client), the
@@ -60,6 +65,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { emit, note } from './common.ts';
 import { type EntryLegs, loopbackPlan, type NetPlan, setupNetns } from './slow-clients-net.ts';
 import { type NormalMode, type NormalWindow, runSlowClients } from './slow-clients-run.ts';
@@ -133,6 +139,7 @@ function options(): {
   connectRate?: number;
   loadNice: number;
   loadTarget: 'entry' | 'sink';
+  pin: boolean;
 } {
   const mode = process.env.SLOW_NORMAL_MODE ?? 'fresh';
   if (mode !== 'fresh' && mode !== 'established')
@@ -140,18 +147,22 @@ function options(): {
   const loadNice = Number(process.env.SLOW_NICE ?? 10);
   if (!Number.isInteger(loadNice) || loadNice < 0 || loadNice > 19)
     throw new Error(`SLOW_NICE=${process.env.SLOW_NICE}: expected an integer 0-19`);
+  const pinEnv = process.env.SLOW_PIN ?? '0';
+  if (pinEnv !== '0' && pinEnv !== '1') throw new Error(`SLOW_PIN=${pinEnv}: expected 0 or 1`);
+  const pin = pinEnv === '1';
+  if (pin && availableParallelism() < 2) throw new Error('SLOW_PIN=1: needs two CPUs');
   const loadTarget = process.env.SLOW_LOAD_TARGET ?? 'entry';
   if (loadTarget !== 'entry' && loadTarget !== 'sink')
     throw new Error(`SLOW_LOAD_TARGET=${loadTarget}: expected entry or sink`);
   const rate = process.env.SLOW_CONNECT_RATE;
-  if (rate === undefined || rate === '') return { normalMode: mode, loadNice, loadTarget };
+  if (rate === undefined || rate === '') return { normalMode: mode, loadNice, loadTarget, pin };
   const n = Number(rate);
   const clients = Number(process.env.SLOW_CLIENTS ?? 10_000);
   if (!(n > 0) || clients / n > 100)
     throw new Error(
       `SLOW_CONNECT_RATE=${rate}: expected connections per second > 0 opening all ${clients} within 100 s`,
     );
-  return { normalMode: mode, connectRate: n, loadNice, loadTarget };
+  return { normalMode: mode, connectRate: n, loadNice, loadTarget, pin };
 }
 const opts = options();
 /** The control run: the slow clients connect to a sink, not to the entry. */
@@ -216,6 +227,8 @@ const loadField = {
   connectMs: r.load.connectMs,
   // Nice value of the load's process and of the /slow origin's (this one): 0 = the entry's.
   nice: r.loadNice,
+  // SLOW_PIN=1: the entry on CPU 0, the rest on CPU 1.
+  pinned: opts.pin,
   target: r.loadTarget,
   ...(r.entryAccepts
     ? {
@@ -256,6 +269,10 @@ function transientSummary(baselineMBps: number) {
       'entry admitted',
       'entry waiting',
       'entry admit rate (-1: open)',
+      'entry main thread cores',
+      'entry minor GCs',
+      'entry major GCs',
+      'entry GC ms (main thread)',
     ],
     timeline: r.timeline,
     windows: ratios.length,
@@ -284,6 +301,8 @@ const windowDetail = (w: NormalWindow) => ({
     max: Number(w.entryEld.maxMs.toFixed(1)),
     mean: Number(w.entryEld.meanMs.toFixed(1)),
   },
+  // Minor and major collections, ms in them: the entry's reports covering the window.
+  entryGc: w.entryGc,
   ...(w.windowsMBps ? { baselineWindowsMBps: w.windowsMBps } : {}),
 });
 const boundMiB = BOUND_FIXED_MIB + (count * BOUND_KIB_PER_CLIENT) / 1024;
