@@ -308,7 +308,7 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
         : []),
       ...(script === ENTRY && process.env.SLOW_ENTRY_NODE_FLAGS
-        ? process.env.SLOW_ENTRY_NODE_FLAGS.split(/\s+/)
+        ? process.env.SLOW_ENTRY_NODE_FLAGS.split(/\s+/).filter(Boolean)
         : []),
       '--conditions=@relaymesh/source',
       '--import',
