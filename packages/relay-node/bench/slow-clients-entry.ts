@@ -44,6 +44,7 @@ import {
   RouteTable,
   Session,
   StreamTransport,
+  tuneGcForStreaming,
 } from '../src/index.ts';
 
 interface EntryArgs {
@@ -118,6 +119,8 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
 }
 
 async function main(): Promise<void> {
+  // As `relaymesh node` does (gc-tuning.ts); SLOW_GC_TUNING=0: V8's defaults.
+  if (process.env.SLOW_GC_TUNING !== '0') tuneGcForStreaming();
   const originHost = args.originHost ?? '127.0.0.1';
   const upstream = `http://${originHost}:${args.originPort}`;
   const fast = `http://${originHost}:${args.fastOriginPort ?? args.originPort}`;

@@ -1,6 +1,7 @@
 import { createRootLogger, type Logger } from '@relaymesh/shared';
 import type { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
+import { STREAMING_GC_FLAGS, tuneGcForStreaming } from '../node/gc-tuning.ts';
 import {
   loadNodeConfigFile,
   type NodeSettings,
@@ -96,6 +97,12 @@ async function runNode(flags: NodeFlags): Promise<void> {
     level: settings.logLevel,
     destination: pino.destination({ fd: 2, sync: true }),
   });
+  // Before any stream: V8's marking triggers for a streaming process (gc-tuning.ts).
+  const gcTuned = tuneGcForStreaming();
+  logger.debug(
+    { gcFlags: gcTuned ? STREAMING_GC_FLAGS : 'chosen by the operator' },
+    'garbage collector triggers',
+  );
   const node = new RelayNode({ ...settings.node, logger });
   const addresses = await node.start();
   process.stdout.write(`${readyLine(node.id, addresses)}\n`);

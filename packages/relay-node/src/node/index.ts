@@ -1,3 +1,4 @@
+export { gcTriggersChosen, STREAMING_GC_FLAGS, tuneGcForStreaming } from './gc-tuning.ts';
 export {
   type EntryCandidate,
   type MeasureNearestOptions,
