@@ -38,7 +38,15 @@ export interface NetPlan {
 
 /** A slow client's receive buffer: min, default, max (bytes). */
 export const LOAD_TCP_RMEM = '4096 16384 16384';
-const LOWAT = '16384';
+/**
+ * tcp_notsent_lowat of the entry's and the origin's namespaces: the operator setting of
+ * docs/operations.md. SLOW_LOWAT=N sets another; `off` leaves the kernel's (no limit).
+ */
+const LOWAT = process.env.SLOW_LOWAT ?? '16384';
+if (LOWAT !== 'off' && !/^\d+$/.test(LOWAT))
+  throw new Error(`SLOW_LOWAT=${LOWAT}: expected a byte count or "off"`);
+const lowat = (): Record<string, string> =>
+  LOWAT === 'off' ? {} : { 'net.ipv4.tcp_notsent_lowat': LOWAT };
 
 export function loopbackPlan(reason: string): NetPlan {
   return {
@@ -80,10 +88,10 @@ export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } 
   const sysctls: Record<string, Record<string, string>> = {
     [ns.load]: { 'net.ipv4.tcp_rmem': LOAD_TCP_RMEM },
     [ns.entry]: {
-      'net.ipv4.tcp_notsent_lowat': LOWAT,
+      ...lowat(),
       ...(process.env.SLOW_BACKLOG ? { 'net.core.somaxconn': process.env.SLOW_BACKLOG } : {}),
     },
-    [ns.origin]: { 'net.ipv4.tcp_notsent_lowat': LOWAT },
+    [ns.origin]: lowat(),
   };
   try {
     for (const n of [ns.load, ns.entry, ns.origin]) {

@@ -37,6 +37,8 @@
  * its acceptor on CPU 0, everything else on CPU 1 (`taskset`), baseline included: the entry's
  * host with a core of its own. SLOW_ENTRY_NODE_FLAGS="..." : node flags for the entry's
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
+ * SLOW_LOWAT=N: tcp_notsent_lowat of the entry's and the origin's namespaces (default 16384,
+ * the operator setting docs/operations.md recommends; `off`: the kernel's, no limit).
  * SLOW_LOAD_TARGET=sink: the control run. The slow clients connect to a listener in the
  * entry's namespace that holds their connections and answers nothing (slow-clients-sink.ts)
  * instead of to the entry, which serves only the normal client; the normal-rate line
