@@ -45,7 +45,7 @@ export const LOAD_TCP_RMEM = '4096 16384 16384';
 const LOWAT = process.env.SLOW_LOWAT ?? '16384';
 if (LOWAT !== 'off' && !/^\d+$/.test(LOWAT))
   throw new Error(`SLOW_LOWAT=${LOWAT}: expected a byte count or "off"`);
-const lowat = (): Record<string, string> =>
+const LOWAT_SYSCTL: Record<string, string> =
   LOWAT === 'off' ? {} : { 'net.ipv4.tcp_notsent_lowat': LOWAT };
 
 export function loopbackPlan(reason: string): NetPlan {
@@ -88,10 +88,10 @@ export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } 
   const sysctls: Record<string, Record<string, string>> = {
     [ns.load]: { 'net.ipv4.tcp_rmem': LOAD_TCP_RMEM },
     [ns.entry]: {
-      ...lowat(),
+      ...LOWAT_SYSCTL,
       ...(process.env.SLOW_BACKLOG ? { 'net.core.somaxconn': process.env.SLOW_BACKLOG } : {}),
     },
-    [ns.origin]: lowat(),
+    [ns.origin]: { ...LOWAT_SYSCTL },
   };
   try {
     for (const n of [ns.load, ns.entry, ns.origin]) {
