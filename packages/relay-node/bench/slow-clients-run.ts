@@ -612,11 +612,12 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   const limits = { ...entryLimits(o.count, nofile), nofile };
   const origin = await startOrigin(net.origin);
   // The normal client and its origin: own process, the bench's namespace (origin side).
-  // The entry (and its acceptor, forked from it) on CPU 0, everything else on CPU 1.
+  // The entry (and its acceptor, forked from it) on CPU 0, everything else on CPU 1: this
+  // process, and so every child it starts but the entry (a child inherits its affinity).
   const pin = o.pin === true;
   if (pin)
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-  const normal = startScript(NORMAL, { host: net.origin }, pin ? ['taskset', '-c', '1'] : [], 1024);
+  const normal = startScript(NORMAL, { host: net.origin }, [], 1024);
   let normalReady: Record<string, unknown>;
   try {
     normalReady = await normal.first;
@@ -789,7 +790,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
         go: true,
       },
-      [...nsPrefix(net.ns?.load), ...(pin ? ['taskset', '-c', '1'] : [])],
+      nsPrefix(net.ns?.load),
       nofile,
     );
     load = started;
