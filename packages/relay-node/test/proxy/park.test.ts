@@ -1,13 +1,24 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { DirectDialer, silentLogger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
+import { dropUnreadOnClose } from '../../src/mux/drop-unread.ts';
 import type { EntryConnector } from '../../src/proxy/entry-connector.ts';
-import { relayBody } from '../../src/proxy/http/body-relay.ts';
+import {
+  FIRST_SLICE_BYTES,
+  type ResumePlan,
+  relayBody,
+  SLICED_PREFIX_BYTES,
+} from '../../src/proxy/http/body-relay.ts';
 import { StallWatch } from '../../src/proxy/http/stall-watch.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
 import {
@@ -58,6 +69,12 @@ interface Seen {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A full garbage collection, without starting the test process with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 let origin: TestOrigin | undefined;
 let plane: DataPlane | undefined;
@@ -288,8 +305,11 @@ describe('entry parking of stalled responses', () => {
   }, async () => {
     // The body's last chunk fills the client socket and the stream's end comes after it:
     // the stream stays paused (its end unread) while nothing is left to fetch. Parking it
-    // would ask the origin for an empty range and abort a complete response.
-    const size = 8 * 1024 * 1024 + 1024;
+    // would ask the origin for an empty range and abort a complete response. The first
+    // SLICED_PREFIX_BYTES go in 16 KiB pieces the client reads; then it stops reading and
+    // the last chunk, past the sliced prefix, is handed to the socket whole.
+    const prefix = SLICED_PREFIX_BYTES;
+    const size = prefix + 8 * 1024 * 1024;
     const opened: unknown[] = [];
     const connector = {
       open(o: unknown) {
@@ -298,6 +318,7 @@ describe('entry parking of stalled responses', () => {
       },
       pathBroke() {},
     } as unknown as EntryConnector;
+    let sendLast: (() => void) | undefined;
     const server = http.createServer((req, res) => {
       const stream = new PassThrough() as unknown as HopStream;
       res.writeHead(200, { 'content-length': size });
@@ -310,13 +331,16 @@ describe('entry parking of stalled responses', () => {
         size,
         closedRange: false,
         validator: '"v1"',
-      };
+      } as ResumePlan;
       const stallWatch = new StallWatch({ parkAfterMs: 100 });
       const ctx = { connector, log: silentLogger(), stallWatch, sendTimeoutMs: 0 };
-      void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, plan as never);
-      stream.write(Buffer.alloc(1024, 1));
-      setTimeout(() => stream.write(Buffer.alloc(size - 1024, 2)), 20);
-      setTimeout(() => stream.end(), 60);
+      void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, () => plan);
+      for (let i = 0; i < prefix; i += FIRST_SLICE_BYTES)
+        stream.write(Buffer.alloc(FIRST_SLICE_BYTES, 1));
+      sendLast = () => {
+        stream.write(Buffer.alloc(size - prefix, 2));
+        setTimeout(() => stream.end(), 40);
+      };
       req.resume();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -326,11 +350,15 @@ describe('entry parking of stalled responses', () => {
         (resolve, reject) => {
           http
             .get({ port, host: '127.0.0.1', path: '/f', agent: false }, (res) => {
-              res.pause(); // stalls well past parkAfterMs, then reads everything
-              setTimeout(() => res.resume(), 600);
               let bytes = 0;
               res.on('data', (d: Buffer) => {
                 bytes += d.length;
+                if (bytes < prefix || !sendLast) return;
+                // The prefix is in: stall well past parkAfterMs, then read everything.
+                res.pause();
+                sendLast();
+                sendLast = undefined;
+                setTimeout(() => res.resume(), 600);
               });
               const done = () =>
                 resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete });
@@ -347,6 +375,184 @@ describe('entry parking of stalled responses', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('a parked client that never read keeps none of the upstream chunks, only slices of them', {
+    timeout: 10_000,
+  }, async () => {
+    // A socket keeps the buffer of a write it could not finish until the client reads. Were
+    // the 64 KiB chunk the client socket refused handed over whole, a client that never
+    // reads would keep it at the entry, parked or not, for as long as it stays connected
+    // (~0.7 GB at 10,000 slow clients). Written in copied slices, every chunk is let go.
+    const CHUNK = 1024 * 1024; // refused mid-chunk: the Unix socket takes ~200 KiB
+    const size = 64 * 1024 * 1024;
+    const chunks: Array<WeakRef<Buffer>> = [];
+    let sent = 0;
+    let upstream: Readable | undefined;
+    let res: http.ServerResponse | undefined;
+    const connector = {
+      open() {
+        throw new Error('no path in this test');
+      },
+      pathBroke() {},
+    } as unknown as EntryConnector;
+    const server = http.createServer((req, r) => {
+      res = r;
+      upstream = new Readable({
+        highWaterMark: CHUNK,
+        read() {
+          const c = Buffer.alloc(CHUNK, 3);
+          chunks.push(new WeakRef(c));
+          sent += CHUNK;
+          this.push(c);
+        },
+      });
+      dropUnreadOnClose(upstream); // as every hop stream does (drop-unread.ts)
+      r.writeHead(200, { 'content-length': size });
+      const plan = {
+        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
+        head: { method: 'GET', target: '/f', headers: [], bodyLength: 0 },
+        total: size,
+        offset: 0,
+        size,
+        closedRange: false,
+        validator: '"v1"',
+      } as ResumePlan;
+      const ctx = {
+        connector,
+        log: silentLogger(),
+        stallWatch: new StallWatch({ parkAfterMs: 100 }),
+        sendTimeoutMs: 0,
+      };
+      const stream = upstream as unknown as HopStream;
+      void relayBody(ctx, r, { stream, path: ['en'], id: 'r1' }, size, () => plan);
+      req.resume();
+    });
+    // A Unix socket: its buffers (~200 KiB) fill well within the sliced prefix, like a
+    // remote client's that does not read. Loopback TCP takes megabytes before it refuses.
+    const path = join(mkdtempSync(join(tmpdir(), 'relaymesh-park-')), 'entry.sock');
+    await new Promise<void>((r) => server.listen(path, r));
+    const client = net.connect(path);
+    try {
+      client.on('error', () => {});
+      client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
+      client.pause(); // never reads
+      for (let i = 0; i < 100 && !upstream?.destroyed; i++) await sleep(20);
+      // Parked: the upstream stream was let go of; the client socket still holds bytes.
+      expect(upstream?.destroyed).toBe(true);
+      expect(sent).toBeLessThan(size);
+      const pending = res?.socket?.writableLength ?? 0;
+      expect(pending).toBeGreaterThan(0);
+      expect(pending).toBeLessThanOrEqual(FIRST_SLICE_BYTES + 1024); // one slice (+ the head)
+      upstream = undefined;
+      await sleep(10); // WeakRef targets stay alive until the current job ends
+      collectGarbage();
+      expect(chunks.filter((c) => c.deref() !== undefined)).toHaveLength(0);
+    } finally {
+      client.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  for (const parkAfterMs of [0, 100]) {
+    it(`a client that stalls on a slice smaller than the socket's buffer gets the whole body when it reads (${parkAfterMs ? 'parked' : 'not parked'})`, {
+      timeout: 10_000,
+    }, async () => {
+      // 4000-byte chunks: each is written as one slice that does not fill the socket's
+      // 16 KiB buffer, so the write that the kernel refuses says "not full" and no 'drain'
+      // follows; the pump (and a parked response) must wake on the slice being written.
+      const size = 4 * 1024 * 1024;
+      const byteAt = (i: number) => i % 251;
+      const source = (from: number) => {
+        let at = from;
+        return new Readable({
+          read() {
+            const n = Math.min(4000, size - at);
+            if (n === 0) return void this.push(null);
+            const c = Buffer.allocUnsafe(n);
+            for (let k = 0; k < n; k++) c[k] = byteAt(at + k);
+            at += n;
+            this.push(c);
+          },
+        });
+      };
+      const ranges: string[] = [];
+      const plan = {
+        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
+        head: { method: 'GET', target: '/f', headers: [], bodyLength: 0 },
+        total: size,
+        offset: 0,
+        size,
+        closedRange: false,
+        validator: '"v1"',
+      } as ResumePlan;
+      // The resume's stream: the rest of the body from the Range asked for.
+      const connector = {
+        open(o: { head: { headers: Array<[string, string]> } }) {
+          const range = o.head.headers.find(([n]) => n === 'Range')?.[1] ?? '';
+          ranges.push(range);
+          const from = Number(/^bytes=(\d+)-$/.exec(range)?.[1]);
+          const stream = source(from) as unknown as HopStream;
+          stream.end = (() => stream) as never; // the request has no body
+          (stream as unknown as { from: number }).from = from;
+          return { stream, path: ['en'], id: 'r1' };
+        },
+        async readResponseHead(stream: { from: number }) {
+          const headers = [['content-range', `bytes ${stream.from}-${size - 1}/${size}`]];
+          return { v: 1, status: 206, headers };
+        },
+        pathBroke() {},
+      } as unknown as EntryConnector;
+      const server = http.createServer((req, res) => {
+        res.writeHead(200, { 'content-length': size });
+        const ctx = {
+          connector,
+          log: silentLogger(),
+          stallWatch: new StallWatch({ parkAfterMs }),
+          sendTimeoutMs: 0,
+        };
+        const stream = source(0) as unknown as HopStream;
+        void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, () => plan);
+        req.resume();
+      });
+      const path = join(mkdtempSync(join(tmpdir(), 'relaymesh-park-')), 'entry.sock');
+      await new Promise<void>((r) => server.listen(path, r));
+      const client = net.connect(path);
+      try {
+        client.on('error', () => {});
+        client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
+        client.pause();
+        await sleep(400); // stalled well past parkAfterMs
+        let head: Buffer | undefined = Buffer.alloc(0);
+        let at = 0;
+        let wrong = -1;
+        await new Promise<void>((resolve, reject) => {
+          client.on('data', (d: Buffer) => {
+            if (head !== undefined) {
+              const all = Buffer.concat([head, d]);
+              const end = all.indexOf('\r\n\r\n');
+              if (end < 0) return void (head = all);
+              head = undefined;
+              d = all.subarray(end + 4);
+            }
+            for (let k = 0; k < d.length && wrong < 0; k++)
+              if (d[k] !== byteAt(at + k)) wrong = at + k;
+            at += d.length;
+            if (at >= size) resolve();
+          });
+          client.once('close', () => reject(new Error(`closed after ${at} body bytes`)));
+          client.resume();
+        });
+        expect({ at, wrong }).toEqual({ at: size, wrong: -1 });
+        if (parkAfterMs) expect(ranges[0]).toMatch(/^bytes=[1-9]\d*-$/);
+        else expect(ranges).toEqual([]);
+      } finally {
+        client.destroy();
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
+    });
+  }
 
   it('refuses a park delay that is not an integer >= 0', () => {
     for (const parkAfterMs of [-1, 1.5, Number.NaN]) {

@@ -127,6 +127,39 @@ interface Stall {
   at: number | undefined;
   /** The client has drained its socket once during this response (it reads). */
   hasRead: boolean;
+  /** Slices handed to the socket and not written yet (see pump's write()). */
+  slicesOut: number;
+  /**
+   * The write the kernel refused was a slice: the stall ends when the slices are written,
+   * which a slice that did not fill the socket's buffer does not announce with 'drain'.
+   */
+  onSlices: boolean;
+  /** Ends the stall when the slices are written: the pump's, or a parked response's wait. */
+  wake: (() => void) | undefined;
+  /** The write callback of every slice (one per response: a parked client keeps no pump). */
+  readonly sliceWritten: (err?: Error | null) => void;
+}
+
+function newStall(): Stall {
+  const stall: Stall = {
+    at: undefined,
+    hasRead: false,
+    slicesOut: 0,
+    onSlices: false,
+    wake: undefined,
+    sliceWritten: (err) => {
+      stall.slicesOut -= 1;
+      if (stall.slicesOut === 0 && stall.onSlices && !err) stall.wake?.();
+    },
+  };
+  return stall;
+}
+
+/** The client took what it had been refused: the stall is over. */
+function stallEnded(stall: Stall): void {
+  stall.at = undefined;
+  stall.hasRead = true;
+  stall.onSlices = false;
 }
 
 /** How long a stall may last before the pump gives up: reset, or park. 0: never. */
@@ -138,12 +171,26 @@ interface StallLimits {
   canPark: () => boolean;
 }
 
+/** Slices a chunk is cut into while the client has not drained its socket once (see {@link pump}). */
+export const FIRST_SLICE_BYTES = 16 * 1024;
+/** A response's first bytes written in slices (to a client that has not drained yet). */
+export const SLICED_PREFIX_BYTES = 1024 * 1024;
+
 /**
  * Copies `stream` into `res` with backpressure (the stream pauses while the client's
  * socket is full, so one slow client holds at most its socket buffer plus one stream
- * window). Counts bytes into `count.n`; never writes beyond `limit`. While the client's
- * socket stays full (no 'drain'), ends with 'parked' when the entry's {@link StallWatch}
- * parks it and with 'client-stalled' after `sendTimeoutMs` counted from `stall.at` (0: never).
+ * window). Counts bytes into `count.n`: the bytes handed to `res`; never writes beyond
+ * `limit`. While the client's socket stays full (no 'drain'), ends with 'parked' when the
+ * entry's {@link StallWatch} parks it and with 'client-stalled' after `sendTimeoutMs`
+ * counted from `stall.at` (0: never).
+ *
+ * Until the client drains its socket once during the response, the first
+ * {@link SLICED_PREFIX_BYTES} go to `res` as copies of {@link FIRST_SLICE_BYTES} at most,
+ * and the rest of a chunk waits here when one is refused. A socket keeps the buffer of a
+ * write it could not finish until the client reads: a client that never reads would
+ * otherwise keep a whole upstream chunk (64 KiB) at the entry for as long as it stays
+ * connected, parked or not. With slices it keeps one or two; the rest of the chunk is let go
+ * when the response is parked (it was not handed over, so the resume fetches it again).
  */
 function pump(
   stream: EntryStream['stream'],
@@ -197,26 +244,74 @@ function pump(
       stream.off('close', onClose);
       res.off('drain', onDrain);
       res.off('close', onResClose);
+      stall.wake = undefined;
+      rest = undefined; // not handed over: a resume fetches it again
       resolve(how);
     };
-    const onData = (chunk: Buffer) => {
-      if (count.n + chunk.length > limit) return finish('overflow');
-      count.n += chunk.length;
-      if (res.write(chunk)) return;
+    // Bytes of a chunk not handed to `res` yet (a slice was refused); the stream is paused
+    // while there are. `ended`: the stream ended meanwhile.
+    let rest: Buffer | undefined;
+    let ended = false;
+    /** Hands `chunk` to `res`; false when the socket is full (the unwritten part in `rest`). */
+    const write = (chunk: Buffer): boolean => {
+      let from = 0;
+      const socket = res.socket;
+      while (socket && !stall.hasRead && count.n < SLICED_PREFIX_BYTES && from < chunk.length) {
+        const to = Math.min(from + FIRST_SLICE_BYTES, chunk.length);
+        count.n += to - from;
+        stall.slicesOut += 1;
+        // A copy: a view would keep the whole chunk alive. Its return value means little
+        // here: http corks the socket until the next tick, so a 16 KiB write always "fills"
+        // it. Uncorked at once, the socket says what the kernel did not take.
+        res.write(Buffer.from(chunk.subarray(from, to)), stall.sliceWritten);
+        from = to;
+        socket.uncork();
+        if (socket.writableLength > 0) {
+          if (from < chunk.length) rest = chunk.subarray(from);
+          stall.onSlices = true;
+          return false;
+        }
+      }
+      if (from === chunk.length) return true;
+      const tail = from === 0 ? chunk : chunk.subarray(from);
+      count.n += tail.length;
+      return res.write(tail);
+    };
+    const onFull = () => {
       stream.pause();
       if (stall.at === undefined) {
         stall.at = performance.now();
         onStall(stall.at);
       }
     };
-    const onDrain = () => {
-      stall.at = undefined;
-      stall.hasRead = true;
-      unwatch();
-      stream.resume();
+    const onData = (chunk: Buffer) => {
+      if (count.n + chunk.length > limit) return finish('overflow');
+      if (!write(chunk)) onFull();
     };
-    const onEnd = () => finish('end');
-    const onClose = () => finish(stream.readableEnded ? 'end' : 'broken');
+    // The socket took everything that was refused: the client reads. Comes as 'drain' or,
+    // for a slice written without filling the socket's buffer, as the slice's callback. A
+    // 'drain' while not stalled is a sliced write's that the kernel took at once.
+    const onDrain = () => {
+      if (stall.at === undefined) return;
+      stallEnded(stall);
+      unwatch();
+      if (rest) {
+        const r = rest;
+        rest = undefined;
+        if (!write(r)) return onFull();
+      }
+      if (ended) finish('end');
+      else stream.resume();
+    };
+    const onEnd = () => {
+      if (rest) ended = true;
+      else finish('end');
+    };
+    const onClose = () => {
+      if (!stream.readableEnded) finish('broken');
+      else if (rest) ended = true;
+      else finish('end');
+    };
     const onResClose = () => finish('client-gone');
     // `on`, not `once`: finish() removes every listener (no once-wrappers per body).
     stream.on('data', onData);
@@ -224,6 +319,7 @@ function pump(
     stream.on('close', onClose);
     res.on('drain', onDrain);
     res.on('close', onResClose);
+    stall.wake = onDrain;
     if (stream.readableEnded) finish('end');
     else if (stream.destroyed) finish('broken');
     else if (stall.at !== undefined) {
@@ -247,9 +343,10 @@ function waitForDrain(
   sendTimeoutMs: number,
 ): Promise<'drain' | 'gone' | 'timeout'> {
   if (res.destroyed) return Promise.resolve('gone');
-  if (!res.writableNeedDrain) {
-    stall.at = undefined;
-    stall.hasRead = true;
+  // A slice refused without filling the socket's buffer leaves no 'drain' to wait for:
+  // `stall.wake` comes when it is written.
+  if (!res.writableNeedDrain && !stall.onSlices) {
+    stallEnded(stall);
     return Promise.resolve('drain');
   }
   return new Promise((resolve) => {
@@ -259,18 +356,17 @@ function waitForDrain(
       sendTimeoutMs > 0 ? setTimeout(() => end('timeout'), Math.max(0, left)) : undefined;
     const end = (how: 'drain' | 'gone' | 'timeout') => {
       clearTimeout(timer);
+      stall.wake = undefined;
       res.off('drain', onDrain);
       res.off('close', onClose);
-      if (how === 'drain') {
-        stall.at = undefined;
-        stall.hasRead = true;
-      }
+      if (how === 'drain') stallEnded(stall);
       resolve(how);
     };
     const onDrain = () => end('drain');
     const onClose = () => end('gone');
     res.once('drain', onDrain);
     res.once('close', onClose);
+    stall.wake = onDrain;
   });
 }
 
@@ -321,7 +417,7 @@ export async function relayBody(
   planFor: () => ResumePlan | undefined,
 ): Promise<void> {
   const count = { n: 0 };
-  const stall: Stall = { at: undefined, hasRead: false };
+  const stall = newStall();
   const sendTimeoutMs = ctx.sendTimeoutMs ?? 0;
   // The resume plan is built once, and only when needed: a stall (parking needs a plan
   // with a validator) or a broken path. Most bodies need neither.
