@@ -380,7 +380,7 @@ describe('entry parking of stalled responses', () => {
     timeout: 10_000,
   }, async () => {
     // A socket keeps the buffer of a write it could not finish until the client reads. Were
-    // the 64 KiB chunk the client socket refused handed over whole, a client that never
+    // the upstream chunk the client socket refused handed over whole, a client that never
     // reads would keep it at the entry, parked or not, for as long as it stays connected
     // (~0.7 GB at 10,000 slow clients). Written in copied slices, every chunk is let go.
     const CHUNK = 1024 * 1024; // refused mid-chunk: the Unix socket takes ~200 KiB
@@ -420,7 +420,8 @@ describe('entry parking of stalled responses', () => {
       const ctx = {
         connector,
         log: silentLogger(),
-        stallWatch: new StallWatch({ parkAfterMs: 100 }),
+        // Budget 0: crowded from the first stall, as under a flood of clients that do not read.
+        stallWatch: new StallWatch({ parkAfterMs: 100, maxHeld: 0 }),
         sendTimeoutMs: 0,
       };
       const stream = upstream as unknown as HopStream;
@@ -508,7 +509,7 @@ describe('entry parking of stalled responses', () => {
         const ctx = {
           connector,
           log: silentLogger(),
-          stallWatch: new StallWatch({ parkAfterMs }),
+          stallWatch: new StallWatch({ parkAfterMs, maxHeld: 0 }), // crowded: sliced
           sendTimeoutMs: 0,
         };
         const stream = source(0) as unknown as HopStream;

@@ -62,6 +62,15 @@ export class StallWatch {
     return this.#unread.size + this.#read.size;
   }
 
+  /**
+   * Half the budget or more of stalled responses held at once: a crowd of clients that do
+   * not read. Responses then write their first bytes in slices (body-relay.ts, pump), so
+   * that a client that never reads keeps one slice at the entry, not a whole chunk.
+   */
+  get crowded(): boolean {
+    return this.size * 2 >= this.maxHeld;
+  }
+
   /** A stall began now: parks it when due, and parks whatever else is due already. */
   add(r: StalledResponse): void {
     (r.hasRead ? this.#read : this.#unread).add(r);
