@@ -348,6 +348,19 @@ describe('open header (binary, version 2)', () => {
 });
 
 describe('readPrefixed', () => {
+  it('leaves the chunks after the head as they came: not joined into a copy', async () => {
+    // A response head usually comes with body chunks behind it: a bare read() would return
+    // them all as one new buffer (a copy of the body's first chunks per response).
+    const s = new PassThrough();
+    const head = encodePrefixed(base);
+    const body = [Buffer.alloc(20_000, 1), Buffer.alloc(30_000, 2)];
+    s.write(head);
+    for (const b of body) s.write(b);
+    expect(decodeOpenHeader(await readPrefixed(s, MAX_OPEN_HEADER_BYTES, 5_000))).toEqual(base);
+    expect(s.read(body[0]?.length)).toBe(body[0]);
+    expect(s.read(body[1]?.length)).toBe(body[1]);
+  });
+
   it('reads a head split across many chunks and leaves the following bytes in the stream', async () => {
     const s = new PassThrough();
     const bytes = Buffer.concat([encodePrefixed(base), Buffer.from('BODY')]);
