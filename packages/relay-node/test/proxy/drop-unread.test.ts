@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { WireCode } from '@relaymesh/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryPair, Session, StreamTransport } from '../../src/index.ts';
 import { duplexPair } from '../../src/proxy/splice.ts';
 import { nextStream, until } from '../mux/helpers.ts';
@@ -38,6 +38,25 @@ describe('a reset stream lets go of its unread data', () => {
     entryEnd.destroy();
     await done;
     expect(entryEnd.readableLength).toBe(0);
+  });
+
+  it('drops the chunks without joining them into a copy first', async () => {
+    // read() would return every buffered chunk as one new buffer: ~72 KiB allocated per
+    // parked slow client only to be thrown away.
+    const [exitEnd, entryEnd] = duplexPair();
+    entryEnd.on('error', () => {});
+    exitEnd.on('error', () => {});
+    await fillPaused(exitEnd, entryEnd, 64 * 1024); // two chunks of 32 KiB
+    const done = closed(entryEnd);
+    const alloc = vi.spyOn(Buffer, 'allocUnsafe');
+    try {
+      entryEnd.destroy();
+      await done;
+      expect(entryEnd.readableLength).toBe(0);
+      expect(alloc.mock.calls.filter(([n]) => n >= 32 * 1024)).toEqual([]);
+    } finally {
+      alloc.mockRestore();
+    }
   });
 
   it('multiplexed tunnel stream, reset by the reader or by the peer', async () => {
