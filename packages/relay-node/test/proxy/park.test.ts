@@ -70,6 +70,34 @@ interface Seen {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The resume plan of a 200 to GET /f of `size` bytes with a strong ETag: parkable. */
+function parkablePlan(size: number): ResumePlan {
+  return {
+    origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
+    head: { method: 'GET', target: '/f', headers: [], bodyLength: 0 },
+    total: size,
+    offset: 0,
+    size,
+    closedRange: false,
+    validator: '"v1"',
+  };
+}
+
+/**
+ * Listens with `server` on a Unix socket and sends it GET /f from a client that does not
+ * read (paused). A Unix socket's buffers (~200 KiB) fill well within the sliced prefix,
+ * like a remote client's that does not read; loopback TCP takes megabytes first.
+ */
+async function pausedClientOverUnixSocket(server: http.Server): Promise<net.Socket> {
+  const path = join(mkdtempSync(join(tmpdir(), 'relaymesh-park-')), 'entry.sock');
+  await new Promise<void>((r) => server.listen(path, r));
+  const client = net.connect(path);
+  client.on('error', () => {});
+  client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
+  client.pause();
+  return client;
+}
+
 /** A full garbage collection, without starting the test process with --expose-gc. */
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
@@ -322,16 +350,7 @@ describe('entry parking of stalled responses', () => {
     const server = http.createServer((req, res) => {
       const stream = new PassThrough() as unknown as HopStream;
       res.writeHead(200, { 'content-length': size });
-      const head = { method: 'GET', target: '/f', headers: [], bodyLength: 0 };
-      const plan = {
-        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
-        head,
-        total: size,
-        offset: 0,
-        size,
-        closedRange: false,
-        validator: '"v1"',
-      } as ResumePlan;
+      const plan = parkablePlan(size);
       const stallWatch = new StallWatch({ parkAfterMs: 100 });
       const ctx = { connector, log: silentLogger(), stallWatch, sendTimeoutMs: 0 };
       void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, () => plan);
@@ -408,15 +427,7 @@ describe('entry parking of stalled responses', () => {
       });
       dropUnreadOnClose(upstream); // as every hop stream does (drop-unread.ts)
       r.writeHead(200, { 'content-length': size });
-      const plan = {
-        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
-        head: { method: 'GET', target: '/f', headers: [], bodyLength: 0 },
-        total: size,
-        offset: 0,
-        size,
-        closedRange: false,
-        validator: '"v1"',
-      } as ResumePlan;
+      const plan = parkablePlan(size);
       const ctx = {
         connector,
         log: silentLogger(),
@@ -428,15 +439,8 @@ describe('entry parking of stalled responses', () => {
       void relayBody(ctx, r, { stream, path: ['en'], id: 'r1' }, size, () => plan);
       req.resume();
     });
-    // A Unix socket: its buffers (~200 KiB) fill well within the sliced prefix, like a
-    // remote client's that does not read. Loopback TCP takes megabytes before it refuses.
-    const path = join(mkdtempSync(join(tmpdir(), 'relaymesh-park-')), 'entry.sock');
-    await new Promise<void>((r) => server.listen(path, r));
-    const client = net.connect(path);
+    const client = await pausedClientOverUnixSocket(server); // never reads
     try {
-      client.on('error', () => {});
-      client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
-      client.pause(); // never reads
       for (let i = 0; i < 100 && !upstream?.destroyed; i++) await sleep(20);
       // Parked: the upstream stream was let go of; the client socket still holds bytes.
       expect(upstream?.destroyed).toBe(true);
@@ -478,15 +482,7 @@ describe('entry parking of stalled responses', () => {
         });
       };
       const ranges: string[] = [];
-      const plan = {
-        origin: { name: 'o', hosts: ['o.test'], upstreams: [] },
-        head: { method: 'GET', target: '/f', headers: [], bodyLength: 0 },
-        total: size,
-        offset: 0,
-        size,
-        closedRange: false,
-        validator: '"v1"',
-      } as ResumePlan;
+      const plan = parkablePlan(size);
       // The resume's stream: the rest of the body from the Range asked for.
       const connector = {
         open(o: { head: { headers: Array<[string, string]> } }) {
@@ -516,13 +512,8 @@ describe('entry parking of stalled responses', () => {
         void relayBody(ctx, res, { stream, path: ['en'], id: 'r1' }, size, () => plan);
         req.resume();
       });
-      const path = join(mkdtempSync(join(tmpdir(), 'relaymesh-park-')), 'entry.sock');
-      await new Promise<void>((r) => server.listen(path, r));
-      const client = net.connect(path);
+      const client = await pausedClientOverUnixSocket(server);
       try {
-        client.on('error', () => {});
-        client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
-        client.pause();
         await sleep(400); // stalled well past parkAfterMs
         let head: Buffer | undefined = Buffer.alloc(0);
         let at = 0;
@@ -532,7 +523,10 @@ describe('entry parking of stalled responses', () => {
             if (head !== undefined) {
               const all = Buffer.concat([head, d]);
               const end = all.indexOf('\r\n\r\n');
-              if (end < 0) return void (head = all);
+              if (end < 0) {
+                head = all;
+                return;
+              }
               head = undefined;
               d = all.subarray(end + 4);
             }
