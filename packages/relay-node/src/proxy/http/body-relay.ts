@@ -171,7 +171,7 @@ interface StallLimits {
   canPark: () => boolean;
 }
 
-/** Slices a chunk is cut into while the client has not drained its socket once (see {@link pump}). */
+/** Slices a chunk is cut into while the stall watch is crowded and the client has not drained its socket once (see {@link pump}). */
 export const FIRST_SLICE_BYTES = 16 * 1024;
 /** A response's first bytes written in slices (to a client that has not drained yet). */
 export const SLICED_PREFIX_BYTES = 1024 * 1024;
@@ -356,8 +356,8 @@ function waitForDrain(
 ): Promise<'drain' | 'gone' | 'timeout'> {
   if (res.destroyed) return Promise.resolve('gone');
   // A slice refused without filling the socket's buffer leaves no 'drain' to wait for:
-  // `stall.wake` comes when it is written.
-  if (!res.writableNeedDrain && !stall.onSlices) {
+  // `stall.wake` comes when it is written (unless it already was).
+  if (!res.writableNeedDrain && !(stall.onSlices && stall.slicesOut > 0)) {
     stallEnded(stall);
     return Promise.resolve('drain');
   }
