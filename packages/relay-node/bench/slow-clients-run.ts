@@ -29,7 +29,16 @@ const LOAD = fileURLToPath(new URL('./slow-clients-load.ts', import.meta.url));
 const NORMAL = fileURLToPath(new URL('./slow-clients-normal.ts', import.meta.url));
 const SINK = fileURLToPath(new URL('./slow-clients-sink.ts', import.meta.url));
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
-const SLOW_BYTES = 1024 * 1024 * 1024;
+/** The /slow response's length: 1 GiB, or SLOW_BODY_BYTES (slow-clients.bench.ts). */
+const SLOW_BYTES = slowBodyBytes(process.env.SLOW_BODY_BYTES);
+
+function slowBodyBytes(env: string | undefined): number {
+  if (env === undefined || env === '') return 1024 * 1024 * 1024;
+  const n = Number(env);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new Error(`SLOW_BODY_BYTES=${env}: expected a whole number of bytes, at least 1`);
+  return n;
+}
 
 export interface SlowClientsOptions {
   count: number;

@@ -39,6 +39,9 @@
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_LOWAT=N: tcp_notsent_lowat of the entry's and the origin's namespaces (default 16384,
  * the operator setting docs/operations.md recommends; `off`: the kernel's, no limit).
+ * SLOW_BODY_BYTES=N: the length of the /slow response (default 1 GiB; e.g. 8192, a control
+ * whose answers fit the slow clients' socket buffers: nothing stalls, nothing is parked, and
+ * the normal-rate line shows what admitting and answering the connections costs alone).
  * SLOW_LOAD_TARGET=sink: the control run. The slow clients connect to a listener in the
  * entry's namespace that holds their connections and answers nothing (slow-clients-sink.ts)
  * instead of to the entry, which serves only the normal client; the normal-rate line
@@ -412,6 +415,7 @@ if (r.normalMode === 'established' && r.establishedBaselineWindow) {
     baselineWindow: windowDetail(base),
     freshBaselineMBps: r.normalBaselineMBps,
     parkWave: r.parkWave,
+    originStats: r.originStats,
     sendTimeoutMs,
     parkAfterMs: process.env.SLOW_PARK_AFTER_MS ?? 'default',
     load: loadField,
