@@ -284,12 +284,33 @@ function transientSummary(baselineMBps: number) {
     medianRatio: Number((sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(3)),
     worstRatio: Number((sorted[0] ?? 0).toFixed(3)),
     ...(worst ? { worst: { ...windowDetail(worst), parks: worst.parks } } : {}),
-    series: r.transientSeries.map((w, i) => [
-      Number(w.startS.toFixed(1)),
-      Number((ratios[i] ?? 0).toFixed(2)),
-      w.parks,
-      Math.max(-1, ...w.phasesMs.map((p) => p[1] ?? -1)),
-    ]),
+    seriesColumns: [
+      's',
+      'ratio',
+      'parks',
+      'slowest response head ms',
+      'entry cores',
+      'entry main thread cores',
+      'normal cores',
+      'host busy cores',
+      'entry loop delay max ms',
+      'entry GC ms (main thread)',
+    ],
+    series: r.transientSeries.map((w, i) => {
+      const cores = (k: string) => Number((w.cpuCores[k] ?? 0).toFixed(2));
+      return [
+        Number(w.startS.toFixed(1)),
+        Number((ratios[i] ?? 0).toFixed(2)),
+        w.parks,
+        Math.max(-1, ...w.phasesMs.map((p) => p[1] ?? -1)),
+        cores('entry'),
+        cores('entryMain'),
+        cores('normal'),
+        cores('host'),
+        Number(w.entryEld.maxMs.toFixed(1)),
+        w.entryGc[2],
+      ];
+    }),
   };
 }
 
@@ -409,6 +430,7 @@ if (r.normalMode === 'established' && r.establishedBaselineWindow) {
     // The connection's state after the last window: closed (and why) if the entry ended it.
     connection: last?.connection ?? {},
     worst: t.worst,
+    seriesColumns: t.seriesColumns,
     series: t.series,
     timelineColumns: t.timelineColumns,
     timeline: t.timeline,
