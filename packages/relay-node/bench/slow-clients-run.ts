@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { withMallocTuning } from '../src/index.ts';
 import {
   type EntryLegs,
   entryLegs,
@@ -325,7 +326,13 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
       script,
       JSON.stringify(arg),
     ],
-    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+    {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      // glibc's trim threshold, as docs/operations.md has nodes started (SLOW_MALLOC_TUNING=0:
+      // glibc's default): without it a process streams at half its rate at random.
+      env: process.env.SLOW_MALLOC_TUNING === '0' ? process.env : withMallocTuning(process.env),
+    },
   );
   let last: Record<string, unknown> | undefined;
   const listeners: Array<(line: Record<string, unknown>) => void> = [];

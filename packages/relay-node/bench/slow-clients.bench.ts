@@ -39,6 +39,9 @@
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_LOWAT=N: tcp_notsent_lowat of the entry's and the origin's namespaces (default 16384,
  * the operator setting docs/operations.md recommends; `off`: the kernel's, no limit).
+ * SLOW_MALLOC_TUNING=0: the bench's processes without glibc's trim threshold that
+ * docs/operations.md has nodes started with (default: with it; docs/performance.md, "glibc
+ * gives the socket buffers back").
  * SLOW_BODY_BYTES=N: the length of the /slow response (default 1 GiB; e.g. 8192, a control
  * whose answers fit the slow clients' socket buffers: nothing stalls, nothing is parked, and
  * the normal-rate line shows what admitting and answering the connections costs alone).

@@ -2,6 +2,7 @@ import { createRootLogger, type Logger } from '@relaymesh/shared';
 import type { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { STREAMING_GC_FLAGS, tuneGcForStreaming } from '../node/gc-tuning.ts';
+import { mallocTuningAdvice } from '../node/malloc-tuning.ts';
 import {
   loadNodeConfigFile,
   type NodeSettings,
@@ -103,6 +104,14 @@ async function runNode(flags: NodeFlags): Promise<void> {
     { gcFlags: gcTuned ? STREAMING_GC_FLAGS : 'chosen by the operator' },
     'garbage collector triggers',
   );
+  // glibc's tunables are read at exec: this process can only say what it would need.
+  const mallocAdvice = mallocTuningAdvice();
+  if (mallocAdvice) {
+    logger.warn(
+      { env: mallocAdvice },
+      'glibc may return freed socket buffers to the kernel and fault them in again, up to halving the stream rate: set this in the environment that starts the node (docs/operations.md)',
+    );
+  }
   const node = new RelayNode({ ...settings.node, logger });
   const addresses = await node.start();
   process.stdout.write(`${readyLine(node.id, addresses)}\n`);

@@ -1,5 +1,13 @@
 export { gcTriggersChosen, STREAMING_GC_FLAGS, tuneGcForStreaming } from './gc-tuning.ts';
 export {
+  MALLOC_TRIM_THRESHOLD,
+  MALLOC_TUNABLE,
+  mallocTrimChosen,
+  mallocTuningAdvice,
+  onGlibc,
+  withMallocTuning,
+} from './malloc-tuning.ts';
+export {
   type EntryCandidate,
   type MeasureNearestOptions,
   measureNearest,

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryNodes, queryRoutes } from '../../src/control/queries.ts';
+import { MALLOC_TUNABLE, onGlibc } from '../../src/node/malloc-tuning.ts';
 import { get, ORIGIN_HOST, startBlockingProxy, startOrigin, TOKEN, waitFor } from './helpers.ts';
 
 // A real coordinator and three real `relaymesh node` processes on loopback:
@@ -149,6 +150,22 @@ describe('relaymesh node as real processes', () => {
       expect(r.httpPort).toBeGreaterThan(0);
       expect(r.ports).toEqual({ tunnel: r.tunnelPort, http: r.httpPort });
     }
+  });
+
+  it('says which glibc tunable it runs without, and gives it to its acceptor process', (ctx) => {
+    if (!onGlibc()) ctx.skip(); // the tunable is glibc's
+    const a = proc('a');
+    // Started without GLIBC_TUNABLES (ENV): the warning names what to set.
+    expect(process.env.GLIBC_TUNABLES ?? '').not.toContain('trim_threshold');
+    expect(a.stderr()).toContain(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`);
+    // Its acceptor (the default) is its child process, started with the tunable.
+    const pid = a.child.pid as number;
+    const kids = readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/).filter(Boolean),
+    );
+    expect(kids.length).toBeGreaterThan(0);
+    const envs = kids.map((k) => readFileSync(`/proc/${k}/environ`, 'utf8').split('\0'));
+    expect(envs.some((e) => e.includes(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`))).toBe(true);
   });
 
   it('routes a request from a through the mesh along `relaymesh routes --json`', async () => {

@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@relaymesh/shared';
+import { withMallocTuning } from '../../node/malloc-tuning.ts';
 import type { FromAcceptor, ToAcceptor } from './acceptor-protocol.ts';
 
 export interface AcceptorOptions {
@@ -106,6 +107,7 @@ export class AcceptorProcess {
     const { path, execArgv } = childScript();
     const child = fork(path, [], {
       execArgv,
+      env: withMallocTuning(),
       serialization: 'json',
       // stdout is the node's ready line alone; a crash's trace still reaches stderr.
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
