@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,8 +65,20 @@ describe('seed world with the real mesh', () => {
     const t0 = performance.now();
     handle = await startWorld(loadWorld('seed'), { fileSizeBytes: SIZE });
     const t1 = performance.now();
-    const mesh = await startMesh(handle, { cli: CLI, token: TOKEN, nodeArgs: ['--debug-headers'] });
+    const mesh = await startMesh(handle, {
+      cli: CLI,
+      token: TOKEN,
+      nodeArgs: ['--debug-headers'],
+      nodeEnv: { RELAYMESH_WORLD_MARK: 'seed' },
+    });
     expect(mesh.nodes.map((n) => n.id)).toEqual(['bj-1', 'hk-1', 'tokyo-1']);
+    // nodeEnv reaches every node (the demo gives them glibc's tunable this way).
+    if (process.platform === 'linux') {
+      for (const n of mesh.nodes) {
+        const env = readFileSync(`/proc/${n.process.pid}/environ`, 'utf8').split('\0');
+        expect(env).toContain('RELAYMESH_WORLD_MARK=seed');
+      }
+    }
     const t2 = performance.now();
     const files = handle.originAddress('files');
     const expected = await generatedSha256(files.contentSeed, SIZE);

@@ -10,6 +10,7 @@ import {
   type WorldHandle,
 } from '@relaymesh/world';
 import { queryRoutes } from '../control/queries.ts';
+import { mallocTuningEnv } from '../node/malloc-tuning.ts';
 import { type DownloadOptions, type DownloadResult, download } from './download.ts';
 import {
   type DemoOutput,
@@ -125,6 +126,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       cli: options.cli ?? SUPERVISED_CLI,
       token,
       nodeArgs: ['--debug-headers'],
+      // As docs/operations.md has nodes started: glibc keeps the freed socket buffers.
+      nodeEnv: mallocTuningEnv(),
     });
     const contentSeed = handle.originAddress(ORIGIN).contentSeed;
     const stage: Stage = { handle, mesh, token, out, options, fileBytes, contentSeed };

@@ -4,6 +4,7 @@ export {
   MALLOC_TUNABLE,
   mallocTrimChosen,
   mallocTuningAdvice,
+  mallocTuningEnv,
   onGlibc,
   withMallocTuning,
 } from './malloc-tuning.ts';

@@ -38,6 +38,12 @@ export function withMallocTuning(env: NodeJS.ProcessEnv = process.env): NodeJS.P
   };
 }
 
+/** Just the variable {@link withMallocTuning} gives a child, for an environment given as extras. */
+export function mallocTuningEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const value = withMallocTuning(env).GLIBC_TUNABLES;
+  return value === undefined ? {} : { GLIBC_TUNABLES: value };
+}
+
 /** This process runs on glibc: its diagnostic report names glibc's version. */
 export function onGlibc(): boolean {
   if (process.platform !== 'linux') return false;

@@ -3,6 +3,7 @@ import {
   MALLOC_TUNABLE,
   mallocTrimChosen,
   mallocTuningAdvice,
+  mallocTuningEnv,
   withMallocTuning,
 } from '../../src/node/malloc-tuning.ts';
 
@@ -28,6 +29,13 @@ describe('glibc heap trimming for streaming (docs/performance.md "glibc gives th
     );
     const chosen = { GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=0' };
     expect(withMallocTuning(chosen)).toBe(chosen);
+  });
+
+  it('gives just the variable, for an environment of extras', () => {
+    expect(mallocTuningEnv({})).toEqual({ GLIBC_TUNABLES: MALLOC_TUNABLE });
+    expect(mallocTuningEnv({ GLIBC_TUNABLES: 'glibc.malloc.top_pad=0' })).toEqual({
+      GLIBC_TUNABLES: 'glibc.malloc.top_pad=0',
+    });
   });
 
   it('advises it on glibc only, and only when it is missing', () => {

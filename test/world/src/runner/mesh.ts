@@ -21,6 +21,8 @@ export interface StartMeshOptions {
   settleRounds?: number;
   /** Extra arguments for every `relaymesh node`. @default [] */
   nodeArgs?: string[];
+  /** Extra environment for every `relaymesh node` (e.g. GLIBC_TUNABLES). @default {} */
+  nodeEnv?: Record<string, string>;
   /** `--log-level` of the nodes (the coordinator needs `info` for its ready line). @default 'warn' */
   logLevel?: string;
   /** Ready deadline of each process. @default 15000 */
@@ -123,7 +125,7 @@ async function startNode(
       ...(options.nodeArgs ?? []),
     ],
     // The token goes through the environment, never on a command line others can read.
-    env: { RELAYMESH_TOKEN: options.token },
+    env: { ...options.nodeEnv, RELAYMESH_TOKEN: options.token },
     readyTimeoutMs,
   });
   const info = p.ready.info as { tunnelPort?: number; httpPort?: number };
