@@ -4,10 +4,12 @@
  * malloc, and V8 frees them in batches after each scavenge. When the freed chunks lie at the
  * top of glibc's heap and exceed its trim threshold (128 KiB by default), glibc gives the
  * pages back to the kernel, and the next reads fault them in again. Whether a process falls
- * into that depends on its heap's layout, so it varies from process to process: measured on
- * one host, a copy of freshly allocated 64 KiB buffers ran at 1.7-2.4 GB/s in 8 of 8 fresh
- * processes, 6.9-7.5 GB/s with the threshold raised, and the slow-clients bench's stream
- * baseline ran at 171-579 MB/s (4 of 8 slow) against 484-687 MB/s (0 of 6).
+ * into that depends on its heap's layout, so it varies from process to process. Measured on
+ * one host: a copy of freshly allocated 64 KiB buffers ran at 1.7-2.5 GB/s in 18 fresh
+ * processes, 5.6-6.8 GB/s with this threshold; one undici download stream per fresh process
+ * (bench/malloc-trim.bench.ts) ran 2.2-2.9 x faster at the median, with 5 and 8 of 8
+ * default processes below 0.6 of that, none tuned; the slow-clients bench's stream baseline
+ * ran at 171-579 MB/s (4 of 8 slow) against 484-687 MB/s (0 of 6).
  *
  * glibc reads its tunables from the environment when a process starts, so a running
  * process cannot change its own: `relaymesh node` says so when it runs without it, and the
