@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { withMallocTuning } from '../src/node/malloc-tuning.ts';
 
 export const TOKEN = 'bench-token-6f0c2d9e4b1a7c3e5d8f0a2b4c6e8d1f';
 
@@ -119,6 +120,9 @@ export async function startChild(
   const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
   const proc = spawn(process.execPath, [...execArgv, ...prof, script, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    // glibc's trim threshold, as docs/operations.md has nodes started (BENCH_MALLOC_TUNING=0:
+    // glibc's default, under which a child streams at half its rate at random).
+    env: process.env.BENCH_MALLOC_TUNING === '0' ? process.env : withMallocTuning(process.env),
   });
   children.add(proc);
   proc.once('exit', () => children.delete(proc));
