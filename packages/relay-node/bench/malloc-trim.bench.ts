@@ -9,10 +9,11 @@
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/malloc-trim.bench.ts
  *
  * MT_PAIRS=N (default 8): processes of each kind; MT_SECONDS=S (default 3): each one's
- * download time. Pinned with `taskset` when there are two CPUs (the child on CPU 0, this
- * process, the origin, on CPU 1). On a libc other than glibc the two kinds are the same.
+ * download time. Pinned with `taskset` when there are two CPUs and it is installed (the
+ * child on CPU 0, this process, the origin, on CPU 1). On a libc other than glibc the two
+ * kinds are the same.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -31,8 +32,17 @@ if (!(SECONDS > 0 && SECONDS <= 30))
 /** A process below this share of the tuned median is counted slow. */
 const SLOW_SHARE = 0.6;
 
-const pin = availableParallelism() >= 2;
-if (pin) spawn('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+/** Whether `taskset` runs here (util-linux): without it nothing is pinned. */
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const pin = availableParallelism() >= 2 && hasTaskset();
+if (pin) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const BYTES = 32 * 1024 * 1024;
@@ -71,6 +81,7 @@ function child(env: NodeJS.ProcessEnv): Promise<{ MBps: number; cores: number }>
     out += d;
   });
   return new Promise((resolve, reject) => {
+    p.once('error', reject);
     const timer = setTimeout(() => p.kill('SIGKILL'), (SECONDS + 30) * 1000);
     p.once('exit', (code) => {
       clearTimeout(timer);

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { withMallocTuning } from '../src/index.ts';
+import { withMallocTuning } from '../src/node/malloc-tuning.ts';
 import {
   type EntryLegs,
   entryLegs,
