@@ -1,18 +1,22 @@
 /**
- * One fresh process of malloc-trim.bench.ts: downloads `bytes` from the origin at
- * http://127.0.0.1:PORT/ with an undici Client (dispatch API, the exit's way of reading
+ * One fresh process of malloc-trim.bench.ts: downloads PATH from the origin at
+ * http://127.0.0.1:PORT with an undici Client (dispatch API, the exit's way of reading
  * origins) back to back for `seconds`, then prints {"MBps":N,"cores":N}: its rate and the
- * CPU it used. Argument: {"port":P,"seconds":S}.
+ * CPU it used. Argument: {"port":P,"path":PATH,"seconds":S}.
  */
 import { Client } from 'undici';
 
-const args = JSON.parse(process.argv[2] ?? '{}') as { port: number; seconds: number };
+const args = JSON.parse(process.argv[2] ?? '{}') as {
+  port: number;
+  path: string;
+  seconds: number;
+};
 const client = new Client(`http://127.0.0.1:${args.port}`);
 const one = () =>
   new Promise<number>((resolve, reject) => {
     let n = 0;
     client.dispatch(
-      { method: 'GET', path: '/' },
+      { method: 'GET', path: args.path },
       {
         onRequestStart() {},
         onResponseStart() {},

@@ -14,12 +14,11 @@
  * kinds are the same.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MALLOC_TUNABLE, onGlibc, withMallocTuning } from '../src/index.ts';
-import { emit, note } from './common.ts';
+import { MALLOC_TUNABLE, onGlibc, withMallocTuning } from '../src/node/malloc-tuning.ts';
+import { emit, note, stats } from './common.ts';
+import { startOrigin } from './slow-clients-run.ts';
 
 const CHILD = fileURLToPath(new URL('./malloc-trim-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -44,22 +43,10 @@ function hasTaskset(): boolean {
 const pin = availableParallelism() >= 2 && hasTaskset();
 if (pin) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
-const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const BYTES = 32 * 1024 * 1024;
-const origin = http.createServer((_req, res) => {
-  let left = BYTES;
-  res.writeHead(200, { 'content-length': BYTES });
-  const more = () => {
-    while (left > 0) {
-      left -= CHUNK.length;
-      if (!res.write(CHUNK)) return void res.once('drain', more);
-    }
-    res.end();
-  };
-  more();
-});
-await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-const port = (origin.address() as AddressInfo).port;
+// The slow-clients bench's origin: `/fast?bytes=N` in 64 KiB writes, with backpressure.
+const origin = await startOrigin('127.0.0.1');
+const port = origin.port;
 
 /** One fresh process: its rate in MB/s. */
 function child(env: NodeJS.ProcessEnv): Promise<{ MBps: number; cores: number }> {
@@ -69,7 +56,7 @@ function child(env: NodeJS.ProcessEnv): Promise<{ MBps: number; cores: number }>
     '--import',
     'tsx',
     CHILD,
-    JSON.stringify({ port, seconds: SECONDS }),
+    JSON.stringify({ port, path: `/fast?bytes=${BYTES}`, seconds: SECONDS }),
   ];
   const p = spawn(pin ? 'taskset' : process.execPath, argv, {
     cwd: ROOT,
@@ -105,15 +92,10 @@ for (let i = 0; i < PAIRS; i++) {
     note(`${kind}: ${r.MBps.toFixed(0)} MB/s at ${r.cores.toFixed(2)} cores`);
   }
 }
-origin.close();
+await origin.close();
 
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-const tunedMedian = median(tuned);
-const plainMedian = median(plain);
+const tunedMedian = stats(tuned).median;
+const plainMedian = stats(plain).median;
 const slow = (xs: number[]) => xs.filter((x) => x < SLOW_SHARE * tunedMedian).length;
 emit({
   bench: 'malloc-trim',
