@@ -29,6 +29,10 @@ export default defineConfig({
           testTimeout: 20_000,
           hookTimeout: 20_000,
           maxWorkers: unitWorkers,
+          // The files of a worker share its module cache: importing the package sources
+          // again for each of the 67 files took 39 s of the workers' time (85 s -> 50 s).
+          // They mock nothing and change no process-wide state, so nothing leaks between them.
+          isolate: false,
         },
       },
       {
