@@ -15,7 +15,14 @@ import {
   Traffic,
   waitFor,
 } from './chaos-helpers.ts';
-import { emulationNoiseIn, offOptimumIn, optimumRtt, pathRtt } from './optimum.ts';
+import {
+  emulationNoiseIn,
+  noiseFarAbove,
+  offOptimumIn,
+  optimumRtt,
+  pathRtt,
+  worseThanDirectIn,
+} from './optimum.ts';
 
 // Issue 4 acceptance, measured on the aws12 world with the real coordinator and 12 real
 // nodes: a coordinator restart under a running world, routes against the world's own
@@ -126,12 +133,17 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
     let rs: Route[] = [];
     let off: unknown[] = [];
     let noiseMs = 0;
+    const noise: number[] = [];
     for (let i = 0; i < 30 && performance.now() - t0 < 30_000; i++) {
       rs = await routes(cw);
       noiseMs = emulationNoiseMs(rs);
+      noise.push(noiseMs);
       off = offOptimum(rs, noiseMs);
       const complete = rs.length === world.nodes.length * world.origins.length;
       if (complete && off.length === 0 && noiseMs <= 3) break;
+      // The strict check will be skipped: stop once what is still asserted holds.
+      const sound = complete && worseThanDirectIn(world, rs, noiseMs).length === 0;
+      if (sound && noiseFarAbove(noise)) break;
       await sleep(2000);
     }
     const settledMs = performance.now() - t0;
@@ -160,6 +172,7 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
         routes: rs.length,
         settledMs: Math.round(settledMs),
         noiseMs: Number(noiseMs.toFixed(1)),
+        noiseHistoryMs: noise.map((x) => Number(x.toFixed(1))),
         loadavg: os.loadavg()[0]?.toFixed(1),
         offOptimum: off.length,
         relayWins: checked,
@@ -184,12 +197,7 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
     expect(rs).toHaveLength(world.nodes.length * world.origins.length);
     // Whatever the machine: routing never makes a route worse than the entry going
     // direct by more than the tolerance plus what the emulation adds.
-    const worse = rs.filter((r) => {
-      const direct = pathRtt(world, [r.from], r.origin);
-      const chosen = pathRtt(world, r.path, r.origin);
-      return chosen > direct + Math.max(3, 0.05 * direct) + noiseMs;
-    });
-    expect(worse).toEqual([]);
+    expect(worseThanDirectIn(world, rs, noiseMs)).toEqual([]);
     expect(checked).toBeGreaterThanOrEqual(5);
     // The issue's 3 ms tolerance can only be checked when the emulation itself is that
     // accurate: a busy machine (other suites on the two cores) adds tens of ms to every

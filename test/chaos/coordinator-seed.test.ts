@@ -12,7 +12,7 @@ import {
   startChaosWorld,
   waitFor,
 } from './chaos-helpers.ts';
-import { emulationNoiseIn, offOptimumIn, pathRtt } from './optimum.ts';
+import { emulationNoiseIn, noiseFarAbove, offOptimumIn, worseThanDirectIn } from './optimum.ts';
 
 // Issue 4 on the seed world (Beijing, Hong Kong, Tokyo; origins in Tokyo): routes against
 // the world's own optimum once the estimates have settled, and a killed node out of every
@@ -40,30 +40,32 @@ describe('chaos: coordinator acceptance on seed (issue 4)', () => {
     let rs: Route[] = [];
     let off: unknown[] = [];
     let noiseMs = 0;
-    // Start-up samples settle first (docs/reliability.md), bounded.
+    const noise: number[] = [];
+    // Start-up samples settle first (docs/reliability.md), bounded; not waited out when
+    // the emulation stays far too noisy for the strict check (noiseFarAbove).
     for (let i = 0; i < 20; i++) {
       await sleep(2000);
       rs = await routes(cw);
       noiseMs = emulationNoiseIn(world, rs);
+      noise.push(noiseMs);
       off = offOptimumIn(world, rs, noiseMs);
       if (rs.length === 9 && off.length === 0 && noiseMs <= 3) break;
+      const sound = rs.length === 9 && worseThanDirectIn(world, rs, noiseMs).length === 0;
+      // Start-up samples run high for a while: 20 s at least.
+      if (sound && i >= 9 && noiseFarAbove(noise)) break;
     }
     console.log(
       JSON.stringify({
         scenario: 'seed-optimum',
         routes: rs.map((r) => [r.from, r.origin, r.path.join(','), r.rttMs]),
         noiseMs: Number(noiseMs.toFixed(1)),
+        noiseHistoryMs: noise.map((x) => Number(x.toFixed(1))),
         offOptimum: off.length,
       }),
     );
     expect(rs).toHaveLength(world.nodes.length * world.origins.length);
     // Never worse than going direct beyond the tolerance plus the emulation's own noise.
-    for (const r of rs) {
-      const direct = pathRtt(world, [r.from], r.origin);
-      expect(pathRtt(world, r.path, r.origin)).toBeLessThanOrEqual(
-        direct + Math.max(3, 0.05 * direct) + noiseMs,
-      );
-    }
+    expect(worseThanDirectIn(world, rs, noiseMs)).toEqual([]);
     if (noiseMs > 3) {
       ctx.skip(
         `emulation noise ${noiseMs.toFixed(1)} ms > 3 ms (load ${os.loadavg()[0]?.toFixed(1)})`,
