@@ -31,7 +31,9 @@ export default defineConfig({
           maxWorkers: unitWorkers,
           // The files of a worker share its module cache: importing the package sources
           // again for each of the 67 files took 39 s of the workers' time (85 s -> 50 s).
-          // They mock nothing and change no process-wide state, so nothing leaks between them.
+          // They mock nothing and change no process-wide state. A file must not leave a timer
+          // or socket that fires after it ends: it would fail the worker's next file
+          // (docs/operations.md, "Running the tests").
           isolate: false,
         },
       },
