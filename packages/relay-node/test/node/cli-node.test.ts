@@ -168,7 +168,9 @@ describe('relaymesh node as real processes', () => {
     expect(envs.some((e) => e.includes(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`))).toBe(true);
   });
 
-  it('routes a request from a through the mesh along `relaymesh routes --json`', async () => {
+  it('routes a request from a through the mesh along `relaymesh routes --json`', {
+    timeout: 40_000,
+  }, async () => {
     const opts = { address, token: TOKEN };
     await waitFor(
       async () => (await queryRoutes(opts, { from: 'a' })).routes[0]?.path.length,
