@@ -90,6 +90,9 @@ export function setupNetns(tag: string): { plan: NetPlan; cleanup: () => void } 
     [ns.entry]: {
       ...LOWAT_SYSCTL,
       ...(process.env.SLOW_BACKLOG ? { 'net.core.somaxconn': process.env.SLOW_BACKLOG } : {}),
+      ...(process.env.SLOW_ENTRY_TCP_RMEM
+        ? { 'net.ipv4.tcp_rmem': process.env.SLOW_ENTRY_TCP_RMEM }
+        : {}),
     },
     [ns.origin]: { ...LOWAT_SYSCTL },
   };

@@ -39,6 +39,9 @@
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_LOWAT=N: tcp_notsent_lowat of the entry's and the origin's namespaces (default 16384,
  * the operator setting docs/operations.md recommends; `off`: the kernel's, no limit).
+ * SLOW_ENTRY_TCP_RMEM="MIN DEFAULT MAX": net.ipv4.tcp_rmem of the entry's namespace (default:
+ * the kernel's), which caps what an origin sends ahead for a request the entry stopped
+ * reading (docs/operations.md).
  * SLOW_MALLOC_TUNING=0: the bench's processes without glibc's trim threshold that
  * docs/operations.md has nodes started with (default: with it; docs/performance.md, "glibc
  * gives the socket buffers back").
