@@ -21,7 +21,7 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID,"acceptorPid":A} (A with an acceptor process), then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "gc":[MINOR,MAJOR,MS],"held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
+ * "gc":[MINOR,MAJOR,MS],"arrayBuffersMiB":B,"held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
  * "maxWaitMs":M}} (held now; parked so far; accepted: client connections the entry's
  * listener has taken out of the kernel's accept queue so far, counted on the
  * `net.server.socket` diagnostics channel, no product hook; gc: garbage collections on the
@@ -35,7 +35,12 @@ import { subscribe } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
+import {
+  constants,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  performance,
+} from 'node:perf_hooks';
 import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
@@ -175,8 +180,10 @@ async function main(): Promise<void> {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
-      if (kind === 1) gc.minor++;
-      else if (kind === 2) gc.major++;
+      // perf_hooks.constants: NODE_PERFORMANCE_GC_MINOR 1, NODE_PERFORMANCE_GC_MAJOR 4
+      // (a mark-compact; until session 14 this counted kind 2, which node never reports).
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
       gc.ms += e.duration;
     }
   }).observe({ entryTypes: ['gc'] });
@@ -189,6 +196,9 @@ async function main(): Promise<void> {
       maxMs: eld.max / 1e6,
       meanMs: eld.mean / 1e6,
       gc: [gc.minor, gc.major, Math.round(gc.ms)],
+      // Buffers' memory outside V8's heap, MiB: V8 starts a mark-compact each time it grew
+      // 64 MiB since the last (its external memory soft limit).
+      arrayBuffersMiB: Math.round(process.memoryUsage().arrayBuffers / 1048576),
       ...stalls,
       accepted: acceptedNow(),
       // The admission gate: let in so far, waiting now, its rate in force (-1: open).
