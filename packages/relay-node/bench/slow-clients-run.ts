@@ -220,7 +220,11 @@ export interface SlowClientsResult {
    * stalled responses the entry held at the row's end, responses the entry parked in it,
    * connections the entry accepted in it, host busy cores, host softirq cores, connections
    * the entry's admission gate let in, waiting at the row's end, its rate then (-1: open;
-   * all three -1 when the gate is off)].
+   * all three -1 when the gate is off), the entry's main thread's cores, its minor GCs,
+   * major GCs and GC ms, then run and CPU-wait seconds per second (schedstat) of the entry's
+   * main thread, its other threads, and the main threads of the normal client's process, the
+   * origin's, the load's and the acceptor's (-1, -1 each when unreadable or absent), and the
+   * entry's ArrayBuffer memory at the row's end, MiB].
    */
   timeline: number[][];
   /**
@@ -523,6 +527,35 @@ function hostCpu(): { busy: number; softirq: number } {
   }
 }
 
+/**
+ * Seconds the threads of `pid` ran and waited runnable for a CPU (Linux
+ * `/proc/PID/task/TID/schedstat`): `main` its main thread alone, `rest` its other threads
+ * (V8's GC helpers, libuv's pool); NaN when unreadable. Waiting is the time the scheduler
+ * gave the core to something else while the thread was ready: a CPU wait, not an I/O one.
+ */
+function schedSeconds(pid: number): { main: [number, number]; rest: [number, number] } {
+  const read = (tid: string): [number, number] => {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+    return [Number(run) / 1e9, Number(wait) / 1e9];
+  };
+  try {
+    const rest: [number, number] = [0, 0];
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (tid === String(pid)) continue;
+      try {
+        const [r, w] = read(tid);
+        rest[0] += r;
+        rest[1] += w;
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    return { main: read(String(pid)), rest };
+  } catch {
+    return { main: [Number.NaN, Number.NaN], rest: [Number.NaN, Number.NaN] };
+  }
+}
+
 /** One normal-client measurement: {@link RUNS} downloads one after the other, and what else ran meanwhile. */
 export interface NormalWindow {
   /** Median of the downloads, MB/s (0 when one failed). */
@@ -693,6 +726,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       admitted?: number;
       waiting?: number;
       admitRate?: number;
+      arrayBuffersMiB?: number;
     }> = [];
     entry.onLine((line) => {
       if (line.eld) eld.push(line.eld as (typeof eld)[number]);
@@ -841,12 +875,28 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const rowEnds: number[] = [];
     /** Per row: the entry's main thread's cores (appended last, after the gate's columns). */
     const mainRows: number[] = [];
+    /**
+     * Per row, after the GC columns: seconds per second run and waited for a CPU by the
+     * entry's main thread, its other threads, and the main threads of the normal client's
+     * process, the origin's (this one), the load's and the entry's acceptor's.
+     */
+    const schedRows: number[][] = [];
+    const schedPids = () => ({
+      entry: pid,
+      normal: normalReady.pid as number,
+      origin: process.pid,
+      ...(typeof procs.load === 'number' ? { load: procs.load } : {}),
+      ...(acceptorPid ? { acceptor: acceptorPid } : {}),
+    });
+    const schedNow = () =>
+      Object.fromEntries(Object.entries(schedPids()).map(([k, p]) => [k, schedSeconds(p)]));
     let row = {
       at: Date.now(),
       parks: 0,
       cpu: Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p)])),
       normalBytes: normalProgress,
       host: hostCpu(),
+      sched: schedNow(),
     };
     /** Per row: the host's busy cores and its softirq share (all processes, this run's and others'). */
     const hostRows: number[][] = [];
@@ -866,6 +916,21 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         cores('load'),
       ]);
       mainRows.push(cores('entryMain'));
+      const sched = schedNow();
+      const per = (k: string, part: 'main' | 'rest') => {
+        const a = sched[k]?.[part];
+        const b = row.sched[k]?.[part];
+        const d = [0, 1].map((i) => ((a?.[i] ?? Number.NaN) - (b?.[i] ?? Number.NaN)) / s);
+        return d.map((x) => (Number.isFinite(x) ? Number(x.toFixed(3)) : -1));
+      };
+      schedRows.push([
+        ...per('entry', 'main'),
+        ...per('entry', 'rest'),
+        ...per('normal', 'main'),
+        ...per('origin', 'main'),
+        ...per('load', 'main'),
+        ...per('acceptor', 'main'),
+      ]);
       rowEnds.push(at);
       const host = hostCpu();
       hostRows.push(
@@ -873,7 +938,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
           Number((x / s).toFixed(2)),
         ),
       );
-      row = { at, parks, cpu, normalBytes: normalProgress, host };
+      row = { at, parks, cpu, normalBytes: normalProgress, host, sched };
     }, 1000);
     // Established: back to back (the window's bookkeeping, up to ~2 s, is the only gap),
     // so the entry's 5 s keep-alive idle close does not end the connection.
@@ -938,6 +1003,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         last?.admitRate ?? -1,
       );
       r.push(mainRows[i] ?? -1, ...gcOver(reports));
+      r.push(...(schedRows[i] ?? []));
+      r.push(last?.arrayBuffersMiB ?? -1);
     });
     const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();
