@@ -4,10 +4,15 @@
 // later), blackhole a link (healed 4-8 s later), double a link's RTT (healed 10 s later),
 // restart the coordinator. Prints one JSON line per fault and a summary line at the end.
 // Exit code 1 when a request failed outside a fault's window or a body was corrupted.
+// `--coordinator-outage S`: the coordinator is stopped at the first fault and stays down S
+// seconds while the other faults go on (a killed node is restarted only once it is back:
+// a new node can register with nothing else), then it is restarted and the time until every
+// live node re-registered and the routes are whole again is printed.
 import { mkdirSync } from 'node:fs';
 import { loadWorld } from '@relaymesh/world';
 import {
   type ChaosWorld,
+  nodes,
   type Route,
   restartCoordinator,
   restartNode,
@@ -33,6 +38,8 @@ interface Args {
    * exit (the origin is in its region), which the default choice never does.
    */
   entries: string[] | undefined;
+  /** Seconds the coordinator stays down from the first fault (0: only short restarts). */
+  coordinatorOutageS: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -41,6 +48,7 @@ function parseArgs(argv: string[]): Args {
     seed: Date.now() % 100_000,
     logDir: undefined,
     entries: undefined,
+    coordinatorOutageS: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const v = Number(argv[i + 1]);
@@ -48,7 +56,16 @@ function parseArgs(argv: string[]): Args {
     if (argv[i] === '--entries' && argv[i + 1]) args.entries = argv[i + 1]?.split(',');
     if (argv[i] === '--minutes' && v > 0 && v <= 120) args.minutes = v;
     if (argv[i] === '--seed' && Number.isInteger(v)) args.seed = v;
+    if (argv[i] === '--coordinator-outage') {
+      if (!(Number.isInteger(v) && v >= 0 && v <= 3600))
+        throw new Error(`--coordinator-outage ${argv[i + 1]}: expected whole seconds, 0-3600`);
+      args.coordinatorOutageS = v;
+    }
   }
+  if (args.coordinatorOutageS > args.minutes * 60)
+    throw new Error(
+      `--coordinator-outage ${args.coordinatorOutageS}: longer than the run (--minutes ${args.minutes})`,
+    );
   return args;
 }
 
@@ -115,10 +132,43 @@ async function main(): Promise<void> {
     const pending: Promise<void>[] = [];
     const deadline = performance.now() + args.minutes * 60_000;
     let faults = 0;
+    // The long outage (--coordinator-outage): resolves once the coordinator is back.
+    let outage: Promise<void> | undefined;
+    let coordinatorDown = false;
     for (; performance.now() < deadline && faults < 10_000; faults++) {
       await sleep(3000 + random() * 5000);
       if (performance.now() >= deadline) break;
-      const kind = pick(['kill', 'kill', 'blackhole', 'blackhole', 'degrade', 'coordinator']);
+      if (args.coordinatorOutageS > 0 && !outage) {
+        const at = performance.now();
+        coordinatorDown = true;
+        await stopCoordinator(cw);
+        windows.push({ kind: 'coordinator-outage', what: 'coordinator', at, until: at }); // nothing may fail because of it
+        out({ t: since(), fault: 'coordinator-down', forS: args.coordinatorOutageS });
+        outage = sleep(args.coordinatorOutageS * 1000).then(async () => {
+          await restartCoordinator(cw);
+          coordinatorDown = false;
+          const downMs = Math.round(performance.now() - at);
+          const live = () => cw.mesh.nodes.filter((n) => !n.process.exited).length;
+          const registeredMs = await waitFor('every live node re-registered', 60_000, async () => {
+            const n = await nodes(cw);
+            return (n?.nodes.filter((x) => x.status === 'up').length ?? 0) >= live();
+          }).catch(() => -1);
+          const wholeMs = await waitFor('routes whole again', 60_000, async () =>
+            routesWhole(cw, await routes(cw)),
+          ).catch(() => -1);
+          out({
+            t: since(),
+            fault: 'coordinator-back',
+            downMs,
+            reregisteredMs: Math.round(registeredMs),
+            routesWholeMs: Math.round(wholeMs),
+          });
+        });
+        pending.push(outage);
+        continue;
+      }
+      const kinds = ['kill', 'kill', 'blackhole', 'blackhole', 'degrade', 'coordinator'];
+      const kind = pick(coordinatorDown ? kinds.slice(0, -1) : kinds);
       const at = performance.now();
       if (kind === 'kill') {
         const victims = cw.mesh.nodes.filter((n) => !entries.includes(n.id) && !dead.has(n.id));
@@ -129,8 +179,10 @@ async function main(): Promise<void> {
         windows.push({ kind, what: v.id, at, until: at + 1500 });
         out({ t: since(), fault: 'kill', node: v.id });
         const back = 8000 + random() * 7000;
+        // During the long outage the node comes back only after the coordinator.
+        const restartable = coordinatorDown && outage ? outage : Promise.resolve();
         pending.push(
-          sleep(back)
+          Promise.all([sleep(back), restartable])
             .then(() => restartNode(cw, v.id))
             .then(() => {
               dead.delete(v.id);
@@ -222,6 +274,16 @@ function summarize(
   const corrupt = samples.filter((s) => s.corrupt).length;
   const counts: Record<string, number> = {};
   for (const w of windows) counts[w.kind] = (counts[w.kind] ?? 0) + 1;
+  // Each explained failure under the last fault whose window explains it.
+  const byFault: Record<string, number> = {};
+  for (const s of failed) {
+    const w = windows
+      .filter((x) => s.sentAt <= x.until && s.doneAt >= x.at && x.until > x.at)
+      .at(-1);
+    if (!w) continue;
+    const k = `${w.kind} ${w.what} at ${Math.round(w.at - t0)}`;
+    byFault[k] = (byFault[k] ?? 0) + 1;
+  }
   const errors: Record<string, number> = {};
   for (const s of unexplained) {
     const k = (s.error ?? '').slice(0, 60);
@@ -240,6 +302,7 @@ function summarize(
     failed: failed.length,
     failedInFaultWindows: failed.length - unexplained.length,
     failedUnexplained: unexplained.length,
+    failedByFault: byFault,
     corrupt,
     unexplainedErrors: errors,
   });
