@@ -196,8 +196,8 @@ async function main(): Promise<void> {
       maxMs: eld.max / 1e6,
       meanMs: eld.mean / 1e6,
       gc: [gc.minor, gc.major, Math.round(gc.ms)],
-      // Buffers' memory outside V8's heap, MiB: V8 starts a mark-compact each time it grew
-      // 64 MiB since the last (its external memory soft limit).
+      // Buffers' memory outside V8's heap, MiB: its growth is what starts V8's marking
+      // through the admissions (docs/reliability.md, sessions 12 and 14).
       arrayBuffersMiB: Math.round(process.memoryUsage().arrayBuffers / 1048576),
       ...stalls,
       accepted: acceptedNow(),
