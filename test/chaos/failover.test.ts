@@ -255,7 +255,8 @@ describe('chaos: local failover at the entry (aws12)', () => {
   // 30 s down (60 s until session 13; cut for the suite's 10-minute budget). The clocks a
   // node runs without the coordinator are both past their limits: the re-registration
   // backoff (200 ms x 1.6) reaches its 5 s cap ~9 s in, before the kill, and the 20 s after
-  // the kill outlast the peer manager's 15 s forget timer.
+  // the kill outlast the peer manager's 15 s forget timer. Minutes of outage, with faults
+  // meanwhile: `node scripts/soak.mjs --coordinator-outage 180` (docs/reliability.md, Soak).
   it('the coordinator down for 30 s: traffic keeps flowing on the last routes, a relay killed meanwhile is routed around locally, nodes re-register', {
     timeout: 120_000,
   }, async () => {
