@@ -1,11 +1,13 @@
 /**
  * Summarises saved slow-clients bench runs (their stdout, one JSON line per result), one
  * line per run: the established stream's verdict (baseline, windows below 0.5 of it, median
- * and worst window) and its per-second timeline between FROM and TO seconds after the
- * load's start, split into the seconds in which the entry's threads other than its main one
- * ran ≥ 0.1 s (V8's helpers marking) and the others: the stream's rate, the main thread's
- * run and CPU-wait seconds, the helpers' run seconds, admissions; then the stream's mean
- * and the cores used (docs/reliability.md, session 14).
+ * and worst window), then, between FROM and TO seconds after the load's start, its windows
+ * split by whether they began in a second in which the entry's threads other than its main
+ * one ran ≥ 0.1 s (V8's helpers marking) or not (count, median ratio, windows below 0.5),
+ * and per second of each kind the main thread's run and CPU-wait seconds, the helpers' run
+ * seconds and the admissions (docs/reliability.md, session 14). The timeline's own per-second
+ * stream rate is not used: each window moves a fixed 5 x 32 MiB and the bench's bookkeeping
+ * between windows (~0.6 s) sets how many fall in a second.
  *
  *   node --conditions=@relaymesh/source --import tsx packages/relay-node/bench/slow-clients-report.ts [--from 15] [--to 80] RUN.out...
  *
@@ -68,28 +70,37 @@ function report(file: string): void {
     return i;
   };
   const c = {
-    rate: col('normal MB/s'),
     adm: col('entry admitted'),
     entry: col('entry cores'),
     host: col('host busy cores'),
     mainRun: col('entry main thread run s/s'),
     mainWait: col('entry main thread CPU wait s/s'),
     helpers: col('entry other threads run s/s'),
-    normalWait: col('normal main thread CPU wait s/s'),
   };
-  const rows = e.timeline.filter((r) => (r[0] ?? 0) >= from && (r[0] ?? 0) <= to);
   const base = e.baseline.value;
   const ratios = e.series.map((w) => w[1] ?? 0);
-  const part = (rs: number[][]) => ({
-    seconds: rs.length,
-    streamMBps: Math.round(mean(rs.map((r) => r[c.rate] ?? 0))),
+  const inSpan = (t: number) => t >= from && t <= to;
+  const rows = e.timeline.filter((r) => inSpan(r[0] ?? 0));
+  const marking = (r: number[]) => (r[c.helpers] ?? 0) >= MARKING_HELPERS_S;
+  // A timeline row stands for the second that ends at its time stamp.
+  const rowAt = (t: number) => e.timeline.find((r) => (r[0] ?? 0) - 1 < t && t <= (r[0] ?? 0));
+  const windows = e.series.filter((w) => inSpan(w[0] ?? 0));
+  const windowsOf = (inMarking: boolean) => {
+    const rs = windows
+      .filter((w) => {
+        const row = rowAt(w[0] ?? 0);
+        return row !== undefined && marking(row) === inMarking;
+      })
+      .map((w) => w[1] ?? 0);
+    return { n: rs.length, medianRatio: r2(median(rs)), below05: rs.filter((x) => x < 0.5).length };
+  };
+  const seconds = (rs: number[][]) => ({
+    n: rs.length,
     mainRun: r2(mean(rs.map((r) => r[c.mainRun] ?? 0))),
     mainWait: r2(mean(rs.map((r) => r[c.mainWait] ?? 0))),
     helpersRun: r2(mean(rs.map((r) => r[c.helpers] ?? 0))),
     admittedPerS: Math.round(mean(rs.map((r) => r[c.adm] ?? 0))),
   });
-  const marking = rows.filter((r) => (r[c.helpers] ?? 0) >= MARKING_HELPERS_S);
-  const other = rows.filter((r) => (r[c.helpers] ?? 0) < MARKING_HELPERS_S);
   console.log(
     JSON.stringify({
       file,
@@ -99,12 +110,12 @@ function report(file: string): void {
       medianMBps: Math.round(median(ratios) * base),
       worstMBps: Math.round(Math.min(...ratios) * base),
       span: [from, to],
-      marking: part(marking),
-      other: part(other),
-      streamMeanMBps: Math.round(mean(rows.map((r) => r[c.rate] ?? 0))),
+      windowsInMarkingSeconds: windowsOf(true),
+      otherWindows: windowsOf(false),
+      markingSeconds: seconds(rows.filter(marking)),
+      otherSeconds: seconds(rows.filter((r) => !marking(r))),
       entryCores: r2(mean(rows.map((r) => r[c.entry] ?? 0))),
       hostBusyCores: r2(mean(rows.map((r) => r[c.host] ?? 0))),
-      normalWait: r2(mean(rows.map((r) => r[c.normalWait] ?? 0))),
     }),
   );
 }
