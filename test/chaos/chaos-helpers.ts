@@ -111,6 +111,11 @@ export async function nodes(cw: ChaosWorld): Promise<NodesReport | undefined> {
   }
 }
 
+/** Nodes the coordinator reports `up` now (0 when it does not answer). */
+export async function nodesUp(cw: ChaosWorld): Promise<number> {
+  return (await nodes(cw))?.nodes.filter((x) => x.status === 'up').length ?? 0;
+}
+
 /** Every live node of the mesh has a route to every origin of the world. */
 export function routesWhole(cw: ChaosWorld, rs: Route[], except: string[] = []): boolean {
   const live = cw.mesh.nodes.filter((n) => !n.process.exited && !except.includes(n.id));

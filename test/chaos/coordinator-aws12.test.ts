@@ -5,6 +5,7 @@ import {
   alivePids,
   type ChaosWorld,
   nodes,
+  nodesUp,
   type Route,
   restartCoordinator,
   routes,
@@ -86,10 +87,11 @@ describe('chaos: coordinator acceptance on aws12 (issue 4)', () => {
     const t0 = performance.now();
     await restartCoordinator(cw);
     const live = cw.mesh.nodes.filter((n) => !dead.includes(n.id)).length;
-    const registeredMs = await waitFor('every live node re-registered', 20_000, async () => {
-      const n = await nodes(cw);
-      return (n?.nodes.filter((x) => x.status === 'up').length ?? 0) === live;
-    });
+    const registeredMs = await waitFor(
+      'every live node re-registered',
+      20_000,
+      async () => (await nodesUp(cw)) === live,
+    );
     await waitFor('routes whole again', 20_000, async () =>
       routesWhole(cw, await routes(cw), dead),
     );

@@ -6,6 +6,7 @@ import {
   failoverFigures,
   hops,
   nodes,
+  nodesUp,
   type Route,
   restartCoordinator,
   routes,
@@ -271,10 +272,11 @@ describe('chaos: local failover at the entry (aws12)', () => {
     const outageMs = performance.now() - downAt;
     await restartCoordinator(cw);
     const live = cw.mesh.nodes.filter((n) => !dead.includes(n.id)).length;
-    const registeredMs = await waitFor('every live node re-registered', 30_000, async () => {
-      const n = await nodes(cw);
-      return (n?.nodes.filter((x) => x.status === 'up').length ?? 0) === live;
-    });
+    const registeredMs = await waitFor(
+      'every live node re-registered',
+      30_000,
+      async () => (await nodesUp(cw)) === live,
+    );
     const wholeMs = await waitFor('routes whole again', 30_000, async () =>
       routesWhole(cw, await routes(cw), dead),
     );

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { loadWorld } from '@relaymesh/world';
 import {
   type ChaosWorld,
-  nodes,
+  nodesUp,
   type Route,
   restartCoordinator,
   restartNode,
@@ -149,10 +149,11 @@ async function main(): Promise<void> {
           coordinatorDown = false;
           const downMs = Math.round(performance.now() - at);
           const live = () => cw.mesh.nodes.filter((n) => !n.process.exited).length;
-          const registeredMs = await waitFor('every live node re-registered', 60_000, async () => {
-            const n = await nodes(cw);
-            return (n?.nodes.filter((x) => x.status === 'up').length ?? 0) >= live();
-          }).catch(() => -1);
+          const registeredMs = await waitFor(
+            'every live node re-registered',
+            60_000,
+            async () => (await nodesUp(cw)) >= live(),
+          ).catch(() => -1);
           const wholeMs = await waitFor('routes whole again', 60_000, async () =>
             routesWhole(cw, await routes(cw)),
           ).catch(() => -1);
@@ -180,7 +181,7 @@ async function main(): Promise<void> {
         out({ t: since(), fault: 'kill', node: v.id });
         const back = 8000 + random() * 7000;
         // During the long outage the node comes back only after the coordinator.
-        const restartable = coordinatorDown && outage ? outage : Promise.resolve();
+        const restartable = coordinatorDown ? outage : undefined;
         pending.push(
           Promise.all([sleep(back), restartable])
             .then(() => restartNode(cw, v.id))
@@ -268,8 +269,9 @@ function summarize(
 ): void {
   const failed = samples.filter((s) => !s.ok);
   // In flight at a fault (sent before it, done after it) or sent inside its window.
-  const explained = (s: Sample) =>
-    windows.some((w) => s.sentAt <= w.until && s.doneAt >= w.at && w.until > w.at);
+  const explains = (w: FaultWindow, s: Sample) =>
+    s.sentAt <= w.until && s.doneAt >= w.at && w.until > w.at;
+  const explained = (s: Sample) => windows.some((w) => explains(w, s));
   const unexplained = failed.filter((s) => !explained(s));
   const corrupt = samples.filter((s) => s.corrupt).length;
   const counts: Record<string, number> = {};
@@ -277,9 +279,7 @@ function summarize(
   // Each explained failure under the last fault whose window explains it.
   const byFault: Record<string, number> = {};
   for (const s of failed) {
-    const w = windows
-      .filter((x) => s.sentAt <= x.until && s.doneAt >= x.at && x.until > x.at)
-      .at(-1);
+    const w = windows.filter((x) => explains(x, s)).at(-1);
     if (!w) continue;
     const k = `${w.kind} ${w.what} at ${Math.round(w.at - t0)}`;
     byFault[k] = (byFault[k] ?? 0) + 1;

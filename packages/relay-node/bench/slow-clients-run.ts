@@ -530,17 +530,21 @@ function hostCpu(): { busy: number; softirq: number } {
 /**
  * Seconds the threads of `pid` ran and waited runnable for a CPU (Linux
  * `/proc/PID/task/TID/schedstat`): `main` its main thread alone, `rest` its other threads
- * (V8's GC helpers, libuv's pool); NaN when unreadable. Waiting is the time the scheduler
- * gave the core to something else while the thread was ready: a CPU wait, not an I/O one.
+ * (V8's GC helpers, libuv's pool), read only when `withRest`; NaN when unreadable. Waiting
+ * is the time the scheduler gave the core to something else while the thread was ready: a
+ * CPU wait, not an I/O one.
  */
-function schedSeconds(pid: number): { main: [number, number]; rest: [number, number] } {
+function schedSeconds(
+  pid: number,
+  withRest: boolean,
+): { main: [number, number]; rest: [number, number] } {
   const read = (tid: string): [number, number] => {
     const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
     return [Number(run) / 1e9, Number(wait) / 1e9];
   };
   try {
-    const rest: [number, number] = [0, 0];
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const rest: [number, number] = withRest ? [0, 0] : [Number.NaN, Number.NaN];
+    for (const tid of withRest ? readdirSync(`/proc/${pid}/task`) : []) {
       if (tid === String(pid)) continue;
       try {
         const [r, w] = read(tid);
@@ -881,15 +885,13 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
      * process, the origin's (this one), the load's and the entry's acceptor's.
      */
     const schedRows: number[][] = [];
-    const schedPids = () => ({
-      entry: pid,
-      normal: normalReady.pid as number,
-      origin: process.pid,
-      ...(typeof procs.load === 'number' ? { load: procs.load } : {}),
-      ...(acceptorPid ? { acceptor: acceptorPid } : {}),
-    });
+    // The processes of `procs` (the load's once it runs); only the entry's other threads.
     const schedNow = () =>
-      Object.fromEntries(Object.entries(schedPids()).map(([k, p]) => [k, schedSeconds(p)]));
+      Object.fromEntries(
+        Object.entries(procs).flatMap(([k, p]) =>
+          typeof p === 'number' ? [[k, schedSeconds(p, k === 'entry')]] : [],
+        ),
+      );
     let row = {
       at: Date.now(),
       parks: 0,
