@@ -82,18 +82,21 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * Waits (up to 30 s) until a-1's route to `origin` is the b path. On a timeout the error
- * carries the route in force with its alternates, which is what says why (a suite run once
- * timed out here, with nothing to go on).
+ * Waits (up to 30 s) until a-1's route to `origin` is the b path, and has been for the last
+ * `steadyMs` (a fault must hit a route that holds: a suite run once watched from a route
+ * that had moved to c during the traffic's warm-up, and counted that move as the fault's).
+ * On a timeout the error carries the route in force with its alternates, which is what says
+ * why (a suite run once timed out here, with nothing to go on).
  */
-async function waitForBPath(origin: string): Promise<void> {
+async function waitForBPath(origin: string, steadyMs = 0): Promise<void> {
   const route = async () => (await routes(cw)).find((r) => r.from === 'a-1' && r.origin === origin);
+  let since: number | undefined;
   try {
-    await waitFor(
-      'the best path via b-1',
-      30_000,
-      async () => (await route())?.path.join(',') === 'a-1,b-1',
-    );
+    await waitFor(`the best path via b-1 for ${steadyMs} ms`, 30_000, async () => {
+      if ((await route())?.path.join(',') !== 'a-1,b-1') since = undefined;
+      else since ??= performance.now();
+      return since !== undefined && performance.now() - since >= steadyMs;
+    });
   } catch (err) {
     throw new Error(`${(err as Error).message}; route in force: ${JSON.stringify(await route())}`);
   }
@@ -190,6 +193,7 @@ describe('chaos: the bandwidth of a link on the best path falls (100 -> 2 Mbit/s
       everyMs: 50,
     }).start();
     await sleep(3000);
+    await waitForBPath('files', 2000);
     const watch = watchRoute(current, 'a-1,b-1');
     const { changes, t0 } = watch;
     const { movedMs, backMs, degradedChanges, healAt } = await degradeHoldHeal(watch, {
