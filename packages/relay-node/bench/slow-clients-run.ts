@@ -98,9 +98,17 @@ export interface SlowClientsOptions {
    * listener in the entry's namespace that accepts and holds their connections and answers
    * nothing). With "sink" the entry serves only the normal client, and the series measures
    * what the load alone costs this host; nobody answers the slow clients, so the series ends
-   * `settleMs` after they have all connected. @default "entry"
+   * `settleMs` after they have all connected. "split": the isolation experiment. A second
+   * entry, the same script and options, in the entry's namespace (on the entry's CPU when
+   * pinned) with all its threads at nice `splitNice`, serves the slow clients, and the first
+   * serves only the normal client: the best case of a node that gives the sources holding
+   * its stalled connections a process of their own at a lower priority. Its memory, descriptors
+   * and socket legs are the memory lines'; the entry's own reports (loop delay, GC, held and
+   * parked) remain the first entry's. @default "entry"
    */
-  loadTarget?: 'entry' | 'sink';
+  loadTarget?: 'entry' | 'sink' | 'split';
+  /** Nice value of every thread of the second entry (loadTarget "split"). @default 10 */
+  splitNice?: number;
   /**
    * Pins the entry and its acceptor to CPU 0 and everything else (this process, the load,
    * the normal client) to CPU 1 with `taskset`, from the start, baseline included: the
@@ -201,7 +209,7 @@ export interface SlowClientsResult {
   /** Nice value of the load and the `/slow` origin during the load (0: same as the entry). */
   loadNice: number;
   /** Where the slow clients connected (SlowClientsOptions.loadTarget). */
-  loadTarget: 'entry' | 'sink';
+  loadTarget: 'entry' | 'sink' | 'split';
   /** Established mode: the baseline on the established connection (the series' reference). */
   establishedBaselineWindow?: NormalWindow;
   /** How the load opened its connections: rate asked (undefined: as fast as they connect), measured. */
@@ -690,33 +698,48 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   normal.onLine((line) => {
     if (typeof line.progress === 'number') normalProgress = line.progress;
   });
-  const entry = startScript(
-    ENTRY,
-    {
-      originPort: origin.port,
-      fastOriginPort: normalReady.port as number,
-      originHost: net.origin,
-      listenHost: net.entryListen,
-      via: o.via,
-      sendTimeoutMs: o.sendTimeoutMs ?? 0,
-      ...(o.parkAfterMs === undefined ? {} : { parkAfterMs: o.parkAfterMs }),
-      ...(o.maxHeldStalls === undefined ? {} : { maxHeldStalls: o.maxHeldStalls }),
-      poolConnections: limits.pool,
-      maxConnections: limits.maxConnections,
-    },
-    [...nsPrefix(net.ns?.entry), ...(pin ? ['taskset', '-c', '0'] : [])],
-    nofile,
-  );
+  const entryArg = {
+    originPort: origin.port,
+    fastOriginPort: normalReady.port as number,
+    originHost: net.origin,
+    listenHost: net.entryListen,
+    via: o.via,
+    sendTimeoutMs: o.sendTimeoutMs ?? 0,
+    ...(o.parkAfterMs === undefined ? {} : { parkAfterMs: o.parkAfterMs }),
+    ...(o.maxHeldStalls === undefined ? {} : { maxHeldStalls: o.maxHeldStalls }),
+    poolConnections: limits.pool,
+    maxConnections: limits.maxConnections,
+  };
+  const entryPrefix = [...nsPrefix(net.ns?.entry), ...(pin ? ['taskset', '-c', '0'] : [])];
+  const entry = startScript(ENTRY, entryArg, entryPrefix, nofile);
   let load: Proc | undefined;
   let sink: Proc | undefined;
+  let split: Proc | undefined;
   try {
     const ready = await entry.first;
     const port = ready.port as number;
     const pid = ready.pid as number;
     // The entry's acceptor process (SLOW_ACCEPTOR=process): its memory and CPU count as the entry's.
     const acceptorPid = ready.acceptorPid as number | undefined;
-    const entryRssMiB = () => rssMiB(pid) + (acceptorPid ? rssMiB(acceptorPid) : 0);
-    const legsNow = () => entryLegs(net.ns?.entry, pid, port, origin.port);
+    // loadTarget "split": the second entry, which holds the slow clients (its memory is measured).
+    let holder = { port, pid, acceptorPid };
+    if (o.loadTarget === 'split') {
+      split = startScript(
+        ENTRY,
+        entryArg,
+        [...entryPrefix, 'nice', '-n', String(o.splitNice ?? 10)],
+        nofile,
+      );
+      const r2 = await split.first;
+      holder = {
+        port: r2.port as number,
+        pid: r2.pid as number,
+        acceptorPid: r2.acceptorPid as number | undefined,
+      };
+    }
+    const entryRssMiB = () =>
+      rssMiB(holder.pid) + (holder.acceptorPid ? rssMiB(holder.acceptorPid) : 0);
+    const legsNow = () => entryLegs(net.ns?.entry, holder.pid, holder.port, origin.port);
     const host = net.entryForNormal;
     const eld: Array<{
       t: number;
@@ -743,6 +766,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       ...(acceptorPid ? { acceptor: acceptorPid } : {}),
       origin: process.pid,
       normal: normalReady.pid as number,
+      ...(split ? { split: holder.pid } : {}),
+      ...(split && holder.acceptorPid ? { splitAcceptor: holder.acceptorPid } : {}),
     };
     let loadStartedAt = Date.now();
     /** `runs` normal downloads in the normal client's process, with CPU and event-loop delay. */
@@ -813,19 +838,19 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       establishedBaseline = await baselineOf(mode, 'established download');
     }
     const rssBeforeMiB = entryRssMiB();
-    const pids: Array<number | 'self'> = ['self', pid];
+    const pids: Array<number | 'self'> = ['self', holder.pid];
     const counter = (name: string) => tcpExtSum(name, pids);
     const abortsBefore = counter('TCPAbortOnMemory');
     const pressuresBefore = counter('TCPMemoryPressures');
     const overflowsBefore = counter('ListenOverflows');
     const tcpMemBefore = tcpMemPages();
     let tcpMemPeak = tcpMemBefore;
-    let fdsPeak = fdCount(pid);
+    let fdsPeak = fdCount(holder.pid);
     note(
       `baseline ${normalBaselineMBps.toFixed(1)} MB/s, entry RSS ${rssBeforeMiB.toFixed(0)} MiB, ` +
         `network ${net.mode}${net.reason ? ` (${net.reason})` : ''}, pool ${limits.pool}`,
     );
-    let loadPort = port;
+    let loadPort = holder.port;
     if (o.loadTarget === 'sink') {
       sink = startScript(SINK, { listenHost: net.entryListen }, nsPrefix(net.ns?.entry), nofile);
       const sinkReady = await sink.first;
@@ -967,7 +992,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const sample = () => {
       peak = Math.max(peak, entryRssMiB());
       tcpMemPeak = Math.max(tcpMemPeak, tcpMemPages());
-      fdsPeak = Math.max(fdsPeak, fdCount(pid));
+      fdsPeak = Math.max(fdsPeak, fdCount(holder.pid));
     };
     for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
       sample();
@@ -1093,7 +1118,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       baselineWindow: baseline,
       normalMode: mode,
       loadNice,
-      loadTarget: sink ? 'sink' : 'entry',
+      loadTarget: sink ? 'sink' : split ? 'split' : 'entry',
       ...(establishedBaseline ? { establishedBaselineWindow: establishedBaseline } : {}),
       load: {
         ...(o.connectRate === undefined ? {} : { connectRate: o.connectRate }),
@@ -1144,6 +1169,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   } finally {
     await load?.stop();
     await sink?.stop();
+    await split?.stop();
     await entry.stop();
     await normal.stop();
     await origin.close();

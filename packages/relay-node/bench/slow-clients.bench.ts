@@ -53,6 +53,12 @@
  * instead of to the entry, which serves only the normal client; the normal-rate line
  * (suffix "-control-sink", no memory lines) is what the load alone costs this host: the
  * load's connects, the kernel's handshakes and the accepts, against the same baseline.
+ * SLOW_LOAD_TARGET=split: the isolation experiment. A second entry (same script and options,
+ * the entry's namespace and CPU) serves the slow clients with every thread at nice
+ * SLOW_SPLIT_NICE (default 10, 0-19), and the first serves only the normal client: the best
+ * case of a node that serves the sources holding its stalled connections from a process of
+ * their own at a lower priority. Lines get the suffix "-split"; the memory lines are the
+ * second entry's, the timeline's entry columns (loop delay, GC, held, parked) the first's.
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
@@ -149,7 +155,8 @@ function options(): {
   normalMode: NormalMode;
   connectRate?: number;
   loadNice: number;
-  loadTarget: 'entry' | 'sink';
+  loadTarget: 'entry' | 'sink' | 'split';
+  splitNice: number;
   pin: boolean;
 } {
   const mode = process.env.SLOW_NORMAL_MODE ?? 'fresh';
@@ -163,22 +170,26 @@ function options(): {
   const pin = pinEnv === '1';
   if (pin && availableParallelism() < 2) throw new Error('SLOW_PIN=1: needs two CPUs');
   const loadTarget = process.env.SLOW_LOAD_TARGET ?? 'entry';
-  if (loadTarget !== 'entry' && loadTarget !== 'sink')
-    throw new Error(`SLOW_LOAD_TARGET=${loadTarget}: expected entry or sink`);
+  if (loadTarget !== 'entry' && loadTarget !== 'sink' && loadTarget !== 'split')
+    throw new Error(`SLOW_LOAD_TARGET=${loadTarget}: expected entry, sink or split`);
+  const splitNice = Number(process.env.SLOW_SPLIT_NICE ?? 10);
+  if (!Number.isInteger(splitNice) || splitNice < 0 || splitNice > 19)
+    throw new Error(`SLOW_SPLIT_NICE=${process.env.SLOW_SPLIT_NICE}: expected an integer 0-19`);
+  const base = { normalMode: mode, loadNice, loadTarget, splitNice, pin } as const;
   const rate = process.env.SLOW_CONNECT_RATE;
-  if (rate === undefined || rate === '') return { normalMode: mode, loadNice, loadTarget, pin };
+  if (rate === undefined || rate === '') return base;
   const n = Number(rate);
   const clients = Number(process.env.SLOW_CLIENTS ?? 10_000);
   if (!(n > 0) || clients / n > 100)
     throw new Error(
       `SLOW_CONNECT_RATE=${rate}: expected connections per second > 0 opening all ${clients} within 100 s`,
     );
-  return { normalMode: mode, connectRate: n, loadNice, loadTarget, pin };
+  return { ...base, connectRate: n };
 }
 const opts = options();
 /** The control run: the slow clients connect to a sink, not to the entry. */
 const control = opts.loadTarget === 'sink';
-const suffix = control ? '-control-sink' : '';
+const suffix = control ? '-control-sink' : opts.loadTarget === 'split' ? '-split' : '';
 const net = await network();
 const count = Number(process.env.SLOW_CLIENTS ?? 10_000);
 const via = process.env.SLOW_VIA === 'tunnel' ? 'tunnel' : 'local';
