@@ -21,8 +21,8 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID,"acceptorPid":A} (A with an acceptor process), then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "gc":[MINOR,MAJOR,MS],"arrayBuffersMiB":B,"held":H,"parked":P,"parkedEarly":E,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
- * "maxWaitMs":M}} (held now; parked so far; accepted: client connections the entry's
+ * "gc":[MINOR,MAJOR,MS],"arrayBuffersMiB":B,"held":H,"parked":P,"parkedEarly":E,"parkedNow":PN,"parkedSources":PS,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
+ * "maxWaitMs":M}} (held now; parked so far; parked now, and the client addresses holding them; accepted: client connections the entry's
  * listener has taken out of the kernel's accept queue so far, counted on the
  * `net.server.socket` diagnostics channel, no product hook; gc: garbage collections on the
  * main thread over that second, minor and major, and the ms spent in them; admitted, waiting, admitRate (-1:

@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { DirectDialer, silentLogger } from '@relaymesh/shared';
+import { createRootLogger, DirectDialer, type Logger, silentLogger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable } from '../../src/index.ts';
 import { dropUnreadOnClose } from '../../src/mux/drop-unread.ts';
@@ -120,7 +120,13 @@ afterEach(async () => {
  */
 async function entry(
   etag: () => string | undefined,
-  o: { parkAfterMs: number; sendTimeoutMs?: number; maxHeldStalls?: number },
+  o: {
+    parkAfterMs: number;
+    sendTimeoutMs?: number;
+    maxHeldStalls?: number;
+    parkedPerSourceWarn?: number;
+    logger?: Logger;
+  },
 ): Promise<{ port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
   origin = await startOrigin((req, res) => {
@@ -170,8 +176,12 @@ async function entry(
       parkAfterMs: o.parkAfterMs,
       sendTimeoutMs: o.sendTimeoutMs ?? 0,
       ...(o.maxHeldStalls === undefined ? {} : { maxHeldStalls: o.maxHeldStalls }),
+      ...(o.parkedPerSourceWarn === undefined
+        ? {}
+        : { parkedPerSourceWarn: o.parkedPerSourceWarn }),
     },
     exit: { healthChecks: false },
+    ...(o.logger ? { logger: o.logger } : {}),
   });
   const { http: address } = await plane.start();
   return { port: (address as AddressInfo).port, seen };
@@ -278,6 +288,81 @@ describe('entry parking of stalled responses', () => {
     expect(h.digest('hex')).toBe(expectedSha);
     expect(seen).toHaveLength(2);
     expect(seen[1]?.range).toMatch(/^bytes=[1-9]\d*-$/);
+  });
+
+  it('counts parked responses per client address and names an address holding many', {
+    timeout: 20_000,
+  }, async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createRootLogger({
+      name: 'test',
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l));
+          cb();
+        },
+      }),
+    });
+    const { port } = await entry(() => '"v1"', {
+      parkAfterMs: 5000,
+      maxHeldStalls: 0,
+      parkedPerSourceWarn: 3,
+      logger,
+    });
+    const e = plane?.entry;
+    if (!e) throw new Error('no entry');
+    // Four clients from 127.0.0.2 and one from 127.0.0.3 ask and do not read.
+    const open = (localAddress: string) => {
+      const c = net.connect({ port, host: '127.0.0.1', localAddress });
+      c.on('error', () => {});
+      c.write('GET /file HTTP/1.1\r\nHost: o.test\r\n\r\n');
+      c.pause();
+      return c;
+    };
+    const many = Array.from({ length: 4 }, () => open('127.0.0.2'));
+    const one = open('127.0.0.3');
+    for (let i = 0; i < 250 && e.stalls.parkedNow < 5; i++) await sleep(20);
+    expect(e.stalls).toMatchObject({ parkedNow: 5, parkedSources: 2 });
+    expect(e.parkedBySource()).toEqual([
+      { source: '127.0.0.2', parked: 4 },
+      { source: '127.0.0.3', parked: 1 },
+    ]);
+    const warned = () =>
+      lines.filter((l) => l.msg === 'one client address holds many parked responses');
+    expect(warned().map((l) => [l.remote, l.parked])).toEqual([['127.0.0.2', 3]]);
+    // The four go: their parked responses end with their connections.
+    for (const c of many) c.destroy();
+    for (let i = 0; i < 250 && e.stalls.parkedNow > 1; i++) await sleep(20);
+    expect(e.parkedBySource()).toEqual([{ source: '127.0.0.3', parked: 1 }]);
+    // The last one reads again: resumed, it is no longer parked, and its body is whole.
+    const h = createHash('sha256');
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let bodyBytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      one.on('data', (d: Buffer) => {
+        if (head !== undefined) {
+          const all = Buffer.concat([head, d]);
+          const end = all.indexOf('\r\n\r\n');
+          if (end < 0) {
+            head = all;
+            return;
+          }
+          head = undefined;
+          d = all.subarray(end + 4);
+        }
+        bodyBytes += d.length;
+        h.update(d);
+        if (bodyBytes >= TOTAL) resolve();
+      });
+      one.once('close', () => reject(new Error(`closed after ${bodyBytes} body bytes`)));
+      one.resume();
+    });
+    one.destroy();
+    expect(bodyBytes).toBe(TOTAL);
+    expect(h.digest('hex')).toBe(expectedSha);
+    expect(e.stalls).toMatchObject({ parkedNow: 0, parkedSources: 0 });
+    expect(e.parkedBySource()).toEqual([]);
+    expect(warned()).toHaveLength(1);
   });
 
   it('does not park a response it could not resume safely (no validator): the origin request is held', {
@@ -552,6 +637,11 @@ describe('entry parking of stalled responses', () => {
   it('refuses a park delay that is not an integer >= 0', () => {
     for (const parkAfterMs of [-1, 1.5, Number.NaN]) {
       expect(() => peerlessEntryPlane({ parkAfterMs })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+      );
+    }
+    for (const parkedPerSourceWarn of [-1, 2.5]) {
+      expect(() => peerlessEntryPlane({ parkedPerSourceWarn })).toThrow(
         expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
       );
     }

@@ -5,6 +5,7 @@ import type { HeaderPairs, RequestHead, ResponseHead } from '../open-header.ts';
 import { resetStream } from '../splice.ts';
 import type { Origin } from '../types.ts';
 import { setField } from './headers.ts';
+import type { ParkedSources } from './parked-sources.ts';
 import { type StalledResponse, StallWatch } from './stall-watch.ts';
 
 /** Resumes of one response at most (each over a fresh path). */
@@ -396,6 +397,8 @@ export interface BodyRelayContext {
    * Last-Modified). @default none: never parks
    */
   stallWatch?: StallWatch;
+  /** Counts parked responses per client source address while they wait. @default none */
+  parkedSources?: ParkedSources;
 }
 
 /** The watch of a context without one: `parkAfterMs` 0, so nothing is ever added to it. */
@@ -464,7 +467,11 @@ export async function relayBody(
     const parkPlan = how === 'parked' ? getPlan() : undefined;
     if (parkPlan) {
       resetStream(current.stream, WireCode.CANCEL);
+      // Counted while it waits; the address was read (and cached) when the request came.
+      const source = ctx.parkedSources ? res.socket?.remoteAddress : undefined;
+      if (source !== undefined) ctx.parkedSources?.add(source);
       const woke = await waitForDrain(res, stall, sendTimeoutMs);
+      if (source !== undefined) ctx.parkedSources?.delete(source);
       if (woke === 'gone') return;
       if (woke === 'timeout') {
         ctx.log.info(

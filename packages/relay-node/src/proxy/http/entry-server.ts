@@ -16,6 +16,7 @@ import {
   requestHeadFor,
   unknownHost,
 } from './http-exchange.ts';
+import { ParkedSources } from './parked-sources.ts';
 import { sendError, sendRawError } from './responses.ts';
 import { StallWatch } from './stall-watch.ts';
 
@@ -103,6 +104,12 @@ export interface EntryServerOptions {
    * @default 64
    */
   maxHeldStalls?: number;
+  /**
+   * Logs a warning (`one client address holds many parked responses`, with `remote` and
+   * `parked`) when one client address has this many parked responses at once, and again at
+   * each doubling; 0: never. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 256
+   */
+  parkedPerSourceWarn?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
@@ -166,6 +173,14 @@ export class EntryServer {
       stallWatch: new StallWatch({
         parkAfterMs,
         maxHeld: nonNegativeInt('maxHeldStalls', options.maxHeldStalls ?? 64),
+      }),
+      parkedSources: new ParkedSources({
+        warnAt: nonNegativeInt('parkedPerSourceWarn', options.parkedPerSourceWarn ?? 256),
+        onCrowded: ({ source, parked }) =>
+          this.#log.warn(
+            { [F.REMOTE]: source, parked },
+            'one client address holds many parked responses',
+          ),
       }),
     };
     this.#maxInFlight = options.maxRequestsInFlightPerConnection ?? 8;
@@ -250,10 +265,31 @@ export class EntryServer {
     this.#server.on('clientError', (err, socket) => this.#onClientError(err, socket));
   }
 
-  /** Stalled responses now held (watched, not parked yet) and parked so far (early: over `maxHeldStalls`). */
-  get stalls(): { held: number; parked: number; parkedEarly: number } {
+  /**
+   * Stalled responses now held (watched, not parked yet), parked so far (early: over
+   * `maxHeldStalls`), and parked now, with how many client addresses hold those.
+   */
+  get stalls(): {
+    held: number;
+    parked: number;
+    parkedEarly: number;
+    parkedNow: number;
+    parkedSources: number;
+  } {
     const w = this.#ctx.stallWatch;
-    return { held: w.size, parked: w.parked, parkedEarly: w.parkedEarly };
+    const p = this.#ctx.parkedSources;
+    return {
+      held: w.size,
+      parked: w.parked,
+      parkedEarly: w.parkedEarly,
+      parkedNow: p.total,
+      parkedSources: p.sources,
+    };
+  }
+
+  /** The `n` client addresses with the most parked responses now, most first. */
+  parkedBySource(n = 10): Array<{ source: string; parked: number }> {
+    return this.#ctx.parkedSources.top(n);
   }
 
   /** The admission gate's counters (undefined when it is off: `busyConnectionRate` 0). */

@@ -19,6 +19,7 @@ import {
   setField,
   toOutgoing,
 } from './headers.ts';
+import type { ParkedSources } from './parked-sources.ts';
 import { PATH_HEADER, sendError } from './responses.ts';
 import { bufferBody, exitCouldNotConnect, isIdempotent, mayTryAgain } from './retry.ts';
 import type { StallWatch } from './stall-watch.ts';
@@ -110,6 +111,8 @@ export interface ExchangeContext {
   sendTimeoutMs: number;
   /** The entry's stalled responses (EntryServerOptions.parkAfterMs, maxHeldStalls). */
   stallWatch: StallWatch;
+  /** Parked responses per client address (EntryServerOptions.parkedPerSourceWarn). */
+  parkedSources: ParkedSources;
 }
 
 function fail(
