@@ -749,6 +749,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       gc?: [number, number, number];
       held?: number;
       parked?: number;
+      /** Parked now, and the client addresses holding them (EntryServer.stalls). */
+      parkedNow?: number;
+      parkedSources?: number;
       accepted?: number;
       admitted?: number;
       waiting?: number;
@@ -1044,7 +1047,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     note(
       `slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB, ` +
         `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB, ` +
-        `entry legs ${JSON.stringify(entryLegsAtPeak)}`,
+        `entry legs ${JSON.stringify(entryLegsAtPeak)}, parked now ${eld.at(-1)?.parkedNow ?? '?'} ` +
+        `from ${eld.at(-1)?.parkedSources ?? '?'} client addresses (the entry's last report)`,
     );
     const tcpMemAtNormal = tcpMemPages();
     const entryLegsAtNormal = legsNow();
