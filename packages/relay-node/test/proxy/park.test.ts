@@ -98,6 +98,54 @@ async function pausedClientOverUnixSocket(server: http.Server): Promise<net.Sock
   return client;
 }
 
+/**
+ * Resumes `client` (a raw HTTP/1.1 connection with one request sent) and hands each body
+ * chunk to `onBody` until `size` body bytes came; resolves with the response head.
+ */
+function readRawResponse(
+  client: net.Socket,
+  size: number,
+  onBody: (d: Buffer) => void,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let headText = '';
+    let n = 0;
+    client.on('data', (d: Buffer) => {
+      if (head !== undefined) {
+        const all = Buffer.concat([head, d]);
+        const end = all.indexOf('\r\n\r\n');
+        if (end < 0) {
+          head = all;
+          return;
+        }
+        headText = all.subarray(0, end).toString('latin1');
+        head = undefined;
+        d = all.subarray(end + 4);
+      }
+      n += d.length;
+      onBody(d);
+      if (n >= size) resolve(headText);
+    });
+    client.once('close', () => reject(new Error(`closed after ${n} body bytes`)));
+    client.resume();
+  });
+}
+
+/** {@link readRawResponse} of `size` body bytes: the head, the byte count and the sha256. */
+async function readRawBody(
+  client: net.Socket,
+  size: number,
+): Promise<{ head: string; bytes: number; sha: string }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  const head = await readRawResponse(client, size, (d) => {
+    bytes += d.length;
+    h.update(d);
+  });
+  return { head, bytes, sha: h.digest('hex') };
+}
+
 /** A full garbage collection, without starting the test process with --expose-gc. */
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
@@ -260,32 +308,10 @@ describe('entry parking of stalled responses', () => {
     for (let i = 0; i < 150 && !seen[0]?.cut; i++) await sleep(20);
     expect(seen).toEqual([{ range: undefined, ifRange: undefined, cut: true }]);
     // Now it reads: the rest comes with a Range request, one intact body.
-    const h = createHash('sha256');
-    let head = Buffer.alloc(0);
-    let bodyBytes = 0;
-    await new Promise<void>((resolve, reject) => {
-      client.on('data', (d: Buffer) => {
-        if (head !== undefined && bodyBytes === 0) {
-          const all = Buffer.concat([head, d]);
-          const end = all.indexOf('\r\n\r\n');
-          if (end < 0) {
-            head = all;
-            return;
-          }
-          head = all.subarray(0, end);
-          d = all.subarray(end + 4);
-        }
-        bodyBytes += d.length;
-        h.update(d);
-        if (bodyBytes >= TOTAL) resolve();
-      });
-      client.once('close', () => reject(new Error(`closed after ${bodyBytes} body bytes`)));
-      client.resume();
-    });
+    const r = await readRawBody(client, TOTAL);
     client.destroy();
-    expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
-    expect(bodyBytes).toBe(TOTAL);
-    expect(h.digest('hex')).toBe(expectedSha);
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
     expect(seen).toHaveLength(2);
     expect(seen[1]?.range).toMatch(/^bytes=[1-9]\d*-$/);
   });
@@ -335,31 +361,10 @@ describe('entry parking of stalled responses', () => {
     for (let i = 0; i < 250 && e.stalls.parkedNow > 1; i++) await sleep(20);
     expect(e.parkedBySource()).toEqual([{ source: '127.0.0.3', parked: 1 }]);
     // The last one reads again: resumed, it is no longer parked, and its body is whole.
-    const h = createHash('sha256');
-    let head: Buffer | undefined = Buffer.alloc(0);
-    let bodyBytes = 0;
-    await new Promise<void>((resolve, reject) => {
-      one.on('data', (d: Buffer) => {
-        if (head !== undefined) {
-          const all = Buffer.concat([head, d]);
-          const end = all.indexOf('\r\n\r\n');
-          if (end < 0) {
-            head = all;
-            return;
-          }
-          head = undefined;
-          d = all.subarray(end + 4);
-        }
-        bodyBytes += d.length;
-        h.update(d);
-        if (bodyBytes >= TOTAL) resolve();
-      });
-      one.once('close', () => reject(new Error(`closed after ${bodyBytes} body bytes`)));
-      one.resume();
-    });
+    const r = await readRawBody(one, TOTAL);
     one.destroy();
-    expect(bodyBytes).toBe(TOTAL);
-    expect(h.digest('hex')).toBe(expectedSha);
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
     expect(e.stalls).toMatchObject({ parkedNow: 0, parkedSources: 0 });
     expect(e.parkedBySource()).toEqual([]);
     expect(warned()).toHaveLength(1);
@@ -600,28 +605,12 @@ describe('entry parking of stalled responses', () => {
       const client = await pausedClientOverUnixSocket(server);
       try {
         await sleep(400); // stalled well past parkAfterMs
-        let head: Buffer | undefined = Buffer.alloc(0);
         let at = 0;
         let wrong = -1;
-        await new Promise<void>((resolve, reject) => {
-          client.on('data', (d: Buffer) => {
-            if (head !== undefined) {
-              const all = Buffer.concat([head, d]);
-              const end = all.indexOf('\r\n\r\n');
-              if (end < 0) {
-                head = all;
-                return;
-              }
-              head = undefined;
-              d = all.subarray(end + 4);
-            }
-            for (let k = 0; k < d.length && wrong < 0; k++)
-              if (d[k] !== byteAt(at + k)) wrong = at + k;
-            at += d.length;
-            if (at >= size) resolve();
-          });
-          client.once('close', () => reject(new Error(`closed after ${at} body bytes`)));
-          client.resume();
+        await readRawResponse(client, size, (d) => {
+          for (let k = 0; k < d.length && wrong < 0; k++)
+            if (d[k] !== byteAt(at + k)) wrong = at + k;
+          at += d.length;
         });
         expect({ at, wrong }).toEqual({ at: size, wrong: -1 });
         if (parkAfterMs) expect(ranges[0]).toMatch(/^bytes=[1-9]\d*-$/);
