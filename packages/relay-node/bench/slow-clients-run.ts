@@ -913,12 +913,15 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
      * process, the origin's (this one), the load's and the entry's acceptor's.
      */
     const schedRows: number[][] = [];
-    // The processes of `procs` (the load's once it runs); only the entry's other threads.
+    // The processes of the columns (the load's once it runs; not the sink's or the split's,
+    // which have none); only the entry's other threads.
+    const SCHED = ['entry', 'normal', 'origin', 'load', 'acceptor'] as const;
     const schedNow = () =>
       Object.fromEntries(
-        Object.entries(procs).flatMap(([k, p]) =>
-          typeof p === 'number' ? [[k, schedSeconds(p, k === 'entry')]] : [],
-        ),
+        SCHED.flatMap((k) => {
+          const p = procs[k];
+          return typeof p === 'number' ? [[k, schedSeconds(p, k === 'entry')]] : [];
+        }),
       );
     let row = {
       at: Date.now(),
@@ -956,10 +959,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       schedRows.push([
         ...per('entry', 'main'),
         ...per('entry', 'rest'),
-        ...per('normal', 'main'),
-        ...per('origin', 'main'),
-        ...per('load', 'main'),
-        ...per('acceptor', 'main'),
+        ...SCHED.slice(1).flatMap((k) => per(k, 'main')),
       ]);
       rowEnds.push(at);
       const host = hostCpu();
