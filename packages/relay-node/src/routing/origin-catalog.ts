@@ -62,6 +62,7 @@ export function parseOrigin(c: OriginConfig): Origin {
 export class OriginTable implements OriginCatalog {
   #byName = new Map<string, Origin>();
   #byHost = new Map<string, Origin>();
+  readonly #listeners = new Set<() => void>();
 
   constructor(configs: OriginConfig[] = []) {
     this.replace(configs);
@@ -69,10 +70,18 @@ export class OriginTable implements OriginCatalog {
 
   /** Validates all, then swaps. Throws ERR_CONFIG_INVALID (nothing changes) on any error. */
   replace(configs: OriginConfig[]): void {
+    this.replaceParsed(configs.map(parseOrigin));
+  }
+
+  /**
+   * Swaps in origins already parsed (another table's {@link origins}: the entry's slow lane
+   * gets them this way). Throws ERR_CONFIG_INVALID (nothing changes) on a name or host
+   * declared twice.
+   */
+  replaceParsed(origins: Origin[]): void {
     const byName = new Map<string, Origin>();
     const byHost = new Map<string, Origin>();
-    for (const c of configs) {
-      const o = parseOrigin(c);
+    for (const o of origins) {
       if (byName.has(o.name)) throw invalid(`origin ${o.name} declared twice`);
       byName.set(o.name, o);
       for (const h of o.hosts) {
@@ -82,6 +91,13 @@ export class OriginTable implements OriginCatalog {
     }
     this.#byName = byName;
     this.#byHost = byHost;
+    for (const l of this.#listeners) l();
+  }
+
+  /** Calls `listener` after each replace. Returns the function that removes it. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   byHost(host: string): Origin | undefined {

@@ -20,6 +20,17 @@ export interface RouteTableOptions {
 }
 
 /**
+ * What a copy of the table needs (the entry's slow lane, src/proxy/lane/): the paths per
+ * origin in the coordinator's order, the table's version, and the peers whose tunnel is
+ * down. The short-lived hints of {@link RouteTable.markPeerDown} stay local to each copy.
+ */
+export interface RouteTableSnapshot {
+  version: number;
+  paths: Array<[origin: string, paths: string[][]]>;
+  tunnelDown: string[];
+}
+
+/**
  * Rank of a path for new streams (lower first):
  * 0 every node on it is reachable as far as this entry knows;
  * 1 a node after the first hop has no tunnel to us (dead, or only our link to it is);
@@ -54,6 +65,7 @@ export class RouteTable implements RouteSource {
   /** Peers whose tunnel died and has not come back. */
   readonly #tunnelDown = new Set<string>();
   #version = 0;
+  readonly #listeners = new Set<() => void>();
 
   constructor(options: RouteTableOptions) {
     this.nodeId = options.nodeId;
@@ -90,6 +102,43 @@ export class RouteTable implements RouteSource {
     }
     this.#routes = next;
     this.#version = version;
+    this.#changed();
+  }
+
+  /** The table as a copy needs it ({@link RouteTableSnapshot}). */
+  snapshot(): RouteTableSnapshot {
+    return {
+      version: this.#version,
+      paths: [...this.#routes].map(([origin, paths]) => [origin, paths.map((p) => [...p])]),
+      tunnelDown: [...this.#tunnelDown].sort(),
+    };
+  }
+
+  /** Takes another table's snapshot: its paths, version and dead tunnels replace this one's. */
+  load(s: RouteTableSnapshot): void {
+    this.#routes = new Map(s.paths.map(([origin, paths]) => [origin, paths.map((p) => [...p])]));
+    this.#version = s.version;
+    this.#tunnelDown.clear();
+    for (const id of s.tunnelDown) this.#tunnelDown.add(id);
+    this.#changed();
+  }
+
+  /** Whether the tunnel to `peerNodeId` is marked dead ({@link markTunnelDown}). */
+  tunnelIsDown(peerNodeId: string): boolean {
+    return this.#tunnelDown.has(peerNodeId);
+  }
+
+  /**
+   * Calls `listener` after each change a copy must see: a new table, a tunnel down or up.
+   * Returns the function that removes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const l of this.#listeners) l();
   }
 
   /** Paths best first; paths through a down node go after the others (stable order). */
@@ -108,13 +157,15 @@ export class RouteTable implements RouteSource {
 
   /** The tunnel to `peerNodeId` died: paths through it go last until {@link markPeerUp}. */
   markTunnelDown(peerNodeId: string): void {
+    if (this.#tunnelDown.has(peerNodeId)) return;
     this.#tunnelDown.add(peerNodeId);
+    this.#changed();
   }
 
   /** A tunnel to `peerNodeId` is up and answering: clears both kinds of mark. */
   markPeerUp(peerNodeId: string): void {
     this.#downUntil.delete(peerNodeId);
-    this.#tunnelDown.delete(peerNodeId);
+    if (this.#tunnelDown.delete(peerNodeId)) this.#changed();
   }
 
   #isDown(id: string, now: number): boolean {
