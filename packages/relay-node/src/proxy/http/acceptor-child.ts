@@ -35,11 +35,30 @@ let maxWaiting = 4096;
 let server: net.Server | undefined;
 let reportTimer: NodeJS.Timeout | undefined;
 let closing = false;
+/** Source addresses whose connections go to the slow lane. */
+const laneSources = new Set<string>();
 
 function send(m: FromAcceptor, handle?: net.Socket, done?: () => void): void {
   if (!process.connected) return;
   if (handle) process.send?.(m, handle, { keepOpen: false }, done);
   else process.send?.(m);
+}
+
+/**
+ * Sends a connection for the slow lane as its raw handle: the entry passes it on without
+ * reading from it, then this copy is closed.
+ */
+function toLane(socket: net.Socket): void {
+  socket.removeAllListeners('error');
+  socket.on('error', () => {});
+  const handle = (socket as unknown as { _handle: unknown })._handle;
+  if (!process.connected || !handle) {
+    socket.destroy();
+    return;
+  }
+  process.send?.({ t: 'lane' } satisfies FromAcceptor, handle as net.Socket, {}, () =>
+    socket.destroy(),
+  );
 }
 
 function report(): void {
@@ -70,7 +89,15 @@ function pump(): void {
 
 function onConnection(socket: net.Socket): void {
   accepted++;
-  if (closing || queue.size >= maxWaiting) {
+  if (closing) {
+    socket.destroy();
+    return;
+  }
+  if (laneSources.size > 0 && laneSources.has(socket.remoteAddress ?? '')) {
+    toLane(socket);
+    return;
+  }
+  if (queue.size >= maxWaiting) {
     socket.destroy();
     return;
   }
@@ -129,6 +156,12 @@ process.on('message', (m: ToAcceptor) => {
       // Granted ahead (up to the gate's bucket), or taken back when its rate fell.
       credit = Math.max(0, credit + m.n);
       pump();
+      break;
+    case 'lane':
+      if (m.on) {
+        laneSources.add(m.source);
+        for (const w of queue.take(m.source)) toLane(w.socket);
+      } else laneSources.delete(m.source);
       break;
     case 'close':
       close();

@@ -13,6 +13,12 @@ export type ToAcceptor =
    * negative `n` takes back credits above a lower rate's bucket.
    */
   | { t: 'credit'; n: number }
+  /**
+   * Connections from `source` go to the entry's slow lane (`on`), or back to the entry: sent
+   * at once as raw handles (`lane` messages), past the gate, with those of `source` waiting
+   * now. The lane has an admission gate of its own.
+   */
+  | { t: 'lane'; source: string; on: boolean }
   /** Stop listening, close the waiting connections, and exit. */
   | { t: 'close' };
 
@@ -28,4 +34,9 @@ export type FromAcceptor =
    */
   | { t: 'socket'; waitedMs: number; credited: boolean; waiting: number; accepted: number }
   /** Connections waiting now (sent when the first waits, then every 50 ms while any do). */
-  | { t: 'waiting'; n: number; accepted: number };
+  | { t: 'waiting'; n: number; accepted: number }
+  /**
+   * A connection for the slow lane: its raw TCP handle comes with the message (not a
+   * net.Socket, which would start reading in the entry's process), unread.
+   */
+  | { t: 'lane' };

@@ -19,6 +19,8 @@ export interface AcceptorOptions {
     socket: Socket,
     e: { waitedMs: number; credited: boolean; waiting: number; accepted: number },
   ): void;
+  /** A connection for the slow lane: its raw TCP handle, unread (see lane()). */
+  onLaneHandle?(handle: unknown): void;
   /** Connections waiting in the acceptor now. */
   onWaiting(n: number, accepted: number): void;
   /** The acceptor process was replaced (it died): what waited there is gone. */
@@ -52,6 +54,8 @@ export class AcceptorProcess {
   #closed = false;
   #restartMs = RESTART_MS;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** Sources sent to the slow lane: a replacement acceptor hears them again. */
+  readonly #laneSources = new Set<string>();
 
   constructor(o: AcceptorOptions) {
     this.#o = o;
@@ -77,6 +81,13 @@ export class AcceptorProcess {
 
   credit(n: number): void {
     this.#send({ t: 'credit', n });
+  }
+
+  /** New connections from `source` go to the slow lane (`on`), or to the entry again. */
+  lane(source: string, on: boolean): void {
+    if (on) this.#laneSources.add(source);
+    else this.#laneSources.delete(source);
+    this.#send({ t: 'lane', source, on });
   }
 
   /** Stops listening and closes what waits there; resolves once the process is gone. */
@@ -120,6 +131,8 @@ export class AcceptorProcess {
           case 'listening':
             listening = true;
             if (!this.#open) child.send({ t: 'open', open: false } satisfies ToAcceptor);
+            for (const source of this.#laneSources)
+              child.send({ t: 'lane', source, on: true } satisfies ToAcceptor);
             resolve({ address: m.address, family: m.family, port: m.port });
             break;
           case 'error': {
@@ -137,6 +150,9 @@ export class AcceptorProcess {
             break;
           case 'waiting':
             this.#o.onWaiting(m.n, m.accepted);
+            break;
+          case 'lane':
+            if (handle) this.#o.onLaneHandle?.(handle);
             break;
         }
       });

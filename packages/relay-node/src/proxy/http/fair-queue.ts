@@ -42,6 +42,15 @@ export class FairQueue<T extends { socket: Socket }> {
     return undefined;
   }
 
+  /** Takes every item of one source address out of the queue (its order kept). */
+  take(source: string): T[] {
+    const list = this.#queues.get(source);
+    if (!list) return [];
+    this.#queues.delete(source);
+    this.#size -= list.length;
+    return list;
+  }
+
   /** Empties the queue; returns what waited. */
   clear(): T[] {
     const all = [...this.#queues.values()].flat();
