@@ -1,8 +1,19 @@
 import type { AddressInfo } from 'node:net';
-import { type Clock, type Dialer, type Logger, silentLogger, systemClock } from '@relaymesh/shared';
+import {
+  type Clock,
+  type Dialer,
+  F,
+  type Logger,
+  RelayError,
+  silentLogger,
+  systemClock,
+} from '@relaymesh/shared';
+import { OriginTable } from '../routing/origin-catalog.ts';
+import { RouteTable } from '../routing/route-table.ts';
 import { EntryConnector } from './entry-connector.ts';
 import { ExitHandler, type ExitHandlerOptions } from './exit/exit-handler.ts';
 import { EntryServer, type EntryServerOptions } from './http/entry-server.ts';
+import { SlowLane } from './lane/slow-lane.ts';
 import { StreamServer } from './relay/stream-server.ts';
 import { type ForwardRule, ForwardServer } from './tcp/forward-server.ts';
 import type { HopStream, OriginCatalog, RouteSource, StreamOpener } from './types.ts';
@@ -25,7 +36,22 @@ export interface DataPlaneOptions {
   /** `--debug-headers`. @default false */
   debugHeaders?: boolean;
   /** Extra entry settings (limits, timeouts). */
-  entry?: Omit<EntryServerOptions, 'nodeId' | 'catalog' | 'connector' | 'logger' | 'debugHeaders'>;
+  entry?: Omit<
+    EntryServerOptions,
+    'nodeId' | 'catalog' | 'connector' | 'logger' | 'debugHeaders' | 'slowLane'
+  >;
+  /**
+   * The entry's slow lane (src/proxy/lane/): needs the entry's acceptor process, an
+   * OriginTable and a RouteTable (the lane keeps a copy of both). Off when absent.
+   */
+  slowLane?: {
+    /** Nice value of every thread of the lane. @default 10 */
+    nice?: number;
+    /** The lane's log level. @default the logger's */
+    logLevel?: string;
+    /** The lane's exit dials origins through this proxy (the node's dialer cannot be sent). */
+    egressProxy?: string | undefined;
+  };
   /** Extra exit settings (pool timeouts, balance mode, health checks). */
   exit?: Omit<ExitHandlerOptions, 'catalog' | 'dialer' | 'logger' | 'clock'>;
 }
@@ -67,6 +93,28 @@ export class DataPlane {
         : { responseHeadTimeoutMs: o.responseHeadTimeoutMs }),
     });
     this.#httpListen = o.httpListen;
+    let lane: SlowLane | undefined;
+    if (o.slowLane && o.httpListen) {
+      if (!(o.catalog instanceof OriginTable) || !(o.routes instanceof RouteTable))
+        throw new RelayError(
+          'ERR_CONFIG_INVALID',
+          'slowLane: needs an OriginTable and a RouteTable (the lane copies them)',
+        );
+      const { acceptor: _a, acceptorNice: _n, ...entrySettings } = o.entry ?? {};
+      lane = new SlowLane({
+        nodeId: o.nodeId,
+        catalog: o.catalog,
+        routes: o.routes,
+        opener: o.opener,
+        log: logger.child({ [F.COMPONENT]: 'slow-lane', [F.NODE_ID]: o.nodeId }),
+        debugHeaders: o.debugHeaders ?? false,
+        responseHeadTimeoutMs: o.responseHeadTimeoutMs,
+        entry: entrySettings,
+        exit: o.exit ?? {},
+        logLevel: (logger as { level?: string }).level ?? 'info',
+        ...o.slowLane,
+      });
+    }
     this.entry = o.httpListen
       ? new EntryServer({
           ...o.entry,
@@ -75,6 +123,7 @@ export class DataPlane {
           connector: this.connector,
           logger,
           debugHeaders: o.debugHeaders ?? false,
+          ...(lane ? { slowLane: lane } : {}),
         })
       : undefined;
     this.forwards = (o.forwards ?? []).map(

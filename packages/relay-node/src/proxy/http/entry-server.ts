@@ -1,8 +1,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/shared';
 import type { EntryConnector, EntryFailure, OpenRequest } from '../entry-connector.ts';
+import type { SlowLane, SlowLaneStats } from '../lane/slow-lane.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
 import { AcceptorProcess } from './acceptor.ts';
@@ -61,9 +62,11 @@ export interface EntryServerOptions {
    * against ~25 us), and the acceptor's work comes on top: bench entry-accept, per new
    * connection, the entry's CPU 1.18 x inline, connections a second 0.79 x, p50 1.16
    * against 0.93 ms (docs/performance.md). `inline`: the entry's own process accepts.
+   * `lane`: the entry of a slow lane process (src/proxy/lane/lane-child.ts): nothing
+   * listens, connections come through {@link EntryServer.adopt}.
    * @default 'inline'
    */
-  acceptor?: 'process' | 'inline';
+  acceptor?: 'process' | 'inline' | 'lane';
   /**
    * The acceptor process's nice value: it runs below the entry's priority, so that on a
    * busy host a connect burst takes its CPU from the acceptor, not from the streams open
@@ -110,11 +113,31 @@ export interface EntryServerOptions {
    * each doubling; 0: never. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 256
    */
   parkedPerSourceWarn?: number;
+  /**
+   * The slow lane (src/proxy/lane/): with an acceptor process, a client address holding at
+   * least `slowLaneAfterParked` parked responses here has its new connections (and those
+   * waiting in the acceptor) served by the lane, a process of its own at a lower priority,
+   * so that the streams of other clients get the CPU first. Started and closed with this
+   * entry.
+   */
+  slowLane?: SlowLane;
+  /**
+   * Parked responses of one client address that send its connections to the slow lane.
+   * Throws ERR_CONFIG_INVALID unless an integer >= 1. @default 64
+   */
+  slowLaneAfterParked?: number;
+  /**
+   * An address in the slow lane with no parked response (here or there) for this long comes
+   * back. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 60000
+   */
+  slowLaneReleaseMs?: number;
   /** Requests in flight (pipelined) per client connection; more get 503. @default 8 */
   maxRequestsInFlightPerConnection?: number;
 }
 
 const UPGRADE_KEEP = new Set(['upgrade']);
+/** How often the slow lane's sources are sorted. */
+const SORT_MS = 500;
 
 /** Throws ERR_CONFIG_INVALID unless `value` is an integer ≥ 0. */
 function nonNegativeInt(field: string, value: number): number {
@@ -145,13 +168,21 @@ export class EntryServer {
   /** Requests being answered: a drain tells their clients `Connection: close`. */
   readonly #responses = new Set<ServerResponse>();
   readonly #gate: AdmissionGate | undefined;
-  readonly #mode: 'process' | 'inline';
+  readonly #mode: 'process' | 'inline' | 'lane';
   readonly #maxConnections: number;
   readonly #acceptorNice: number;
   #acceptor: AcceptorProcess | undefined;
+  readonly #lane: SlowLane | undefined;
+  readonly #laneAfterParked: number;
+  readonly #laneReleaseMs: number;
+  /** Addresses in the slow lane, with when they last held a parked response. */
+  readonly #laneSources = new Map<string, number>();
+  #laneTimer: NodeJS.Timeout | undefined;
+  /** Admits a connection handed over unread (slow lane fallback, lane mode). */
+  #adopt: ((socket: Socket) => void) | undefined;
   /**
-   * Acceptor process: the client connections handed over and still open (net.Server counts
-   * only those it accepted itself, for maxConnections and close()).
+   * Acceptor process or lane: the client connections handed over and still open
+   * (net.Server counts only those it accepted itself, for maxConnections and close()).
    */
   readonly #clients = new Set<Socket>();
   #drained: (() => void) | undefined;
@@ -197,16 +228,26 @@ export class EntryServer {
     this.#server.maxConnections = this.#maxConnections;
     const busyRate = nonNegativeInt('busyConnectionRate', options.busyConnectionRate ?? 100);
     const mode = options.acceptor ?? 'inline';
-    if (mode !== 'process' && mode !== 'inline')
+    if (mode !== 'process' && mode !== 'inline' && mode !== 'lane')
       throw new RelayError(
         'ERR_CONFIG_INVALID',
         `acceptor: ${String(mode)} is not process or inline`,
       );
     this.#mode = mode;
+    this.#lane = options.slowLane;
+    if (this.#lane && mode !== 'process')
+      throw new RelayError('ERR_CONFIG_INVALID', 'slowLane: needs acceptor "process"');
+    this.#laneAfterParked = nonNegativeInt(
+      'slowLaneAfterParked',
+      options.slowLaneAfterParked ?? 64,
+    );
+    if (this.#laneAfterParked < 1)
+      throw new RelayError('ERR_CONFIG_INVALID', 'slowLaneAfterParked: 0 is not >= 1');
+    this.#laneReleaseMs = nonNegativeInt('slowLaneReleaseMs', options.slowLaneReleaseMs ?? 60_000);
     this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
     if (this.#acceptorNice > 19)
       throw new RelayError('ERR_CONFIG_INVALID', `acceptorNice: ${this.#acceptorNice} is over 19`);
-    if (mode === 'process' || busyRate > 0) {
+    if (mode !== 'inline' || busyRate > 0) {
       // The gate stands between accept and the http server's own connection listener.
       // Inline, accepted sockets stay paused (net.Server reads pauseOnConnect at each
       // accept) until the gate hands them over. With an acceptor process nothing listens
@@ -219,6 +260,12 @@ export class EntryServer {
       this.#server.removeListener('connection', toHttp);
       const server = this.#server;
       const inline = mode === 'inline';
+      // Handed over unread (lane mode; the slow lane's fallback): like an inline accept.
+      const adopt = (socket: Socket) => {
+        this.#handedOver(socket, toHttp);
+        socket.resume();
+      };
+      this.#adopt = adopt;
       const gate = new AdmissionGate({
         busyRate,
         admit: inline
@@ -226,8 +273,10 @@ export class EntryServer {
               toHttp.call(server, socket);
               socket.resume();
             }
-          : (socket) => this.#handedOver(socket, toHttp),
-        ...(inline
+          : mode === 'lane'
+            ? adopt
+            : (socket) => this.#handedOver(socket, toHttp),
+        ...(mode !== 'process'
           ? {}
           : {
               remote: {
@@ -297,8 +346,33 @@ export class EntryServer {
     return this.#gate?.stats;
   }
 
+  /** Client connections handed over and open (acceptor process, slow lane). */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** The slow lane's counters, and the client addresses sent there now. */
+  get slowLane(): (SlowLaneStats & { sources: string[] }) | undefined {
+    if (!this.#lane) return undefined;
+    return { ...this.#lane.stats, sources: [...this.#laneSources.keys()] };
+  }
+
+  /**
+   * Lane mode: takes a client connection handed over unread (created with `pauseOnCreate`);
+   * the admission gate lets it in.
+   */
+  adopt(socket: Socket): void {
+    if (this.#mode !== 'lane' || !this.#gate) {
+      socket.destroy();
+      throw new Error('EntryServer.adopt: only in lane mode');
+    }
+    this.#gate.offer(socket);
+  }
+
   /** Starts listening; resolves with the bound address (port 0 picks one). */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    if (this.#mode === 'lane')
+      return Promise.reject(new Error('EntryServer: a lane entry does not listen'));
     if (this.#mode === 'process') return this.#listenInAcceptor(port, host);
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
@@ -339,13 +413,64 @@ export class EntryServer {
       onSocket: (socket, e) => gate.arrived(socket, e),
       onWaiting: (n, accepted) => gate.waiting(n, accepted),
       onRestart: () => gate.remoteReset(),
+      onLaneHandle: (handle) => this.#toLane(handle),
     });
     this.#acceptor = acceptor;
+    if (this.#lane) {
+      await this.#lane.start();
+      this.#laneTimer = setInterval(() => this.#sortSources(), SORT_MS);
+      this.#laneTimer.unref();
+    }
     const address = await acceptor.start();
     // http.Server starts checking headersTimeout and requestTimeout on 'listening'; its own
     // listener never listens here.
     this.#server.emit('listening');
     return address;
+  }
+
+  /** A connection the acceptor sorted into the slow lane: there, or here if no lane serves. */
+  #toLane(handle: unknown): void {
+    const here = (h: unknown) => {
+      const socket = new net.Socket({
+        handle: h,
+        readable: true,
+        writable: true,
+        pauseOnCreate: true,
+      } as net.SocketConstructorOpts);
+      if (this.#closed || !this.#adopt) socket.destroy();
+      else this.#adopt(socket);
+    };
+    if (!this.#lane?.hand(handle as { close(): void }, here)) here(handle);
+  }
+
+  /**
+   * Sends addresses holding `slowLaneAfterParked` parked responses to the slow lane, and
+   * brings back those that held none, here or there, for `slowLaneReleaseMs`.
+   */
+  #sortSources(): void {
+    const lane = this.#lane;
+    const acceptor = this.#acceptor;
+    if (!lane || !acceptor || this.#closed) return;
+    const now = performance.now();
+    for (const { source, parked } of this.#ctx.parkedSources.top(16)) {
+      if (parked < this.#laneAfterParked) break;
+      if (this.#laneSources.has(source)) continue;
+      this.#laneSources.set(source, now);
+      acceptor.lane(source, true);
+      this.#log.info(
+        { [F.REMOTE]: source, parked, laneAfterParked: this.#laneAfterParked },
+        'client address sent to the slow lane',
+      );
+    }
+    for (const [source, since] of this.#laneSources) {
+      if (this.#ctx.parkedSources.of(source) + lane.parkedFrom(source) > 0) {
+        this.#laneSources.set(source, now);
+      } else if (now - since >= this.#laneReleaseMs) {
+        this.#laneSources.delete(source);
+        acceptor.lane(source, false);
+        this.#log.info({ [F.REMOTE]: source }, 'client address back from the slow lane');
+      }
+    }
   }
 
   /** The acceptor process's pid (`acceptor: 'process'`). */
@@ -507,10 +632,12 @@ export class EntryServer {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const res of this.#responses) this.#lastOnConnection(res);
-    if (this.#mode === 'process') {
+    clearInterval(this.#laneTimer);
+    if (this.#mode !== 'inline') {
       return new Promise((resolve) => {
-        // The acceptor stops listening and closes what waits there (it sent nothing here).
-        const stopped = this.#acceptor?.close() ?? Promise.resolve();
+        // The acceptor stops listening and closes what waits there (it sent nothing here);
+        // the lane drains like this entry.
+        const stopped = Promise.all([this.#acceptor?.close(), this.#lane?.close()]);
         this.#gate?.close();
         const drained = new Promise<void>((r) => {
           if (this.#clients.size === 0) r();
@@ -531,7 +658,9 @@ export class EntryServer {
   /** Closes every client connection at once. Idempotent. */
   destroy(): void {
     this.#closed = true;
+    clearInterval(this.#laneTimer);
     void this.#acceptor?.close();
+    this.#lane?.destroy();
     this.#server.close();
     this.#gate?.close();
     this.#server.closeAllConnections();

@@ -1,0 +1,233 @@
+/**
+ * The entry's slow lane (slow-lane.ts starts it with `fork`): a process of its own, every
+ * thread at a lower priority, that serves the client connections of addresses the entry
+ * has sorted out as slow (many parked responses). The kernel then gives the node's own
+ * streams the CPU first: inside one process nothing could, since the streams and the slow
+ * clients share one event loop and V8's helper threads share its cores (docs/reliability.md,
+ * "A process of its own, at a lower priority").
+ *
+ * It runs an entry of its own (EntryServer in `lane` mode: connections are handed over,
+ * nothing listens), an entry connector over a copy of the node's route table, and its own
+ * exit for routes where this node is the exit. Streams to peers go over one mux session on
+ * a socketpair to the node (fd 3), each starting with a preamble that names its first hop;
+ * the node opens the stream on its tunnel and splices the two.
+ */
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { setPriority } from 'node:os';
+import { createDialer, createRootLogger, F, type Logger, RelayError } from '@relaymesh/shared';
+import pino from 'pino';
+import { Session } from '../../mux/session.ts';
+import { StreamTransport } from '../../mux/stream-transport.ts';
+import { OriginTable } from '../../routing/origin-catalog.ts';
+import { RouteTable } from '../../routing/route-table.ts';
+import { EntryConnector } from '../entry-connector.ts';
+import { ExitHandler } from '../exit/exit-handler.ts';
+import { EntryServer } from '../http/entry-server.ts';
+import type { HopStream } from '../types.ts';
+import { type FromLane, LANE_LINK_MUX, MAX_PEER_ID_BYTES, type ToLane } from './lane-protocol.ts';
+
+/** How often the node hears the lane's counters. */
+const STATS_MS = 1_000;
+
+interface Lane {
+  log: Logger;
+  routes: RouteTable;
+  catalog: OriginTable;
+  session: Session;
+  exit: ExitHandler;
+  entry: EntryServer;
+  stats: NodeJS.Timeout;
+}
+
+let lane: Lane | undefined;
+let draining = false;
+
+function send(m: FromLane): void {
+  if (process.connected) process.send?.(m);
+}
+
+/**
+ * Every thread of this process to `nice`: `os.setPriority` on Linux acts on one thread (a
+ * tid), and V8's helper threads exist already. Threads started later (libuv's pool) inherit
+ * the main thread's. Returns how many threads were set, and the first failure.
+ */
+function reniceAll(nice: number): { set: number; failed?: string } {
+  let set = 0;
+  let failed: string | undefined;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch (err) {
+    tids = [];
+    failed = (err as Error).message;
+  }
+  if (tids.length === 0) tids = ['0'];
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+      set++;
+    } catch (err) {
+      failed ??= (err as Error).message;
+    }
+  }
+  return failed === undefined ? { set } : { set, failed };
+}
+
+function preamble(peer: string): Buffer {
+  const id = Buffer.from(peer, 'utf8');
+  if (id.length === 0 || id.length > MAX_PEER_ID_BYTES)
+    throw new RelayError('ERR_CONFIG_INVALID', `peer id of ${id.length} bytes`);
+  const b = Buffer.allocUnsafe(4 + id.length);
+  b.writeUInt32BE(id.length, 0);
+  id.copy(b, 4);
+  return b;
+}
+
+function start(m: Extract<ToLane, { t: 'start' }>): void {
+  const log = createRootLogger({
+    name: 'relay-node',
+    level: m.logLevel,
+    base: { lane: 'slow' },
+    destination: pino.destination({ fd: 2, sync: true }),
+  }).child({ [F.COMPONENT]: 'slow-lane', [F.NODE_ID]: m.nodeId });
+  const niced = reniceAll(m.nice);
+  if (niced.failed !== undefined)
+    log.warn(
+      { nice: m.nice, threads: niced.set, reason: niced.failed },
+      'slow lane: could not lower the priority of every thread',
+    );
+  const catalog = new OriginTable();
+  catalog.replaceParsed(m.origins);
+  const routes = new RouteTable({ nodeId: m.nodeId });
+  routes.load(m.routes);
+  const link = new net.Socket({ fd: 3, readable: true, writable: true });
+  const session = new Session({
+    transport: new StreamTransport(link),
+    role: 'client',
+    logger: log,
+    config: LANE_LINK_MUX,
+  });
+  session.on('error', (err: Error) => log.error({ err }, 'slow lane: link to the node failed'));
+  // Without the link the lane cannot reach any peer: the node sees the exit and starts
+  // another (or is gone itself).
+  session.on('close', () => {
+    if (!draining) {
+      log.error('slow lane: link to the node closed');
+      process.exit(1);
+    }
+  });
+  const opener = {
+    open(peer: string): HopStream {
+      if (routes.tunnelIsDown(peer))
+        throw new RelayError('ERR_MUX_SESSION_CLOSED', `no tunnel to ${peer}`);
+      const stream = session.open();
+      stream.write(preamble(peer));
+      return stream as HopStream;
+    },
+  };
+  const exit = new ExitHandler({
+    ...m.exit,
+    catalog,
+    dialer: createDialer({ egressProxy: m.egressProxy }),
+    logger: log,
+  });
+  const connector = new EntryConnector({
+    nodeId: m.nodeId,
+    routes: {
+      pathsFor: (origin) => routes.pathsFor(origin),
+      markPeerDown: (peer) => {
+        routes.markPeerDown(peer);
+        send({ t: 'peerDown', peer });
+      },
+    },
+    opener,
+    exit,
+    logger: log,
+    ...(m.responseHeadTimeoutMs === undefined
+      ? {}
+      : { responseHeadTimeoutMs: m.responseHeadTimeoutMs }),
+  });
+  const entry = new EntryServer({
+    ...m.entry,
+    nodeId: m.nodeId,
+    catalog,
+    connector,
+    logger: log,
+    debugHeaders: m.debugHeaders,
+    acceptor: 'lane',
+  });
+  const stats = setInterval(() => {
+    const s = entry.stalls;
+    send({
+      t: 'stats',
+      clients: entry.clients,
+      parkedNow: s.parkedNow,
+      sources: entry.parkedBySource(256),
+    });
+  }, STATS_MS);
+  lane = { log, routes, catalog, session, exit, entry, stats };
+  log.info({ pid: process.pid, nice: m.nice, threads: niced.set }, 'slow lane serving');
+  send({ t: 'ready' });
+}
+
+function adopt(handle: unknown): void {
+  // pauseOnCreate: nothing is read until the lane's gate admits it (net.Server's
+  // pauseOnConnect does the same for the sockets it accepts).
+  const socket = new net.Socket({
+    handle,
+    readable: true,
+    writable: true,
+    pauseOnCreate: true,
+  } as net.SocketConstructorOpts);
+  if (!lane || draining) {
+    socket.destroy();
+    return;
+  }
+  lane.entry.adopt(socket);
+}
+
+async function drain(): Promise<void> {
+  if (draining) return;
+  draining = true;
+  if (!lane) process.exit(0);
+  const { entry, exit, session, stats, log } = lane;
+  clearInterval(stats);
+  await entry.close();
+  await exit.close();
+  await session.close().catch(() => {});
+  log.info('slow lane drained');
+  process.exit(0);
+}
+
+process.on('message', (m: ToLane, handle?: unknown) => {
+  switch (m.t) {
+    case 'start':
+      if (!lane) start(m);
+      break;
+    case 'origins':
+      try {
+        lane?.catalog.replaceParsed(m.origins);
+      } catch (err) {
+        lane?.log.error({ err }, 'slow lane: origins from the node rejected');
+      }
+      break;
+    case 'routes':
+      lane?.routes.load(m.routes);
+      break;
+    case 'socket':
+      if (handle) adopt(handle);
+      break;
+    case 'drain':
+      void drain();
+      break;
+  }
+});
+
+// Ctrl-C signals the whole process group: the node drains this lane itself.
+process.on('SIGINT', () => {});
+
+// The node is gone: nothing will drain the lane, and its clients' streams are gone anyway.
+process.on('disconnect', () => {
+  if (!draining) process.exit(0);
+});

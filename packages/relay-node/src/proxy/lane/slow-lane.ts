@@ -1,0 +1,313 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { F, type Logger, RelayError, WireCode } from '@relaymesh/shared';
+import { Session } from '../../mux/session.ts';
+import { StreamTransport } from '../../mux/stream-transport.ts';
+import { withMallocTuning } from '../../node/malloc-tuning.ts';
+import type { OriginTable } from '../../routing/origin-catalog.ts';
+import type { RouteTable } from '../../routing/route-table.ts';
+import { readPrefixed } from '../open-header.ts';
+import { resetStream, splice } from '../splice.ts';
+import type { HopStream, StreamOpener } from '../types.ts';
+import {
+  type FromLane,
+  LANE_LINK_MUX,
+  type LaneEntrySettings,
+  type LaneExitSettings,
+  MAX_PEER_ID_BYTES,
+  type ToLane,
+} from './lane-protocol.ts';
+
+export interface SlowLaneOptions {
+  nodeId: string;
+  /** The node's tables: the lane gets a copy now and after every change. */
+  catalog: OriginTable;
+  routes: RouteTable;
+  /** The node's tunnels: the lane's streams to peers go out through them. */
+  opener: StreamOpener;
+  /** Every thread of the lane runs at this nice value (1-19). @default 10 */
+  nice?: number;
+  /** The lane's log level (its lines go to stderr, like the node's). @default 'info' */
+  logLevel?: string;
+  /** The lane's own exit dials origins through this proxy (the node's `--egress-proxy`). */
+  egressProxy?: string | undefined;
+  debugHeaders?: boolean;
+  responseHeadTimeoutMs?: number | undefined;
+  /** The entry's settings (limits, timeouts): the lane's entry takes the same. */
+  entry?: LaneEntrySettings;
+  /** The exit's settings (pool, balance, health checks): the lane's exit takes the same. */
+  exit?: LaneExitSettings;
+  log: Logger;
+}
+
+/** Counters of the lane, as last reported (once a second). */
+export interface SlowLaneStats {
+  /** Whether a lane process is serving now. */
+  up: boolean;
+  pid: number | undefined;
+  /** Connections handed to lanes so far (over restarts). */
+  handed: number;
+  /** Lane processes that died and were replaced. */
+  restarts: number;
+  clients: number;
+  parkedNow: number;
+}
+
+const RESTART_MS = 100;
+const RESTART_MAX_MS = 5_000;
+/** close(): the lane gets this long to drain before SIGKILL. */
+const CLOSE_MS = 30_000;
+
+function childScript(): { path: string; execArgv: string[] } {
+  const source = import.meta.url.endsWith('.ts');
+  const url = new URL(source ? './lane-child.ts' : './lane-child.js', import.meta.url);
+  return { path: fileURLToPath(url), execArgv: source ? ['--import', 'tsx'] : [] };
+}
+
+/** A raw TCP handle (libuv's tcp_wrap), as received over IPC for `net.Native`. */
+interface RawHandle {
+  close(cb?: () => void): void;
+}
+
+/**
+ * The entry's slow lane (lane-child.ts explains it): starts the process, keeps its copy of
+ * the origins and routes current, hands it client connections as raw handles, relays its
+ * streams to peers through the node's tunnels, and replaces it when it dies (connections
+ * it held are lost, logged; new ones are served by the node until the replacement is up).
+ */
+export class SlowLane {
+  readonly #o: SlowLaneOptions;
+  readonly #log: Logger;
+  readonly #nice: number;
+  #child: ChildProcess | undefined;
+  #session: Session | undefined;
+  #ready = false;
+  #closed = false;
+  #restartMs = RESTART_MS;
+  #restartTimer: NodeJS.Timeout | undefined;
+  readonly #unsubscribe: Array<() => void> = [];
+  readonly #relayed = new Set<HopStream>();
+  #sources = new Map<string, number>();
+  #stats: SlowLaneStats = {
+    up: false,
+    pid: undefined,
+    handed: 0,
+    restarts: 0,
+    clients: 0,
+    parkedNow: 0,
+  };
+
+  /** @throws RelayError ERR_CONFIG_INVALID for a nice value outside 1-19. */
+  constructor(o: SlowLaneOptions) {
+    const nice = o.nice ?? 10;
+    if (!Number.isInteger(nice) || nice < 1 || nice > 19)
+      throw new RelayError('ERR_CONFIG_INVALID', `slow lane nice: ${nice} is not 1-19`);
+    this.#o = o;
+    this.#nice = nice;
+    this.#log = o.log;
+  }
+
+  get stats(): SlowLaneStats {
+    return { ...this.#stats, up: this.#ready, pid: this.#child?.pid };
+  }
+
+  /** Parked responses in the lane now from `source` (as of its last report). */
+  parkedFrom(source: string): number {
+    return this.#sources.get(source) ?? 0;
+  }
+
+  /** Starts the lane; resolves once it serves. Rejects if it cannot start. */
+  start(): Promise<void> {
+    this.#unsubscribe.push(
+      this.#o.catalog.onChange(() =>
+        this.#send({ t: 'origins', origins: this.#o.catalog.origins }),
+      ),
+      this.#o.routes.onChange(() => this.#send({ t: 'routes', routes: this.#o.routes.snapshot() })),
+    );
+    return this.#spawn();
+  }
+
+  /**
+   * Hands a client connection (a raw handle, unread) to the lane, and closes this process's
+   * copy once sent. False when no lane serves now: the caller keeps it. If the send fails
+   * (the lane died in between), `fallback` gets the handle.
+   */
+  hand(handle: RawHandle, fallback: (handle: RawHandle) => void): boolean {
+    const child = this.#child;
+    if (!this.#ready || !child?.connected || this.#closed) return false;
+    this.#stats.handed++;
+    child.send({ t: 'socket' } satisfies ToLane, handle as unknown as Socket, (err) => {
+      if (!err) return handle.close();
+      this.#stats.handed--;
+      this.#log.debug({ err }, 'slow lane: connection not handed over: served here');
+      fallback(handle);
+    });
+    return true;
+  }
+
+  /** Drain: the lane answers what is in flight with `Connection: close`, then exits. */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#stop();
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.#session?.destroy();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), CLOSE_MS);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        this.#session?.destroy();
+        resolve();
+      });
+      if (child.connected) child.send({ t: 'drain' } satisfies ToLane);
+      else child.kill('SIGKILL');
+    });
+  }
+
+  /** Kills the lane at once (its client connections close). */
+  destroy(): void {
+    this.#closed = true;
+    this.#stop();
+    this.#child?.kill('SIGKILL');
+    this.#session?.destroy();
+    for (const s of this.#relayed) s.destroy();
+  }
+
+  #stop(): void {
+    clearTimeout(this.#restartTimer);
+    for (const u of this.#unsubscribe.splice(0)) u();
+  }
+
+  #send(m: ToLane): void {
+    const child = this.#child;
+    if (this.#ready && child?.connected) child.send(m);
+  }
+
+  #spawn(): Promise<void> {
+    const { path, execArgv } = childScript();
+    const child = fork(path, [], {
+      execArgv,
+      env: withMallocTuning(),
+      serialization: 'json',
+      // fd 3: the link (a socketpair) for the lane's streams to peers.
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    this.#child = child;
+    this.#ready = false;
+    const link = child.stdio[3] as Socket;
+    const session = new Session({
+      transport: new StreamTransport(link),
+      role: 'server',
+      logger: this.#log,
+      config: LANE_LINK_MUX,
+    });
+    this.#session = session;
+    session.on('error', (err: Error) => this.#log.debug({ err }, 'slow lane: link failed'));
+    session.on('stream', (s: HopStream) => this.#relay(s));
+    const o = this.#o;
+    return new Promise((resolve, reject) => {
+      child.on('message', (m: FromLane) => {
+        switch (m.t) {
+          case 'ready':
+            this.#ready = true;
+            this.#restartMs = RESTART_MS;
+            resolve();
+            break;
+          case 'stats':
+            this.#stats.clients = m.clients;
+            this.#stats.parkedNow = m.parkedNow;
+            this.#sources = new Map(m.sources.map((s) => [s.source, s.parked]));
+            break;
+          case 'peerDown':
+            o.routes.markPeerDown(m.peer);
+            break;
+        }
+      });
+      child.on('error', (err) => {
+        if (!this.#ready) reject(err);
+        else this.#log.error({ err }, 'slow lane process failed');
+      });
+      child.once('exit', (code, signal) => {
+        session.destroy();
+        if (this.#child !== child) return;
+        const wasReady = this.#ready;
+        this.#ready = false;
+        this.#sources = new Map();
+        this.#stats.clients = 0;
+        this.#stats.parkedNow = 0;
+        if (!wasReady)
+          reject(new Error(`slow lane exited before serving (code ${code}, signal ${signal})`));
+        if (this.#closed) return;
+        this.#stats.restarts++;
+        this.#log.error(
+          { code, signal, restartInMs: this.#restartMs },
+          'slow lane process died: its client connections are lost; the entry serves new ones until it is replaced',
+        );
+        this.#restart();
+      });
+      child.send({
+        t: 'start',
+        nodeId: o.nodeId,
+        nice: this.#nice,
+        logLevel: o.logLevel ?? 'info',
+        egressProxy: o.egressProxy,
+        debugHeaders: o.debugHeaders ?? false,
+        responseHeadTimeoutMs: o.responseHeadTimeoutMs,
+        entry: o.entry ?? {},
+        exit: o.exit ?? {},
+        origins: o.catalog.origins,
+        routes: o.routes.snapshot(),
+      } satisfies ToLane);
+    });
+  }
+
+  #restart(): void {
+    this.#restartTimer = setTimeout(() => {
+      if (this.#closed) return;
+      this.#spawn().then(
+        () => this.#log.info({ pid: this.#child?.pid }, 'slow lane process replaced'),
+        (err) => {
+          this.#log.error({ err, retryInMs: this.#restartMs }, 'slow lane restart failed');
+          this.#restart();
+        },
+      );
+      this.#restartMs = Math.min(RESTART_MAX_MS, this.#restartMs * 2);
+    }, this.#restartMs);
+  }
+
+  /**
+   * A stream the lane opened: its preamble names the first hop; the stream is opened there
+   * on the node's tunnel and the two are spliced (FIN follows FIN, RST follows RST). No
+   * tunnel: the lane's stream is reset with NO_ROUTE, as a relay would answer.
+   */
+  #relay(lane: HopStream): void {
+    this.#relayed.add(lane);
+    lane.once('close', () => this.#relayed.delete(lane));
+    lane.on('error', () => {});
+    readPrefixed(lane, MAX_PEER_ID_BYTES, 10_000).then(
+      (id) => {
+        const peer = id.toString('utf8');
+        let out: HopStream;
+        try {
+          out = this.#o.opener.open(peer);
+        } catch (err) {
+          this.#log.debug({ err, [F.PEER_NODE_ID]: peer }, 'slow lane: no stream to the first hop');
+          resetStream(lane, WireCode.NO_ROUTE);
+          return;
+        }
+        if (lane.destroyed) {
+          resetStream(out, WireCode.CANCEL);
+          return;
+        }
+        void splice(lane, out);
+      },
+      (err) => {
+        this.#log.warn({ err }, 'slow lane: stream without a valid preamble');
+        resetStream(lane, WireCode.BAD_OPEN_HEADER);
+      },
+    );
+  }
+}

@@ -1,0 +1,353 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { PassThrough } from 'node:stream';
+import { createRootLogger, DirectDialer, type Logger } from '@relaymesh/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataPlane, OriginTable, RouteTable, Session, StreamTransport } from '../../src/index.ts';
+import { createMemoryPair } from '../../src/mux/memory-pair.ts';
+import type { HopStream } from '../../src/proxy/types.ts';
+import { startOrigin, type TestOrigin } from './mesh.ts';
+
+// The slow lane (src/proxy/lane/): a client address that holds many parked responses has
+// its new connections served by a process of its own at a lower priority. Real processes
+// and sockets: the acceptor process, the lane process, TCP clients from 127.0.0.2/.3.
+
+// Enough that a paused loopback client stalls with the origin still sending (park.test.ts).
+const TOTAL = 128 * 1024 * 1024;
+const BLOCK = 64 * 1024;
+const PATTERN = createHash('sha512')
+  .update('lane')
+  .digest()
+  .toString('hex')
+  .repeat(BLOCK / 128);
+
+function* body(from: number, to: number): Generator<Buffer> {
+  for (let k = Math.floor(from / BLOCK); k * BLOCK < to; k++) {
+    const block = Buffer.from(PATTERN, 'latin1');
+    block.writeUInt32BE(k, 0);
+    const start = Math.max(from - k * BLOCK, 0);
+    yield block.subarray(start, Math.min(BLOCK, to - k * BLOCK));
+  }
+}
+
+const expectedSha = (() => {
+  const h = createHash('sha256');
+  for (const b of body(0, TOTAL)) h.update(b);
+  return h.digest('hex');
+})();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(20);
+  }
+}
+
+/** GET /big (TOTAL bytes, resumable: ETag and Range) and GET /small ("hello"). */
+function originHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
+  req.resume();
+  if (req.url === '/small') {
+    res.writeHead(200, { 'content-length': 5 });
+    res.end('hello');
+    return;
+  }
+  const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  const ranged = m !== null && req.headers['if-range'] === '"v1"';
+  const from = ranged ? Number(m?.[1]) : 0;
+  const headers: http.OutgoingHttpHeaders = { 'content-length': TOTAL - from, etag: '"v1"' };
+  if (ranged) headers['content-range'] = `bytes ${from}-${TOTAL - 1}/${TOTAL}`;
+  res.writeHead(ranged ? 206 : 200, headers);
+  const chunks = body(from, TOTAL);
+  const more = () => {
+    for (let c = chunks.next(); !c.done; c = chunks.next()) {
+      if (!res.write(c.value)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  res.on('error', () => {});
+  more();
+}
+
+interface Line {
+  msg: string;
+  [k: string]: unknown;
+}
+
+function capture(): { logger: Logger; lines: Line[] } {
+  const lines: Line[] = [];
+  const sink = new PassThrough();
+  let rest = '';
+  sink.on('data', (d: Buffer) => {
+    rest += d.toString();
+    const parts = rest.split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts) if (p) lines.push(JSON.parse(p) as Line);
+  });
+  return { logger: createRootLogger({ name: 't', level: 'info', destination: sink }), lines };
+}
+
+let origin: TestOrigin | undefined;
+const planes: DataPlane[] = [];
+const sockets: net.Socket[] = [];
+const sessions: Session[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const p of planes.splice(0)) await p.destroy();
+  for (const s of sessions.splice(0)) s.destroy();
+  await origin?.close();
+  origin = undefined;
+});
+
+interface Setup {
+  port: number;
+  en: DataPlane;
+  lines: Line[];
+}
+
+/**
+ * Entry `en` with an acceptor process and a slow lane (nice 10). `relayed`: the origin is
+ * reached through exit `ex`, joined to `en` by a mux session (path [en, ex]); else `en` is
+ * its own exit.
+ */
+async function setup(o: { relayed?: boolean; releaseMs?: number } = {}): Promise<Setup> {
+  origin = await startOrigin(originHandler);
+  const catalog = new OriginTable([{ name: 'o', hosts: ['o.test'], upstreams: [origin.url] }]);
+  const { logger, lines } = capture();
+  const path = o.relayed ? ['en', 'ex'] : ['en'];
+  const routes = new RouteTable({ nodeId: 'en' });
+  routes.update([{ from: 'en', origin: 'o', path, rttMs: 1, alternates: [] }]);
+  let toEx: Session | undefined;
+  if (o.relayed) {
+    const ex = new DataPlane({
+      nodeId: 'ex',
+      catalog,
+      routes: new RouteTable({ nodeId: 'ex' }),
+      opener: {
+        open() {
+          throw new Error('exit: no peers');
+        },
+      },
+      dialer: new DirectDialer(),
+      exit: { healthChecks: false },
+    });
+    planes.push(ex);
+    const [a, b] = createMemoryPair();
+    toEx = new Session({ transport: new StreamTransport(a), role: 'client' });
+    const atEx = new Session({ transport: new StreamTransport(b), role: 'server' });
+    sessions.push(toEx, atEx);
+    atEx.on('stream', (s) => ex.handleStream(s as HopStream));
+  }
+  const en = new DataPlane({
+    nodeId: 'en',
+    catalog,
+    routes,
+    opener: {
+      open(peer) {
+        if (peer !== 'ex' || !toEx) throw new Error(`no session to ${peer}`);
+        return toEx.open() as HopStream;
+      },
+    },
+    dialer: new DirectDialer(),
+    httpListen: { host: '127.0.0.1', port: 0 },
+    debugHeaders: true,
+    logger,
+    entry: {
+      acceptor: 'process',
+      parkAfterMs: 200,
+      sendTimeoutMs: 0,
+      slowLaneAfterParked: 2,
+      slowLaneReleaseMs: o.releaseMs ?? 60_000,
+    },
+    exit: { healthChecks: false },
+    slowLane: { nice: 10 },
+  });
+  planes.push(en);
+  const { http: address } = await en.start();
+  return { port: (address as AddressInfo).port, en, lines };
+}
+
+/** GET `path` from `from` and does not read (paused): its response stalls, then parks. */
+function paused(port: number, from: string, path = '/big'): net.Socket {
+  const c = net.connect({ port, host: '127.0.0.1', localAddress: from });
+  c.on('error', () => {});
+  c.write(`GET ${path} HTTP/1.1\r\nHost: o.test\r\n\r\n`);
+  c.pause();
+  sockets.push(c);
+  return c;
+}
+
+/** GET /small from `from` on a new connection: the whole answer ('' if closed without one). */
+function small(port: number, from: string): Promise<string> {
+  const c = net.connect({ port, host: '127.0.0.1', localAddress: from });
+  sockets.push(c);
+  c.on('error', () => {});
+  c.write('GET /small HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n');
+  let got = '';
+  c.on('data', (d: Buffer) => {
+    got += d.toString('latin1');
+  });
+  return new Promise((r) => c.once('close', () => r(got)));
+}
+
+/** Reads `c`'s response to the end of TOTAL body bytes: head and sha256 of the body. */
+function readBody(c: net.Socket): Promise<{ head: string; bytes: number; sha: string }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let headText = '';
+    let bytes = 0;
+    c.on('data', (d: Buffer) => {
+      if (head !== undefined) {
+        const all = Buffer.concat([head, d]);
+        const end = all.indexOf('\r\n\r\n');
+        if (end < 0) {
+          head = all;
+          return;
+        }
+        headText = all.subarray(0, end).toString('latin1');
+        head = undefined;
+        d = all.subarray(end + 4);
+      }
+      bytes += d.length;
+      h.update(d);
+      if (bytes >= TOTAL) resolve({ head: headText, bytes, sha: h.digest('hex') });
+    });
+    c.once('close', () => reject(new Error(`closed after ${bytes} body bytes`)));
+    c.resume();
+  });
+}
+
+/** Nice values of every thread of `pid`. */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
+
+describe('slow lane', () => {
+  it('sends an address with parked responses to the lane (every thread at nice 10), keeps others, and brings it back', {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en, lines } = await setup({ releaseMs: 1_000 });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    const lane = () => entry.slowLane;
+    const pid = lane()?.pid;
+    expect(lane()).toMatchObject({ up: true, handed: 0, sources: [] });
+    expect(new Set(threadNices(pid as number))).toEqual(new Set([10]));
+    // Two clients from 127.0.0.2 stop reading: both park here, and the address is sorted.
+    paused(port, '127.0.0.2');
+    paused(port, '127.0.0.2');
+    await until('two parked', () => entry.stalls.parkedNow === 2);
+    await until('sorted', () => (lane()?.sources.length ?? 0) === 1);
+    expect(lane()?.sources).toEqual(['127.0.0.2']);
+    expect(msgs(lines, 'client address sent to the slow lane')).toMatchObject([
+      { remote: '127.0.0.2', parked: 2 },
+    ]);
+    // A new connection from 127.0.0.2 is served by the lane; one from 127.0.0.3 here.
+    const clientsHere = entry.clients;
+    expect(await small(port, '127.0.0.2')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhello$/);
+    expect(lane()?.handed).toBe(1);
+    expect(await small(port, '127.0.0.3')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhello$/);
+    expect(lane()?.handed).toBe(1);
+    expect(entry.clients).toBe(clientsHere);
+    // A download in the lane stalls and parks there, then resumes whole when read.
+    const inLane = paused(port, '127.0.0.2');
+    await until('parked in the lane', () => (lane()?.parkedNow ?? 0) === 1);
+    expect(lane()?.handed).toBe(2);
+    const r = await readBody(inLane);
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
+    inLane.destroy();
+    // Nothing parked from 127.0.0.2 anywhere for the release time: it comes back.
+    for (const s of sockets) s.destroy();
+    await until('released', () => lane()?.sources.length === 0);
+    expect(msgs(lines, 'client address back from the slow lane')).toMatchObject([
+      { remote: '127.0.0.2' },
+    ]);
+    expect(await small(port, '127.0.0.2')).toMatch(/\r\n\r\nhello$/);
+    expect(lane()?.handed).toBe(2);
+  });
+
+  it("serves a relayed route from the lane: its stream goes out on the node's session to the exit", {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en } = await setup({ relayed: true });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    paused(port, '127.0.0.2');
+    paused(port, '127.0.0.2');
+    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
+    const answer = await small(port, '127.0.0.2');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer.toLowerCase()).toContain('x-relaymesh-path: en,ex');
+    expect(answer).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBe(1);
+  });
+
+  it('replaces a lane that died; meanwhile the entry serves the address itself', {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en, lines } = await setup();
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    paused(port, '127.0.0.2');
+    paused(port, '127.0.0.2');
+    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
+    const inLane = paused(port, '127.0.0.2');
+    await until('in the lane', () => (entry.slowLane?.clients ?? 0) === 1);
+    const pid = entry.slowLane?.pid as number;
+    process.kill(pid, 'SIGKILL');
+    // Its connection goes with it: what was sent arrives, then the end, short of the body.
+    await expect(readBody(inLane)).rejects.toThrow(/^closed after \d+ body bytes$/);
+    const died =
+      'slow lane process died: its client connections are lost; the entry serves new ones until it is replaced';
+    await until('death seen', () => msgs(lines, died).length === 1);
+    // No lane for now (it is replaced after 100 ms and a start): served here.
+    const handedBefore = entry.slowLane?.handed;
+    expect(entry.slowLane?.up).toBe(false);
+    expect(await small(port, '127.0.0.2')).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBe(handedBefore);
+    await until('replaced', () => msgs(lines, 'slow lane process replaced').length === 1);
+    const lane = entry.slowLane;
+    expect(lane).toMatchObject({ up: true, restarts: 1, sources: ['127.0.0.2'] });
+    expect(lane?.pid).not.toBe(pid);
+    const handed = lane?.handed ?? 0;
+    expect(await small(port, '127.0.0.2')).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBe(handed + 1);
+  });
+
+  it('drains with the entry: a download in the lane finishes, then the lane exits', {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en } = await setup();
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    paused(port, '127.0.0.2');
+    paused(port, '127.0.0.2');
+    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
+    const inLane = paused(port, '127.0.0.2');
+    await until('in the lane', () => (entry.slowLane?.clients ?? 0) === 1);
+    const pid = entry.slowLane?.pid as number;
+    // The parked ones here are closed by the drain only once they finish: let them go.
+    for (const s of sockets) if (s !== inLane) s.destroy();
+    const closing = en.close();
+    const closed = new Promise<void>((r) => inLane.once('close', () => r()));
+    const r = await readBody(inLane);
+    expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
+    // Its head went before the drain: the lane closes the connection after the body.
+    await closed;
+    await closing;
+    expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
