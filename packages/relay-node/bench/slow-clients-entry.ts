@@ -118,8 +118,15 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(process.env.SLOW_BUSY_RATE
         ? { busyConnectionRate: Number(process.env.SLOW_BUSY_RATE) }
         : {}),
+      ...(process.env.SLOW_LANE_AFTER
+        ? { slowLaneAfterParked: Number(process.env.SLOW_LANE_AFTER) }
+        : {}),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
+    // SLOW_LANE=1: the entry's slow lane (the entry's only: `ex` has no HTTP entry).
+    ...(process.env.SLOW_LANE === '1' && id === 'en'
+      ? { slowLane: { nice: Number(process.env.SLOW_LANE_NICE ?? 10) } }
+      : {}),
   });
 }
 
@@ -168,8 +175,9 @@ async function main(): Promise<void> {
   // With an acceptor process the accepts happen there: its count comes with the gate's.
   const acceptedNow = () => Math.max(accepted, en.entry?.admission?.accepted ?? 0);
   const acceptorPid = en.entry?.acceptorPid;
+  const lanePid = en.entry?.slowLane?.pid;
   process.stdout.write(
-    `${JSON.stringify({ ready: true, port: httpPort, pid: process.pid, acceptorPid })}\n`,
+    `${JSON.stringify({ ready: true, port: httpPort, pid: process.pid, acceptorPid, lanePid })}\n`,
   );
   if (process.env.SLOW_ENTRY_TRACE)
     trace(process.env.SLOW_ENTRY_TRACE, acceptedNow, () => en.entry?.admission);
@@ -191,6 +199,7 @@ async function main(): Promise<void> {
     // The entry's stalled responses held now, and parked so far (early: over the budget).
     const stalls = en.entry?.stalls;
     const gate = en.entry?.admission;
+    const lane = en.entry?.slowLane;
     const line = {
       t: Date.now(),
       maxMs: eld.max / 1e6,
@@ -208,6 +217,19 @@ async function main(): Promise<void> {
             waiting: gate.queued,
             admitRate: Number.isFinite(gate.rate) ? Math.round(gate.rate) : -1,
             maxWaitMs: Math.round(gate.maxWaitMs),
+          }
+        : {}),
+      // SLOW_LANE=1: connections handed to the lane so far, open there, parked there now,
+      // and the addresses sent there.
+      ...(lane
+        ? {
+            lane: {
+              handed: lane.handed,
+              clients: lane.clients,
+              parkedNow: lane.parkedNow,
+              sources: lane.sources.length,
+              up: lane.up,
+            },
           }
         : {}),
     };

@@ -315,6 +315,21 @@ interface Proc {
   stop(): Promise<void>;
 }
 
+/**
+ * SLOW_LANE=1: when the first address went to the slow lane (s from the load's start, by the
+ * entry's reports) and the lane's last report: handed so far, clients and parked there now.
+ */
+function laneNote(
+  eld: Array<{ t: number; lane?: { handed: number; clients: number; parkedNow: number; sources: number } }>,
+  loadStartedAt: number,
+): string {
+  const last = eld.at(-1)?.lane;
+  if (!last) return '';
+  const first = eld.find((e) => (e.lane?.sources ?? 0) > 0);
+  const at = first ? `${((first.t - loadStartedAt) / 1000).toFixed(1)} s` : 'never';
+  return `, slow lane: first address sent at ${at}, last report ${JSON.stringify(last)}`;
+}
+
 /** Runs a bench script (tsx) in its own process (`prefix`: e.g. ip netns exec NS) with `nofile` descriptors. */
 function startScript(script: string, arg: unknown, prefix: string[], nofile: number): Proc {
   const [cmd = 'bash', ...rest] = [...prefix, 'bash'];
@@ -721,6 +736,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     const pid = ready.pid as number;
     // The entry's acceptor process (SLOW_ACCEPTOR=process): its memory and CPU count as the entry's.
     const acceptorPid = ready.acceptorPid as number | undefined;
+    // SLOW_LANE=1: the entry's slow lane process: its memory and CPU count as the entry's.
+    const lanePid = ready.lanePid as number | undefined;
     // loadTarget "split": the second entry, which holds the slow clients (its memory is measured).
     let holder = { port, pid, acceptorPid };
     if (o.loadTarget === 'split') {
@@ -738,7 +755,9 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       };
     }
     const entryRssMiB = () =>
-      rssMiB(holder.pid) + (holder.acceptorPid ? rssMiB(holder.acceptorPid) : 0);
+      rssMiB(holder.pid) +
+      (holder.acceptorPid ? rssMiB(holder.acceptorPid) : 0) +
+      (lanePid && !split ? rssMiB(lanePid) : 0);
     const legsNow = () => entryLegs(net.ns?.entry, holder.pid, holder.port, origin.port);
     const host = net.entryForNormal;
     const eld: Array<{
@@ -767,6 +786,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       // threads and libuv's pool.
       entryMain: `/proc/${pid}/task/${pid}/stat`,
       ...(acceptorPid ? { acceptor: acceptorPid } : {}),
+      ...(lanePid ? { lane: lanePid } : {}),
       origin: process.pid,
       normal: normalReady.pid as number,
       ...(split ? { split: holder.pid } : {}),
@@ -1048,7 +1068,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       `slow clients: ${JSON.stringify(load.last())}, entry RSS peak ${peak.toFixed(0)} MiB, ` +
         `host TCP memory ${mib(tcpMemBefore).toFixed(0)} -> ${mib(tcpMemPeak).toFixed(0)} MiB, ` +
         `entry legs ${JSON.stringify(entryLegsAtPeak)}, parked now ${eld.at(-1)?.parkedNow ?? '?'} ` +
-        `from ${eld.at(-1)?.parkedSources ?? '?'} client addresses (the entry's last report)`,
+        `from ${eld.at(-1)?.parkedSources ?? '?'} client addresses (the entry's last report)` +
+        laneNote(eld, loadStartedAt),
     );
     const tcpMemAtNormal = tcpMemPages();
     const entryLegsAtNormal = legsNow();
