@@ -320,7 +320,10 @@ interface Proc {
  * entry's reports) and the lane's last report: handed so far, clients and parked there now.
  */
 function laneNote(
-  eld: Array<{ t: number; lane?: { handed: number; clients: number; parkedNow: number; sources: number } }>,
+  eld: Array<{
+    t: number;
+    lane?: { handed: number; clients: number; parkedNow: number; sources: number };
+  }>,
   loadStartedAt: number,
 ): string {
   const last = eld.at(-1)?.lane;

@@ -28,6 +28,7 @@ interface NodeFlags {
   logLevel?: string;
   closeGraceMs?: string;
   entryAcceptor?: string;
+  slowLane?: string;
 }
 
 /** Flags over the config file, field by field; the token: flag, RELAYMESH_TOKEN, file. */
@@ -49,6 +50,7 @@ function mergeSettings(flags: NodeFlags): NodeSettings {
   set('debugHeaders', flags.debugHeaders);
   set('logLevel', flags.logLevel);
   set('entryAcceptor', flags.entryAcceptor);
+  set('slowLane', flags.slowLane);
   set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
   if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
   return merged;
@@ -153,6 +155,10 @@ export function registerNodeCommand(program: Command): void {
     .option(
       '--entry-acceptor <mode>',
       'process: client connections are accepted by a process of their own (default); inline',
+    )
+    .option(
+      '--slow-lane <on|off>',
+      'on: client addresses holding many parked responses are served by a lower-priority process (default with --entry-acceptor process)',
     )
     .exitOverride(usageExit)
     .action(async (flags: NodeFlags) => {

@@ -28,6 +28,8 @@ export interface NodeSettings {
   closeGraceMs?: number;
   /** Who accepts the entry's client connections: `process` (the default) or `inline`. */
   entryAcceptor?: string;
+  /** The entry's slow lane: `on` (the default with an acceptor process) or `off`. */
+  slowLane?: string;
 }
 
 /** Validated settings: RelayNode options plus what only the process uses. */
@@ -50,6 +52,7 @@ const STRING_KEYS = [
   'httpAdvertise',
   'logLevel',
   'entryAcceptor',
+  'slowLane',
 ] as const;
 const KEYS = new Set<string>([...STRING_KEYS, 'forwards', 'debugHeaders', 'closeGraceMs']);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -195,6 +198,12 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
     throw invalid('--entry-acceptor', `${show(acceptor)} is not process or inline`);
   }
   if (s.httpListen !== undefined) node.entryAcceptor = acceptor;
+  const lane = s.slowLane ?? (acceptor === 'process' ? 'on' : 'off');
+  if (lane !== 'on' && lane !== 'off')
+    throw invalid('--slow-lane', `${show(lane)} is not on or off`);
+  if (lane === 'on' && acceptor !== 'process')
+    throw invalid('--slow-lane', 'on needs --entry-acceptor process');
+  if (s.httpListen !== undefined && lane === 'on') node.slowLane = true;
   if (s.advertise !== undefined) node.advertise = checkUrl(s.advertise, '--advertise', 'ws:');
   if (s.egressProxy !== undefined) {
     node.egressProxy = checkUrl(s.egressProxy, '--egress-proxy', 'http:');

@@ -85,6 +85,12 @@ export interface RelayNodeOptions {
    * @default 'inline'
    */
   entryAcceptor?: 'process' | 'inline';
+  /**
+   * The entry's slow lane (EntryServerOptions.slowLane): needs `entryAcceptor: 'process'`.
+   * `relaymesh node` turns it on with the acceptor process.
+   * @default false
+   */
+  slowLane?: boolean;
   /** `http://HOST:PORT` clients are told. @default derived from the bound HTTP address */
   httpAdvertise?: string;
   /** Raw TCP forwards (`--forward`). @default [] */
@@ -203,6 +209,8 @@ export class RelayNode {
       forwards: options.forwards ?? [],
       ...(options.httpListen ? { httpListen: options.httpListen } : {}),
       ...(options.entryAcceptor ? { entry: { acceptor: options.entryAcceptor } } : {}),
+      // The lane's own exit cannot take a dialer object: it dials direct or via the proxy.
+      ...(options.slowLane ? { slowLane: { egressProxy: options.egressProxy } } : {}),
     });
     this.peers.on('ready', (peer: string) => {
       this.routes.markPeerUp(peer);

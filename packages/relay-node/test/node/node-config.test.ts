@@ -64,6 +64,20 @@ describe('node settings', () => {
     );
   });
 
+  it('slowLane: on by default with the acceptor process, off when asked or inline, nothing else', () => {
+    const entry = { ...BASE, httpListen: '127.0.0.1:0' };
+    expect(resolveNodeSettings(entry).node.slowLane).toBe(true);
+    expect(resolveNodeSettings({ ...entry, slowLane: 'off' }).node.slowLane).toBeUndefined();
+    expect(
+      resolveNodeSettings({ ...entry, entryAcceptor: 'inline' }).node.slowLane,
+    ).toBeUndefined();
+    expect(resolveNodeSettings(BASE).node.slowLane).toBeUndefined();
+    expect(fieldOf(() => resolveNodeSettings({ ...entry, slowLane: 'yes' }))).toBe('--slow-lane');
+    expect(
+      fieldOf(() => resolveNodeSettings({ ...entry, entryAcceptor: 'inline', slowLane: 'on' })),
+    ).toBe('--slow-lane');
+  });
+
   it('names the offending field', () => {
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: '' }))).toBe('--id');
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: 'a b' }))).toBe('--id');

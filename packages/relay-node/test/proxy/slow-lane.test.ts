@@ -242,15 +242,18 @@ describe('slow lane', () => {
     const entry = en.entry;
     if (!entry) throw new Error('no entry');
     const lane = () => entry.slowLane;
-    const pid = lane()?.pid;
-    expect(lane()).toMatchObject({ up: true, handed: 0, sources: [] });
-    expect(new Set(threadNices(pid as number))).toEqual(new Set([10]));
-    // Two clients from 127.0.0.2 stop reading: both park here, and the address is sorted.
+    // The lane starts with the entry.
+    await until('lane up', () => lane()?.up === true);
+    expect(lane()).toMatchObject({ handed: 0, sources: [] });
+    expect(msgs(lines, 'slow lane started')).toHaveLength(1);
+    // Two clients from 127.0.0.2 stop reading: both park here, and the address is sent to
+    // the lane.
     paused(port, '127.0.0.2');
     paused(port, '127.0.0.2');
     await until('two parked', () => entry.stalls.parkedNow === 2);
     await until('sorted', () => (lane()?.sources.length ?? 0) === 1);
     expect(lane()?.sources).toEqual(['127.0.0.2']);
+    expect(new Set(threadNices(lane()?.pid as number))).toEqual(new Set([10]));
     expect(msgs(lines, 'client address sent to the slow lane')).toMatchObject([
       { remote: '127.0.0.2', parked: 2 },
     ]);

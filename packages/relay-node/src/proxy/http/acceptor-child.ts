@@ -160,7 +160,10 @@ process.on('message', (m: ToAcceptor) => {
     case 'lane':
       if (m.on) {
         laneSources.add(m.source);
-        for (const w of queue.take(m.source)) toLane(w.socket);
+        const moved = queue.take(m.source);
+        for (const w of moved) toLane(w.socket);
+        // The entry's count of waiting connections drops with them.
+        if (moved.length > 0) send({ t: 'waiting', n: queue.size, accepted });
       } else laneSources.delete(m.source);
       break;
     case 'close':

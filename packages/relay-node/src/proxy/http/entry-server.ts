@@ -138,6 +138,8 @@ export interface EntryServerOptions {
 const UPGRADE_KEEP = new Set(['upgrade']);
 /** How often the slow lane's sources are sorted. */
 const SORT_MS = 500;
+/** A slow lane that could not start is tried again after this long. */
+const LANE_RETRY_MS = 30_000;
 
 /** Throws ERR_CONFIG_INVALID unless `value` is an integer ≥ 0. */
 function nonNegativeInt(field: string, value: number): number {
@@ -178,6 +180,8 @@ export class EntryServer {
   /** Addresses in the slow lane, with when they last held a parked response. */
   readonly #laneSources = new Map<string, number>();
   #laneTimer: NodeJS.Timeout | undefined;
+  /** A lane that could not start is tried again from then on (performance.now()). */
+  #laneRetryAt = 0;
   /** Admits a connection handed over unread (slow lane fallback, lane mode). */
   #adopt: ((socket: Socket) => void) | undefined;
   /**
@@ -417,7 +421,11 @@ export class EntryServer {
     });
     this.#acceptor = acceptor;
     if (this.#lane) {
-      await this.#lane.start();
+      // Started with the entry (not when an address first needs it): loading a process
+      // takes ~0.3-1 s of CPU at its low priority, several seconds on a busy host, and a
+      // burst of slow clients would meanwhile land here (measured: the lane then took the
+      // address 8.5 s into the burst, against 1.5-2.5 s when it is up).
+      this.#startLane(this.#lane, performance.now());
       this.#laneTimer = setInterval(() => this.#sortSources(), SORT_MS);
       this.#laneTimer.unref();
     }
@@ -455,6 +463,12 @@ export class EntryServer {
     for (const { source, parked } of this.#ctx.parkedSources.top(16)) {
       if (parked < this.#laneAfterParked) break;
       if (this.#laneSources.has(source)) continue;
+      // Until the lane serves (starting, replaced after a death, or failed to start and
+      // tried again), addresses stay here.
+      if (!lane.stats.up) {
+        this.#startLane(lane, now);
+        break;
+      }
       this.#laneSources.set(source, now);
       acceptor.lane(source, true);
       this.#log.info(
@@ -471,6 +485,18 @@ export class EntryServer {
         this.#log.info({ [F.REMOTE]: source }, 'client address back from the slow lane');
       }
     }
+  }
+
+  #startLane(lane: SlowLane, now: number): void {
+    if (lane.started || now < this.#laneRetryAt) return;
+    this.#log.info('slow lane starting');
+    lane.start().then(
+      () => this.#log.info({ pid: lane.stats.pid }, 'slow lane started'),
+      (err: unknown) => {
+        this.#laneRetryAt = performance.now() + LANE_RETRY_MS;
+        this.#log.error({ err, retryInMs: LANE_RETRY_MS }, 'slow lane could not start');
+      },
+    );
   }
 
   /** The acceptor process's pid (`acceptor: 'process'`). */

@@ -12,13 +12,12 @@
  * a socketpair to the node (fd 3), each starting with a preamble that names its first hop;
  * the node opens the stream on its tunnel and splices the two.
  */
-import { readdirSync } from 'node:fs';
 import net from 'node:net';
-import { setPriority } from 'node:os';
 import { createDialer, createRootLogger, F, type Logger, RelayError } from '@relaymesh/shared';
 import pino from 'pino';
 import { Session } from '../../mux/session.ts';
 import { StreamTransport } from '../../mux/stream-transport.ts';
+import { tuneGcForStreaming } from '../../node/gc-tuning.ts';
 import { OriginTable } from '../../routing/origin-catalog.ts';
 import { RouteTable } from '../../routing/route-table.ts';
 import { EntryConnector } from '../entry-connector.ts';
@@ -26,6 +25,7 @@ import { ExitHandler } from '../exit/exit-handler.ts';
 import { EntryServer } from '../http/entry-server.ts';
 import type { HopStream } from '../types.ts';
 import { type FromLane, LANE_LINK_MUX, MAX_PEER_ID_BYTES, type ToLane } from './lane-protocol.ts';
+import type { Reniced } from './renice.ts';
 
 /** How often the node hears the lane's counters. */
 const STATS_MS = 1_000;
@@ -47,33 +47,6 @@ function send(m: FromLane): void {
   if (process.connected) process.send?.(m);
 }
 
-/**
- * Every thread of this process to `nice`: `os.setPriority` on Linux acts on one thread (a
- * tid), and V8's helper threads exist already. Threads started later (libuv's pool) inherit
- * the main thread's. Returns how many threads were set, and the first failure.
- */
-function reniceAll(nice: number): { set: number; failed?: string } {
-  let set = 0;
-  let failed: string | undefined;
-  let tids: string[] = [];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch (err) {
-    tids = [];
-    failed = (err as Error).message;
-  }
-  if (tids.length === 0) tids = ['0'];
-  for (const tid of tids) {
-    try {
-      setPriority(Number(tid), nice);
-      set++;
-    } catch (err) {
-      failed ??= (err as Error).message;
-    }
-  }
-  return failed === undefined ? { set } : { set, failed };
-}
-
 function preamble(peer: string): Buffer {
   const id = Buffer.from(peer, 'utf8');
   if (id.length === 0 || id.length > MAX_PEER_ID_BYTES)
@@ -84,17 +57,18 @@ function preamble(peer: string): Buffer {
   return b;
 }
 
-function start(m: Extract<ToLane, { t: 'start' }>): void {
+function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
   const log = createRootLogger({
     name: 'relay-node',
     level: m.logLevel,
     base: { lane: 'slow' },
     destination: pino.destination({ fd: 2, sync: true }),
   }).child({ [F.COMPONENT]: 'slow-lane', [F.NODE_ID]: m.nodeId });
-  const niced = reniceAll(m.nice);
+  // It streams bodies like the node: the same marking triggers (gc-tuning.ts).
+  tuneGcForStreaming();
   if (niced.failed !== undefined)
     log.warn(
-      { nice: m.nice, threads: niced.set, reason: niced.failed },
+      { nice: niced.nice, threads: niced.set, reason: niced.failed },
       'slow lane: could not lower the priority of every thread',
     );
   const catalog = new OriginTable();
@@ -167,7 +141,7 @@ function start(m: Extract<ToLane, { t: 'start' }>): void {
     });
   }, STATS_MS);
   lane = { log, routes, catalog, session, exit, entry, stats };
-  log.info({ pid: process.pid, nice: m.nice, threads: niced.set }, 'slow lane serving');
+  log.info({ pid: process.pid, nice: niced.nice, threads: niced.set }, 'slow lane serving');
   send({ t: 'ready' });
 }
 
@@ -200,34 +174,37 @@ async function drain(): Promise<void> {
   process.exit(0);
 }
 
-process.on('message', (m: ToLane, handle?: unknown) => {
-  switch (m.t) {
-    case 'start':
-      if (!lane) start(m);
-      break;
-    case 'origins':
-      try {
-        lane?.catalog.replaceParsed(m.origins);
-      } catch (err) {
-        lane?.log.error({ err }, 'slow lane: origins from the node rejected');
-      }
-      break;
-    case 'routes':
-      lane?.routes.load(m.routes);
-      break;
-    case 'socket':
-      if (handle) adopt(handle);
-      break;
-    case 'drain':
-      void drain();
-      break;
-  }
-});
+/** Serves as the slow lane; lane-main.ts calls it once every thread is reniced. */
+export function runLane(niced: Reniced): void {
+  process.on('message', (m: ToLane, handle?: unknown) => {
+    switch (m.t) {
+      case 'start':
+        if (!lane) start(m, niced);
+        break;
+      case 'origins':
+        try {
+          lane?.catalog.replaceParsed(m.origins);
+        } catch (err) {
+          lane?.log.error({ err }, 'slow lane: origins from the node rejected');
+        }
+        break;
+      case 'routes':
+        lane?.routes.load(m.routes);
+        break;
+      case 'socket':
+        if (handle) adopt(handle);
+        break;
+      case 'drain':
+        void drain();
+        break;
+    }
+  });
 
-// Ctrl-C signals the whole process group: the node drains this lane itself.
-process.on('SIGINT', () => {});
+  // Ctrl-C signals the whole process group: the node drains this lane itself.
+  process.on('SIGINT', () => {});
 
-// The node is gone: nothing will drain the lane, and its clients' streams are gone anyway.
-process.on('disconnect', () => {
-  if (!draining) process.exit(0);
-});
+  // The node is gone: nothing will drain the lane, and its clients' streams are gone anyway.
+  process.on('disconnect', () => {
+    if (!draining) process.exit(0);
+  });
+}

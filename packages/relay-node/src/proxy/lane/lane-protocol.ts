@@ -18,8 +18,6 @@ export type ToLane =
   | {
       t: 'start';
       nodeId: string;
-      /** Every thread of the lane goes to this nice value. */
-      nice: number;
       logLevel: string;
       egressProxy?: string | undefined;
       debugHeaders: boolean;

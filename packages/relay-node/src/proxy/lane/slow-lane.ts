@@ -61,7 +61,7 @@ const CLOSE_MS = 30_000;
 
 function childScript(): { path: string; execArgv: string[] } {
   const source = import.meta.url.endsWith('.ts');
-  const url = new URL(source ? './lane-child.ts' : './lane-child.js', import.meta.url);
+  const url = new URL(source ? './lane-main.ts' : './lane-main.js', import.meta.url);
   return { path: fileURLToPath(url), execArgv: source ? ['--import', 'tsx'] : [] };
 }
 
@@ -117,15 +117,30 @@ export class SlowLane {
     return this.#sources.get(source) ?? 0;
   }
 
-  /** Starts the lane; resolves once it serves. Rejects if it cannot start. */
+  /** Whether start() was called (and did not fail), until close(). */
+  get started(): boolean {
+    return this.#unsubscribe.length > 0;
+  }
+
+  /**
+   * Starts the lane; resolves once it serves. Rejects if it cannot start (then start() may
+   * be called again).
+   */
   start(): Promise<void> {
-    this.#unsubscribe.push(
-      this.#o.catalog.onChange(() =>
-        this.#send({ t: 'origins', origins: this.#o.catalog.origins }),
-      ),
-      this.#o.routes.onChange(() => this.#send({ t: 'routes', routes: this.#o.routes.snapshot() })),
-    );
-    return this.#spawn();
+    if (this.#closed) return Promise.reject(new Error('slow lane closed'));
+    if (this.#unsubscribe.length === 0)
+      this.#unsubscribe.push(
+        this.#o.catalog.onChange(() =>
+          this.#send({ t: 'origins', origins: this.#o.catalog.origins }),
+        ),
+        this.#o.routes.onChange(() =>
+          this.#send({ t: 'routes', routes: this.#o.routes.snapshot() }),
+        ),
+      );
+    return this.#spawn().catch((err: unknown) => {
+      for (const u of this.#unsubscribe.splice(0)) u();
+      throw err;
+    });
   }
 
   /**
@@ -190,7 +205,7 @@ export class SlowLane {
     const { path, execArgv } = childScript();
     const child = fork(path, [], {
       execArgv,
-      env: withMallocTuning(),
+      env: { ...withMallocTuning(), RELAYMESH_LANE_NICE: String(this.#nice) },
       serialization: 'json',
       // fd 3: the link (a socketpair) for the lane's streams to peers.
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'ipc'],
@@ -251,7 +266,6 @@ export class SlowLane {
       child.send({
         t: 'start',
         nodeId: o.nodeId,
-        nice: this.#nice,
         logLevel: o.logLevel ?? 'info',
         egressProxy: o.egressProxy,
         debugHeaders: o.debugHeaders ?? false,
