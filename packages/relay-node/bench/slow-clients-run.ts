@@ -231,8 +231,9 @@ export interface SlowClientsResult {
    * all three -1 when the gate is off), the entry's main thread's cores, its minor GCs,
    * major GCs and GC ms, then run and CPU-wait seconds per second (schedstat) of the entry's
    * main thread, its other threads, and the main threads of the normal client's process, the
-   * origin's, the load's and the acceptor's (-1, -1 each when unreadable or absent), and the
-   * entry's ArrayBuffer memory at the row's end, MiB].
+   * origin's, the load's, the acceptor's and the slow lane's (-1, -1 each when unreadable or
+   * absent), the entry's ArrayBuffer memory at the row's end, MiB, and the connections
+   * handed to the slow lane so far and open there (-1 each without one)].
    */
   timeline: number[][];
   /**
@@ -779,6 +780,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       waiting?: number;
       admitRate?: number;
       arrayBuffersMiB?: number;
+      lane?: { handed: number; clients: number; parkedNow: number; sources: number };
     }> = [];
     entry.onLine((line) => {
       if (line.eld) eld.push(line.eld as (typeof eld)[number]);
@@ -933,12 +935,12 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     /**
      * Per row, after the GC columns: seconds per second run and waited for a CPU by the
      * entry's main thread, its other threads, and the main threads of the normal client's
-     * process, the origin's (this one), the load's and the entry's acceptor's.
+     * process, the origin's (this one), the load's, the entry's acceptor's and its lane's.
      */
     const schedRows: number[][] = [];
     // The processes of the columns (the load's once it runs; not the sink's or the split's,
     // which have none); only the entry's other threads.
-    const SCHED = ['entry', 'normal', 'origin', 'load', 'acceptor'] as const;
+    const SCHED = ['entry', 'normal', 'origin', 'load', 'acceptor', 'lane'] as const;
     const schedNow = () =>
       Object.fromEntries(
         SCHED.flatMap((k) => {
@@ -1058,6 +1060,8 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       r.push(mainRows[i] ?? -1, ...gcOver(reports));
       r.push(...(schedRows[i] ?? []));
       r.push(last?.arrayBuffersMiB ?? -1);
+      // SLOW_LANE=1: connections handed to the slow lane so far, and open there (-1: off).
+      r.push(last?.lane?.handed ?? -1, last?.lane?.clients ?? -1);
     });
     const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();

@@ -14,6 +14,12 @@ describe('parked responses per client address', () => {
       { source: '10.0.0.1', parked: 3 },
       { source: '::1', parked: 2 },
     ]);
+    // The slow lane's test: who holds at least n (no order promised).
+    expect(p.atLeast(2).sort((a, b) => a.parked - b.parked)).toEqual([
+      { source: '::1', parked: 2 },
+      { source: '10.0.0.1', parked: 3 },
+    ]);
+    expect(p.atLeast(4)).toEqual([]);
     p.delete('10.0.0.2');
     p.delete('10.0.0.2'); // not parked any more: ignored, never negative
     p.delete('192.0.2.9'); // never parked

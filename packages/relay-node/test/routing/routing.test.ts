@@ -163,3 +163,55 @@ describe('OriginTable', () => {
     ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
   });
 });
+
+describe('copies of the tables (the slow lane keeps one)', () => {
+  it('a RouteTable snapshot loads into another: same paths, version and dead tunnels; changes are announced', () => {
+    const a = new RouteTable({ nodeId: 'en' });
+    let changes = 0;
+    a.onChange(() => changes++);
+    a.update(
+      [
+        {
+          from: 'en',
+          origin: 'o',
+          path: ['en', 'r1', 'ex'],
+          rttMs: 5,
+          alternates: [{ path: ['en', 'r2', 'ex'], rttMs: 9 }],
+        },
+      ],
+      7,
+    );
+    a.markTunnelDown('r1');
+    a.markTunnelDown('r1'); // already down: no change
+    a.markPeerDown('r2'); // a local hint: not announced, not copied
+    expect(changes).toBe(2);
+    const b = new RouteTable({ nodeId: 'en' });
+    b.load(a.snapshot());
+    expect(b.version).toBe(7);
+    expect(b.tunnelIsDown('r1')).toBe(true);
+    expect(b.pathsFor('o')).toEqual([
+      ['en', 'r2', 'ex'],
+      ['en', 'r1', 'ex'],
+    ]);
+    a.markPeerUp('r1');
+    expect(changes).toBe(3);
+    b.load(a.snapshot());
+    expect(b.tunnelIsDown('r1')).toBe(false);
+    expect(b.pathsFor('o')[0]).toEqual(['en', 'r1', 'ex']);
+  });
+
+  it("an OriginTable takes another one's parsed origins, and announces each replace", () => {
+    const a = new OriginTable([
+      { name: 'o', hosts: ['o.test'], upstreams: ['http://127.0.0.1:1'] },
+    ]);
+    const b = new OriginTable();
+    let changes = 0;
+    b.onChange(() => changes++);
+    b.replaceParsed(a.origins);
+    expect(b.byHost('O.TEST')?.upstreams[0]?.port).toBe(1);
+    expect(changes).toBe(1);
+    expect(() => b.replaceParsed([...a.origins, ...a.origins])).toThrow(/declared twice/);
+    expect(changes).toBe(1);
+    expect(b.byName('o')).toBeDefined();
+  });
+});

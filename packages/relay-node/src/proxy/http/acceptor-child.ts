@@ -44,21 +44,42 @@ function send(m: FromAcceptor, handle?: net.Socket, done?: () => void): void {
   else process.send?.(m);
 }
 
+/** Connections for the slow lane not yet sent, and those sent but not yet written. */
+const laneQueue: net.Socket[] = [];
+let laneSending = 0;
+
 /**
- * Sends a connection for the slow lane as its raw handle: the entry passes it on without
- * reading from it, then this copy is closed.
+ * Queues a connection for the slow lane: it goes as its raw handle (the entry passes it on
+ * without reading from it), and this copy is closed once written.
  */
 function toLane(socket: net.Socket): void {
   socket.removeAllListeners('error');
   socket.on('error', () => {});
-  const handle = (socket as unknown as { _handle: unknown })._handle;
-  if (!process.connected || !handle) {
-    socket.destroy();
-    return;
+  laneQueue.push(socket);
+  pumpLane();
+}
+
+/**
+ * A few handles in flight at a time, as for the gate's: Node queues a message sent while a
+ * handle waits for its ack, and on each ack sends the first queued one and re-queues all
+ * the others, so thousands queued at once (an address's waiting connections, moved) cost
+ * time quadratic in their number.
+ */
+function pumpLane(): void {
+  while (laneSending < MAX_SENDING && laneQueue.length > 0) {
+    const socket = laneQueue.shift() as net.Socket;
+    const handle = (socket as unknown as { _handle: unknown })._handle;
+    if (!process.connected || !handle) {
+      socket.destroy();
+      continue;
+    }
+    laneSending++;
+    process.send?.({ t: 'lane' } satisfies FromAcceptor, handle as net.Socket, {}, () => {
+      laneSending--;
+      socket.destroy();
+      pumpLane();
+    });
   }
-  process.send?.({ t: 'lane' } satisfies FromAcceptor, handle as net.Socket, {}, () =>
-    socket.destroy(),
-  );
 }
 
 function report(): void {
@@ -113,6 +134,7 @@ function close(): void {
   closing = true;
   server?.close();
   for (const w of queue.clear()) w.socket.destroy();
+  for (const socket of laneQueue.splice(0)) socket.destroy();
   clearTimeout(reportTimer);
   process.disconnect?.();
 }

@@ -460,8 +460,7 @@ export class EntryServer {
     const acceptor = this.#acceptor;
     if (!lane || !acceptor || this.#closed) return;
     const now = performance.now();
-    for (const { source, parked } of this.#ctx.parkedSources.top(16)) {
-      if (parked < this.#laneAfterParked) break;
+    for (const { source, parked } of this.#ctx.parkedSources.atLeast(this.#laneAfterParked)) {
       if (this.#laneSources.has(source)) continue;
       // Until the lane serves (starting, replaced after a death, or failed to start and
       // tried again), addresses stay here.

@@ -76,6 +76,13 @@ export class ParkedSources {
     return this.#by.get(source)?.parked ?? 0;
   }
 
+  /** The sources with at least `n` parked responses now, in no order (no sort: O(sources)). */
+  atLeast(n: number): Array<{ source: string; parked: number }> {
+    const out: Array<{ source: string; parked: number }> = [];
+    for (const [source, e] of this.#by) if (e.parked >= n) out.push({ source, parked: e.parked });
+    return out;
+  }
+
   /** The `n` sources with the most parked responses now, most first. */
   top(n: number): Array<{ source: string; parked: number }> {
     const all = [...this.#by].map(([source, e]) => ({ source, parked: e.parked }));

@@ -174,9 +174,12 @@ async function drain(): Promise<void> {
   process.exit(0);
 }
 
-/** Serves as the slow lane; lane-main.ts calls it once every thread is reniced. */
-export function runLane(niced: Reniced): void {
-  process.on('message', (m: ToLane, handle?: unknown) => {
+/**
+ * Serves as the slow lane; lane-main.ts calls it once every thread is reniced, with the
+ * messages that came while this module loaded (in order).
+ */
+export function runLane(niced: Reniced, early: Array<[ToLane, unknown]> = []): void {
+  const onMessage = (m: ToLane, handle?: unknown) => {
     switch (m.t) {
       case 'start':
         if (!lane) start(m, niced);
@@ -198,7 +201,9 @@ export function runLane(niced: Reniced): void {
         void drain();
         break;
     }
-  });
+  };
+  process.on('message', onMessage);
+  for (const [m, handle] of early) onMessage(m, handle);
 
   // Ctrl-C signals the whole process group: the node drains this lane itself.
   process.on('SIGINT', () => {});

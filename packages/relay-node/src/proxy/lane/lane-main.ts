@@ -3,12 +3,19 @@
  * first, then loads the lane (lane-child.ts), so that even loading its modules, ~0.3-1 s of
  * CPU, takes nothing from the node's streams. The nice value comes in RELAYMESH_LANE_NICE.
  */
+import type { ToLane } from './lane-protocol.ts';
 import { reniceAll } from './renice.ts';
 
 const nice = Number(process.env.RELAYMESH_LANE_NICE ?? '10');
 const niced = reniceAll(Number.isInteger(nice) && nice >= 0 && nice <= 19 ? nice : 10);
+// The node sends `start` at once: Node emits IPC messages as they are read, and nothing
+// would listen to them while the lane's modules load.
+const early: Array<[ToLane, unknown]> = [];
+const hold = (m: ToLane, handle?: unknown) => early.push([m, handle]);
+process.on('message', hold);
 const source = import.meta.url.endsWith('.ts');
 const { runLane } = (await import(
   source ? './lane-child.ts' : './lane-child.js'
 )) as typeof import('./lane-child.ts');
-runLane(niced);
+process.off('message', hold);
+runLane(niced, early);

@@ -70,6 +70,14 @@ interface RawHandle {
   close(cb?: () => void): void;
 }
 
+interface PendingHandle {
+  handle: RawHandle;
+  fallback: (handle: RawHandle) => void;
+}
+
+/** Handles sent to the lane and not yet written to the channel (see #pump). */
+const MAX_SENDING = 8;
+
 /**
  * The entry's slow lane (lane-child.ts explains it): starts the process, keeps its copy of
  * the origins and routes current, hands it client connections as raw handles, relays its
@@ -88,6 +96,9 @@ export class SlowLane {
   #restartTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Array<() => void> = [];
   readonly #relayed = new Set<HopStream>();
+  /** Handles waiting to be sent to the lane, and how many are on their way. */
+  readonly #pending: PendingHandle[] = [];
+  #inFlight = 0;
   #sources = new Map<string, number>();
   #stats: SlowLaneStats = {
     up: false,
@@ -145,20 +156,43 @@ export class SlowLane {
 
   /**
    * Hands a client connection (a raw handle, unread) to the lane, and closes this process's
-   * copy once sent. False when no lane serves now: the caller keeps it. If the send fails
-   * (the lane died in between), `fallback` gets the handle.
+   * copy once sent. False when no lane serves now: the caller keeps it. If it cannot be
+   * sent after all (the lane died in between), `fallback` gets the handle.
    */
   hand(handle: RawHandle, fallback: (handle: RawHandle) => void): boolean {
-    const child = this.#child;
-    if (!this.#ready || !child?.connected || this.#closed) return false;
+    if (!this.#ready || !this.#child?.connected || this.#closed) return false;
     this.#stats.handed++;
-    child.send({ t: 'socket' } satisfies ToLane, handle as unknown as Socket, (err) => {
-      if (!err) return handle.close();
-      this.#stats.handed--;
-      this.#log.debug({ err }, 'slow lane: connection not handed over: served here');
-      fallback(handle);
-    });
+    this.#pending.push({ handle, fallback });
+    this.#pump();
     return true;
+  }
+
+  /**
+   * A few handles in flight at a time: Node queues a message sent while a handle waits for
+   * its ack, and on each ack re-queues all the others (quadratic in their number), and a
+   * lane at a low priority acks slowly.
+   */
+  #pump(): void {
+    while (this.#inFlight < MAX_SENDING && this.#pending.length > 0) {
+      const { handle, fallback } = this.#pending.shift() as PendingHandle;
+      const child = this.#child;
+      if (!this.#ready || !child?.connected) {
+        this.#stats.handed--;
+        fallback(handle);
+        continue;
+      }
+      this.#inFlight++;
+      child.send({ t: 'socket' } satisfies ToLane, handle as unknown as Socket, (err) => {
+        this.#inFlight--;
+        if (!err) handle.close();
+        else {
+          this.#stats.handed--;
+          this.#log.debug({ err }, 'slow lane: connection not handed over: served here');
+          fallback(handle);
+        }
+        this.#pump();
+      });
+    }
   }
 
   /** Drain: the lane answers what is in flight with `Connection: close`, then exits. */
@@ -193,6 +227,8 @@ export class SlowLane {
 
   #stop(): void {
     clearTimeout(this.#restartTimer);
+    // Closing: connections not handed over yet are closed (their clients may retry).
+    for (const p of this.#pending.splice(0)) p.handle.close();
     for (const u of this.#unsubscribe.splice(0)) u();
   }
 
@@ -250,11 +286,16 @@ export class SlowLane {
         if (this.#child !== child) return;
         const wasReady = this.#ready;
         this.#ready = false;
+        // Not sent yet: served by the node after all.
+        this.#pump();
         this.#sources = new Map();
         this.#stats.clients = 0;
         this.#stats.parkedNow = 0;
-        if (!wasReady)
+        // Never served: start() (or the restart below) rejects and decides what next.
+        if (!wasReady) {
           reject(new Error(`slow lane exited before serving (code ${code}, signal ${signal})`));
+          return;
+        }
         if (this.#closed) return;
         this.#stats.restarts++;
         this.#log.error(
