@@ -59,6 +59,11 @@
  * case of a node that serves the sources holding its stalled connections from a process of
  * their own at a lower priority. Lines get the suffix "-split"; the memory lines are the
  * second entry's, the timeline's entry columns (loop delay, GC, held, parked) the first's.
+ * SLOW_LANE=1: the entry's slow lane (the product's, src/proxy/lane/; `relaymesh node`'s
+ * default) serves the addresses holding SLOW_LANE_AFTER (default the product's, 64) parked
+ * responses, at nice SLOW_LANE_NICE (default 10); its RSS and CPU count as the entry's, and
+ * the timeline gets its main thread's run and wait, the connections handed to it and open
+ * there.
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
