@@ -373,3 +373,94 @@ export async function startEcho(): Promise<{ server: net.Server; port: number }>
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as AddressInfo).port };
 }
+
+/**
+ * A test body of `total` bytes: 64 KiB blocks of a pattern drawn from `seed`, each starting
+ * with its index, so a byte out of place changes the sha256. `bytes(from, to)` yields
+ * [from, to); `sha` is the whole body's sha256.
+ */
+export function patternBody(
+  seed: string,
+  total: number,
+): {
+  bytes: (from: number, to: number) => Generator<Buffer>;
+  sha: string;
+} {
+  const BLOCK = 64 * 1024;
+  const pattern = createHash('sha512')
+    .update(seed)
+    .digest()
+    .toString('hex')
+    .repeat(BLOCK / 128);
+  function* bytes(from: number, to: number): Generator<Buffer> {
+    for (let k = Math.floor(from / BLOCK); k * BLOCK < to; k++) {
+      const block = Buffer.from(pattern, 'latin1');
+      block.writeUInt32BE(k, 0);
+      const start = Math.max(from - k * BLOCK, 0);
+      yield block.subarray(start, Math.min(BLOCK, to - k * BLOCK));
+    }
+  }
+  const h = createHash('sha256');
+  for (const b of bytes(0, total)) h.update(b);
+  return { bytes, sha: h.digest('hex') };
+}
+
+/**
+ * Resumes `client` (a raw HTTP/1.1 connection with one request sent) and hands each body
+ * chunk to `onBody` until `size` body bytes came; resolves with the response head.
+ */
+export function readRawResponse(
+  client: net.Socket,
+  size: number,
+  onBody: (d: Buffer) => void,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let headText = '';
+    let n = 0;
+    client.on('data', (d: Buffer) => {
+      if (head !== undefined) {
+        const all = Buffer.concat([head, d]);
+        const end = all.indexOf('\r\n\r\n');
+        if (end < 0) {
+          head = all;
+          return;
+        }
+        headText = all.subarray(0, end).toString('latin1');
+        head = undefined;
+        d = all.subarray(end + 4);
+      }
+      n += d.length;
+      onBody(d);
+      if (n >= size) resolve(headText);
+    });
+    client.once('close', () => reject(new Error(`closed after ${n} body bytes`)));
+    client.resume();
+  });
+}
+
+/** {@link readRawResponse} of `size` body bytes: the head, the byte count and the sha256. */
+export async function readRawBody(
+  client: net.Socket,
+  size: number,
+): Promise<{ head: string; bytes: number; sha: string }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  const head = await readRawResponse(client, size, (d) => {
+    bytes += d.length;
+    h.update(d);
+  });
+  return { head, bytes, sha: h.digest('hex') };
+}
+
+/** Writes `chunks` to `res` as fast as it drains, then ends it; write errors are ignored. */
+export function writeAll(res: http.ServerResponse, chunks: Iterator<Buffer>): void {
+  const more = () => {
+    for (let c = chunks.next(); !c.done; c = chunks.next()) {
+      if (!res.write(c.value)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  res.on('error', () => {});
+  more();
+}

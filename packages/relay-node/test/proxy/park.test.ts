@@ -24,9 +24,13 @@ import type { HopStream } from '../../src/proxy/types.ts';
 import {
   entrySideSockets,
   hasSs,
+  patternBody,
   peerlessEntryPlane,
+  readRawBody,
+  readRawResponse,
   startOrigin,
   type TestOrigin,
+  writeAll,
 } from './mesh.ts';
 
 // Parking (docs/reliability.md, "Slow clients"): a response whose client accepts no bytes
@@ -38,28 +42,7 @@ import {
 // More than every socket buffer on the way can hold (loopback buffers auto-tune to tens of
 // MiB), so the origin is still sending when the client stalls.
 const TOTAL = 128 * 1024 * 1024;
-const BLOCK = 64 * 1024;
-const PATTERN = createHash('sha512')
-  .update('park')
-  .digest()
-  .toString('hex')
-  .repeat(BLOCK / 128);
-
-/** Bytes [from, to) of the body: 64 KiB blocks of a pattern, each starting with its index. */
-function* body(from: number, to: number): Generator<Buffer> {
-  for (let k = Math.floor(from / BLOCK); k * BLOCK < to; k++) {
-    const block = Buffer.from(PATTERN, 'latin1');
-    block.writeUInt32BE(k, 0);
-    const start = Math.max(from - k * BLOCK, 0);
-    yield block.subarray(start, Math.min(BLOCK, to - k * BLOCK));
-  }
-}
-
-const expectedSha = (() => {
-  const h = createHash('sha256');
-  for (const b of body(0, TOTAL)) h.update(b);
-  return h.digest('hex');
-})();
+const { bytes: body, sha: expectedSha } = patternBody('park', TOTAL);
 
 interface Seen {
   range: string | undefined;
@@ -96,54 +79,6 @@ async function pausedClientOverUnixSocket(server: http.Server): Promise<net.Sock
   client.write('GET /f HTTP/1.1\r\nHost: o.test\r\n\r\n');
   client.pause();
   return client;
-}
-
-/**
- * Resumes `client` (a raw HTTP/1.1 connection with one request sent) and hands each body
- * chunk to `onBody` until `size` body bytes came; resolves with the response head.
- */
-function readRawResponse(
-  client: net.Socket,
-  size: number,
-  onBody: (d: Buffer) => void,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let head: Buffer | undefined = Buffer.alloc(0);
-    let headText = '';
-    let n = 0;
-    client.on('data', (d: Buffer) => {
-      if (head !== undefined) {
-        const all = Buffer.concat([head, d]);
-        const end = all.indexOf('\r\n\r\n');
-        if (end < 0) {
-          head = all;
-          return;
-        }
-        headText = all.subarray(0, end).toString('latin1');
-        head = undefined;
-        d = all.subarray(end + 4);
-      }
-      n += d.length;
-      onBody(d);
-      if (n >= size) resolve(headText);
-    });
-    client.once('close', () => reject(new Error(`closed after ${n} body bytes`)));
-    client.resume();
-  });
-}
-
-/** {@link readRawResponse} of `size` body bytes: the head, the byte count and the sha256. */
-async function readRawBody(
-  client: net.Socket,
-  size: number,
-): Promise<{ head: string; bytes: number; sha: string }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  const head = await readRawResponse(client, size, (d) => {
-    bytes += d.length;
-    h.update(d);
-  });
-  return { head, bytes, sha: h.digest('hex') };
 }
 
 /** A full garbage collection, without starting the test process with --expose-gc. */
@@ -193,19 +128,11 @@ async function entry(
     if (tag) headers.etag = tag;
     if (ranged) headers['content-range'] = `bytes ${from}-${TOTAL - 1}/${TOTAL}`;
     res.writeHead(ranged ? 206 : 200, headers);
-    const chunks = body(from, TOTAL);
-    const more = () => {
-      for (let c = chunks.next(); !c.done; c = chunks.next()) {
-        if (!res.write(c.value)) return void res.once('drain', more);
-      }
-      res.end();
-    };
-    res.on('error', () => {});
     res.once('close', () => {
       s.cut = !res.writableFinished;
     });
     req.resume();
-    more();
+    writeAll(res, body(from, TOTAL));
   });
   const routes = new RouteTable({ nodeId: 'en' });
   routes.update([{ from: 'en', origin: 'o', path: ['en'], rttMs: 1, alternates: [] }]);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,8 +7,9 @@ import { createRootLogger, DirectDialer, type Logger } from '@relaymesh/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable, Session, StreamTransport } from '../../src/index.ts';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
+import type { EntryServer } from '../../src/proxy/http/entry-server.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
-import { startOrigin, type TestOrigin } from './mesh.ts';
+import { patternBody, readRawBody, startOrigin, type TestOrigin, writeAll } from './mesh.ts';
 
 // The slow lane (src/proxy/lane/): a client address that holds many parked responses has
 // its new connections served by a process of its own at a lower priority. Real processes
@@ -17,27 +17,7 @@ import { startOrigin, type TestOrigin } from './mesh.ts';
 
 // Enough that a paused loopback client stalls with the origin still sending (park.test.ts).
 const TOTAL = 128 * 1024 * 1024;
-const BLOCK = 64 * 1024;
-const PATTERN = createHash('sha512')
-  .update('lane')
-  .digest()
-  .toString('hex')
-  .repeat(BLOCK / 128);
-
-function* body(from: number, to: number): Generator<Buffer> {
-  for (let k = Math.floor(from / BLOCK); k * BLOCK < to; k++) {
-    const block = Buffer.from(PATTERN, 'latin1');
-    block.writeUInt32BE(k, 0);
-    const start = Math.max(from - k * BLOCK, 0);
-    yield block.subarray(start, Math.min(BLOCK, to - k * BLOCK));
-  }
-}
-
-const expectedSha = (() => {
-  const h = createHash('sha256');
-  for (const b of body(0, TOTAL)) h.update(b);
-  return h.digest('hex');
-})();
+const { bytes: body, sha: expectedSha } = patternBody('lane', TOTAL);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,15 +43,7 @@ function originHandler(req: http.IncomingMessage, res: http.ServerResponse): voi
   const headers: http.OutgoingHttpHeaders = { 'content-length': TOTAL - from, etag: '"v1"' };
   if (ranged) headers['content-range'] = `bytes ${from}-${TOTAL - 1}/${TOTAL}`;
   res.writeHead(ranged ? 206 : 200, headers);
-  const chunks = body(from, TOTAL);
-  const more = () => {
-    for (let c = chunks.next(); !c.done; c = chunks.next()) {
-      if (!res.write(c.value)) return void res.once('drain', more);
-    }
-    res.end();
-  };
-  res.on('error', () => {});
-  more();
+  writeAll(res, body(from, TOTAL));
 }
 
 interface Line {
@@ -196,34 +168,6 @@ function small(port: number, from: string): Promise<string> {
   return new Promise((r) => c.once('close', () => r(got)));
 }
 
-/** Reads `c`'s response to the end of TOTAL body bytes: head and sha256 of the body. */
-function readBody(c: net.Socket): Promise<{ head: string; bytes: number; sha: string }> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    let head: Buffer | undefined = Buffer.alloc(0);
-    let headText = '';
-    let bytes = 0;
-    c.on('data', (d: Buffer) => {
-      if (head !== undefined) {
-        const all = Buffer.concat([head, d]);
-        const end = all.indexOf('\r\n\r\n');
-        if (end < 0) {
-          head = all;
-          return;
-        }
-        headText = all.subarray(0, end).toString('latin1');
-        head = undefined;
-        d = all.subarray(end + 4);
-      }
-      bytes += d.length;
-      h.update(d);
-      if (bytes >= TOTAL) resolve({ head: headText, bytes, sha: h.digest('hex') });
-    });
-    c.once('close', () => reject(new Error(`closed after ${bytes} body bytes`)));
-    c.resume();
-  });
-}
-
 /** Nice values of every thread of `pid`. */
 function threadNices(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
@@ -233,6 +177,22 @@ function threadNices(pid: number): number[] {
 }
 
 const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
+
+/**
+ * {@link setup}, then two paused clients from 127.0.0.2 park here and send the address to
+ * the lane, and a third (paused, a download) is served there.
+ */
+async function oneClientInLane(): Promise<Setup & { entry: EntryServer; inLane: net.Socket }> {
+  const s = await setup();
+  const entry = s.en.entry;
+  if (!entry) throw new Error('no entry');
+  paused(s.port, '127.0.0.2');
+  paused(s.port, '127.0.0.2');
+  await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
+  const inLane = paused(s.port, '127.0.0.2');
+  await until('in the lane', () => (entry.slowLane?.clients ?? 0) === 1);
+  return { ...s, entry, inLane };
+}
 
 describe('slow lane', () => {
   it('sends an address with parked responses to the lane (every thread at nice 10), keeps others, and brings it back', {
@@ -268,7 +228,7 @@ describe('slow lane', () => {
     const inLane = paused(port, '127.0.0.2');
     await until('parked in the lane', () => (lane()?.parkedNow ?? 0) === 1);
     expect(lane()?.handed).toBe(2);
-    const r = await readBody(inLane);
+    const r = await readRawBody(inLane, TOTAL);
     expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
     expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
     inLane.destroy();
@@ -301,18 +261,11 @@ describe('slow lane', () => {
   it('replaces a lane that died; meanwhile the entry serves the address itself', {
     timeout: 60_000,
   }, async () => {
-    const { port, en, lines } = await setup();
-    const entry = en.entry;
-    if (!entry) throw new Error('no entry');
-    paused(port, '127.0.0.2');
-    paused(port, '127.0.0.2');
-    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
-    const inLane = paused(port, '127.0.0.2');
-    await until('in the lane', () => (entry.slowLane?.clients ?? 0) === 1);
+    const { port, entry, lines, inLane } = await oneClientInLane();
     const pid = entry.slowLane?.pid as number;
     process.kill(pid, 'SIGKILL');
     // Its connection goes with it: what was sent arrives, then the end, short of the body.
-    await expect(readBody(inLane)).rejects.toThrow(/^closed after \d+ body bytes$/);
+    await expect(readRawBody(inLane, TOTAL)).rejects.toThrow(/^closed after \d+ body bytes$/);
     const died =
       'slow lane process died: its client connections are lost; the entry serves new ones until it is replaced';
     await until('death seen', () => msgs(lines, died).length === 1);
@@ -333,20 +286,13 @@ describe('slow lane', () => {
   it('drains with the entry: a download in the lane finishes, then the lane exits', {
     timeout: 60_000,
   }, async () => {
-    const { port, en } = await setup();
-    const entry = en.entry;
-    if (!entry) throw new Error('no entry');
-    paused(port, '127.0.0.2');
-    paused(port, '127.0.0.2');
-    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
-    const inLane = paused(port, '127.0.0.2');
-    await until('in the lane', () => (entry.slowLane?.clients ?? 0) === 1);
+    const { en, entry, inLane } = await oneClientInLane();
     const pid = entry.slowLane?.pid as number;
     // The parked ones here are closed by the drain only once they finish: let them go.
     for (const s of sockets) if (s !== inLane) s.destroy();
     const closing = en.close();
     const closed = new Promise<void>((r) => inLane.once('close', () => r()));
-    const r = await readBody(inLane);
+    const r = await readRawBody(inLane, TOTAL);
     expect(r).toMatchObject({ bytes: TOTAL, sha: expectedSha });
     // Its head went before the drain: the lane closes the connection after the body.
     await closed;

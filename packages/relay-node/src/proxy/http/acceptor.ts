@@ -1,8 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import type { AddressInfo, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '@relaymesh/shared';
 import { withMallocTuning } from '../../node/malloc-tuning.ts';
+import { childScript } from '../child-script.ts';
 import type { FromAcceptor, ToAcceptor } from './acceptor-protocol.ts';
 
 export interface AcceptorOptions {
@@ -32,13 +32,6 @@ const RESTART_MS = 100;
 const RESTART_MAX_MS = 5_000;
 /** close(): the acceptor gets this long to exit before SIGKILL. */
 const CLOSE_MS = 2_000;
-
-/** The compiled acceptor (dist/), or the TypeScript source under tsx (tests, benches). */
-function childScript(): { path: string; execArgv: string[] } {
-  const source = import.meta.url.endsWith('.ts');
-  const url = new URL(source ? './acceptor-child.ts' : './acceptor-child.js', import.meta.url);
-  return { path: fileURLToPath(url), execArgv: source ? ['--import', 'tsx'] : [] };
-}
 
 /**
  * The entry's acceptor process (acceptor-child.ts explains why): starts it, passes the
@@ -115,7 +108,7 @@ export class AcceptorProcess {
   }
 
   #spawn(port: number): Promise<AddressInfo> {
-    const { path, execArgv } = childScript();
+    const { path, execArgv } = childScript('acceptor-child', import.meta.url);
     const child = fork(path, [], {
       execArgv,
       env: withMallocTuning(),

@@ -1,12 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { F, type Logger, RelayError, WireCode } from '@relaymesh/shared';
 import { Session } from '../../mux/session.ts';
 import { StreamTransport } from '../../mux/stream-transport.ts';
 import { withMallocTuning } from '../../node/malloc-tuning.ts';
 import type { OriginTable } from '../../routing/origin-catalog.ts';
 import type { RouteTable } from '../../routing/route-table.ts';
+import { childScript } from '../child-script.ts';
 import { readPrefixed } from '../open-header.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, StreamOpener } from '../types.ts';
@@ -58,12 +58,6 @@ const RESTART_MS = 100;
 const RESTART_MAX_MS = 5_000;
 /** close(): the lane gets this long to drain before SIGKILL. */
 const CLOSE_MS = 30_000;
-
-function childScript(): { path: string; execArgv: string[] } {
-  const source = import.meta.url.endsWith('.ts');
-  const url = new URL(source ? './lane-main.ts' : './lane-main.js', import.meta.url);
-  return { path: fileURLToPath(url), execArgv: source ? ['--import', 'tsx'] : [] };
-}
 
 /** A raw TCP handle (libuv's tcp_wrap), as received over IPC for `net.Native`. */
 interface RawHandle {
@@ -238,7 +232,7 @@ export class SlowLane {
   }
 
   #spawn(): Promise<void> {
-    const { path, execArgv } = childScript();
+    const { path, execArgv } = childScript('lane-main', import.meta.url);
     const child = fork(path, [], {
       execArgv,
       env: { ...withMallocTuning(), RELAYMESH_LANE_NICE: String(this.#nice) },
