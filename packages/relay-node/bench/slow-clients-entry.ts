@@ -21,7 +21,7 @@
  * normal client's own origin, slow-clients-normal.ts).
  * Prints {"ready":true,"port":P,"pid":PID,"acceptorPid":A} (A with an acceptor process), then once a second its event-loop delay over
  * that second and its stalled responses, {"eld":{"t":EPOCH_MS,"maxMs":M,"meanMs":A,
- * "gc":[MINOR,MAJOR,MS],"arrayBuffersMiB":B,"held":H,"parked":P,"parkedEarly":E,"parkedNow":PN,"parkedSources":PS,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
+ * "gc":[MINOR,MAJOR,MS],"arrayBuffersMiB":B,"newSpaceMiB":Y,"held":H,"parked":P,"parkedEarly":E,"parkedNow":PN,"parkedSources":PS,"accepted":N,"admitted":A,"waiting":W,"admitRate":R,
  * "maxWaitMs":M}} (held now; parked so far; parked now, and the client addresses holding them; accepted: client connections the entry's
  * listener has taken out of the kernel's accept queue so far, counted on the
  * `net.server.socket` diagnostics channel, no product hook; gc: garbage collections on the
@@ -41,6 +41,7 @@ import {
   PerformanceObserver,
   performance,
 } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
@@ -208,6 +209,9 @@ async function main(): Promise<void> {
       // Buffers' memory outside V8's heap, MiB: its growth is what starts V8's marking
       // through the admissions (docs/reliability.md, sessions 12 and 14).
       arrayBuffersMiB: Math.round(process.memoryUsage().arrayBuffers / 1048576),
+      // The young generation's size now (V8 grows it up to 16 MiB a semi-space), MiB: how
+      // often scavenges free the stream's buffers (docs/reliability.md, "The slow lane").
+      newSpaceMiB: newSpaceMiB(),
       ...stalls,
       accepted: acceptedNow(),
       // The admission gate: let in so far, waiting now, its rate in force (-1: open).
@@ -246,6 +250,12 @@ async function main(): Promise<void> {
   process.stdin.on('close', stop);
   process.stdin.resume();
   process.on('SIGTERM', stop);
+}
+
+/** The size of V8's new space now, MiB (both semi-spaces' capacity as V8 reports it). */
+function newSpaceMiB(): number {
+  const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  return s ? Math.round((s.space_size / 1048576) * 10) / 10 : -1;
 }
 
 /** Trace rows every {@link TRACE_STEP_MS} for {@link TRACE_MS} from the load's start. */

@@ -233,7 +233,8 @@ export interface SlowClientsResult {
    * main thread, its other threads, and the main threads of the normal client's process, the
    * origin's, the load's, the acceptor's and the slow lane's (-1, -1 each when unreadable or
    * absent), the entry's ArrayBuffer memory at the row's end, MiB, and the connections
-   * handed to the slow lane so far and open there (-1 each without one)].
+   * handed to the slow lane so far and open there (-1 each without one), and the size of
+   * the entry's V8 new space at the row's end, MiB].
    */
   timeline: number[][];
   /**
@@ -781,6 +782,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       admitRate?: number;
       arrayBuffersMiB?: number;
       lane?: { handed: number; clients: number; parkedNow: number; sources: number };
+      newSpaceMiB?: number;
     }> = [];
     entry.onLine((line) => {
       if (line.eld) eld.push(line.eld as (typeof eld)[number]);
@@ -1062,6 +1064,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       r.push(last?.arrayBuffersMiB ?? -1);
       // SLOW_LANE=1: connections handed to the slow lane so far, and open there (-1: off).
       r.push(last?.lane?.handed ?? -1, last?.lane?.clients ?? -1);
+      r.push(last?.newSpaceMiB ?? -1);
     });
     const entryAccepts = acceptRates(eld, loadStartedAt, Number(loaded.connected));
     const entryLegsAtPeak = legsNow();

@@ -317,6 +317,7 @@ function transientSummary(baselineMBps: number) {
       'entry ArrayBuffer MiB',
       'lane handed',
       'lane clients',
+      'entry new space MiB',
     ],
     timeline: r.timeline,
     windows: ratios.length,
