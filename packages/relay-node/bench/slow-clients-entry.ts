@@ -228,6 +228,8 @@ async function main(): Promise<void> {
       ...(lane
         ? {
             lane: {
+              // It starts when an address first needs it: the bench learns its pid here.
+              pid: lane.pid ?? -1,
               handed: lane.handed,
               clients: lane.clients,
               parkedNow: lane.parkedNow,

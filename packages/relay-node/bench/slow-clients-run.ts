@@ -759,10 +759,23 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
         acceptorPid: r2.acceptorPid as number | undefined,
       };
     }
+    // The lane starts when an address first needs it: its pid comes with the entry's
+    // reports (-1 until then), and its memory counts from then on.
+    const lanePidNow = () => {
+      const p = eld.at(-1)?.lane?.pid ?? lanePid ?? -1;
+      return p > 0 ? p : undefined;
+    };
+    const laneRssMiB = () => {
+      const p = lanePidNow();
+      if (!p || split) return 0;
+      try {
+        return rssMiB(p);
+      } catch {
+        return 0; // between a death and its replacement
+      }
+    };
     const entryRssMiB = () =>
-      rssMiB(holder.pid) +
-      (holder.acceptorPid ? rssMiB(holder.acceptorPid) : 0) +
-      (lanePid && !split ? rssMiB(lanePid) : 0);
+      rssMiB(holder.pid) + (holder.acceptorPid ? rssMiB(holder.acceptorPid) : 0) + laneRssMiB();
     const legsNow = () => entryLegs(net.ns?.entry, holder.pid, holder.port, origin.port);
     const host = net.entryForNormal;
     const eld: Array<{
@@ -781,11 +794,16 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       waiting?: number;
       admitRate?: number;
       arrayBuffersMiB?: number;
-      lane?: { handed: number; clients: number; parkedNow: number; sources: number };
+      lane?: { pid: number; handed: number; clients: number; parkedNow: number; sources: number };
       newSpaceMiB?: number;
     }> = [];
     entry.onLine((line) => {
-      if (line.eld) eld.push(line.eld as (typeof eld)[number]);
+      if (!line.eld) return;
+      const e = line.eld as (typeof eld)[number];
+      eld.push(e);
+      // The lane's CPU and scheduling from when it is up (its first second then reads as -1).
+      const p = e.lane?.pid ?? -1;
+      if (p > 0 && procs.lane !== p && !split) procs.lane = p;
     });
     const procs: Record<string, number | string> = {
       entry: pid,
