@@ -270,4 +270,28 @@ describe("entry acceptor: 'process'", () => {
     for (let i = 0; i < 150 && alive(ready.acceptorPid); i++) await sleep(20);
     expect(alive(ready.acceptorPid)).toBe(false);
   });
+
+  it('exits when the entry dies with handles on their way (Node defers the disconnect until their ack)', {
+    timeout: 20_000,
+  }, async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/acceptor-orphan.ts', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@relaymesh/source', '--import', 'tsx', fixture],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanups.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    for (let i = 0; i < 500 && !out.includes('\n'); i++) await sleep(20);
+    const { acceptorPid } = JSON.parse(out.split('\n')[0] as string) as { acceptorPid: number };
+    cleanups.push(() => {
+      if (alive(acceptorPid)) process.kill(acceptorPid, 'SIGKILL');
+    });
+    await new Promise((r) => child.once('exit', r));
+    for (let i = 0; i < 150 && alive(acceptorPid); i++) await sleep(20);
+    expect(alive(acceptorPid)).toBe(false);
+  });
 });

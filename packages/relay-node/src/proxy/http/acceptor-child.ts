@@ -8,11 +8,13 @@
  * connects took the entry's event loop from the streams already open. Here the burst costs
  * this process, and the entry's loop sees only the connections its gate lets in.
  *
- * Imports only node: modules and fair-queue.ts; the messages are in acceptor-protocol.ts.
+ * Imports only node: modules, fair-queue.ts and exit-with-parent.ts; the messages are in
+ * acceptor-protocol.ts.
  */
 import net from 'node:net';
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { exitWithParent } from '../exit-with-parent.ts';
 import type { FromAcceptor, ToAcceptor } from './acceptor-protocol.ts';
 import { FairQueue } from './fair-queue.ts';
 
@@ -199,4 +201,4 @@ process.on('message', (m: ToAcceptor) => {
 process.on('SIGINT', () => {});
 
 // The entry's process is gone (or let go of the channel): nothing to hand connections to.
-process.on('disconnect', () => process.exit(0));
+exitWithParent();

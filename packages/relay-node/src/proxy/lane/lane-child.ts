@@ -22,6 +22,7 @@ import { OriginTable } from '../../routing/origin-catalog.ts';
 import { RouteTable } from '../../routing/route-table.ts';
 import { EntryConnector } from '../entry-connector.ts';
 import { ExitHandler } from '../exit/exit-handler.ts';
+import { exitWithParent } from '../exit-with-parent.ts';
 import { EntryServer } from '../http/entry-server.ts';
 import type { HopStream } from '../types.ts';
 import { type FromLane, LANE_LINK_MUX, MAX_PEER_ID_BYTES, type ToLane } from './lane-protocol.ts';
@@ -208,8 +209,7 @@ export function runLane(niced: Reniced, early: Array<[ToLane, unknown]> = []): v
   // Ctrl-C signals the whole process group: the node drains this lane itself.
   process.on('SIGINT', () => {});
 
-  // The node is gone: nothing will drain the lane, and its clients' streams are gone anyway.
-  process.on('disconnect', () => {
-    if (!draining) process.exit(0);
-  });
+  // The node is gone: nothing will drain the lane, and its clients' streams are gone
+  // anyway. A lane already draining finishes first.
+  exitWithParent(() => draining);
 }
