@@ -250,8 +250,11 @@ describe("entry acceptor: 'process'", () => {
     );
   });
 
-  it("exits when the entry's process dies", { timeout: 20_000 }, async () => {
-    const fixture = fileURLToPath(new URL('./fixtures/acceptor-entry.ts', import.meta.url));
+  /** Runs a fixture (its own entry process) and reads its first line, {"acceptorPid":N,...}. */
+  async function fixtureEntry<T extends { acceptorPid: number }>(
+    name: string,
+  ): Promise<{ child: ReturnType<typeof spawn>; ready: T }> {
+    const fixture = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
     const child = spawn(
       process.execPath,
       ['--conditions=@relaymesh/source', '--import', 'tsx', fixture],
@@ -259,11 +262,21 @@ describe("entry acceptor: 'process'", () => {
     );
     cleanups.push(() => child.kill('SIGKILL'));
     let out = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
     });
     for (let i = 0; i < 500 && !out.includes('\n'); i++) await sleep(20);
-    const ready = JSON.parse(out.split('\n')[0] as string) as { port: number; acceptorPid: number };
+    const ready = JSON.parse(out.split('\n')[0] as string) as T;
+    cleanups.push(() => {
+      if (alive(ready.acceptorPid)) process.kill(ready.acceptorPid, 'SIGKILL');
+    });
+    return { child, ready };
+  }
+
+  it("exits when the entry's process dies", { timeout: 20_000 }, async () => {
+    const { child, ready } = await fixtureEntry<{ port: number; acceptorPid: number }>(
+      'acceptor-entry.ts',
+    );
     expect(alive(ready.acceptorPid)).toBe(true);
     expect(await get(ready.port).done).toMatch(/^HTTP\/1\.1 /);
     child.kill('SIGKILL');
@@ -274,24 +287,9 @@ describe("entry acceptor: 'process'", () => {
   it('exits when the entry dies with handles on their way (Node defers the disconnect until their ack)', {
     timeout: 20_000,
   }, async () => {
-    const fixture = fileURLToPath(new URL('./fixtures/acceptor-orphan.ts', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@relaymesh/source', '--import', 'tsx', fixture],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    cleanups.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    for (let i = 0; i < 500 && !out.includes('\n'); i++) await sleep(20);
-    const { acceptorPid } = JSON.parse(out.split('\n')[0] as string) as { acceptorPid: number };
-    cleanups.push(() => {
-      if (alive(acceptorPid)) process.kill(acceptorPid, 'SIGKILL');
-    });
+    const { child, ready } = await fixtureEntry('acceptor-orphan.ts');
     await new Promise((r) => child.once('exit', r));
-    for (let i = 0; i < 150 && alive(acceptorPid); i++) await sleep(20);
-    expect(alive(acceptorPid)).toBe(false);
+    for (let i = 0; i < 150 && alive(ready.acceptorPid); i++) await sleep(20);
+    expect(alive(ready.acceptorPid)).toBe(false);
   });
 });
