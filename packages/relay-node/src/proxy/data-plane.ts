@@ -111,6 +111,7 @@ export class DataPlane {
         responseHeadTimeoutMs: o.responseHeadTimeoutMs,
         entry: entrySettings,
         exit: o.exit ?? {},
+        ...(o.entry?.maxConnections === undefined ? {} : { maxPending: o.entry.maxConnections }),
         logLevel: (logger as { level?: string }).level ?? 'info',
         ...o.slowLane,
       });

@@ -55,6 +55,11 @@ let laneSending = 0;
  * without reading from it), and this copy is closed once written.
  */
 function toLane(socket: net.Socket): void {
+  // As many wait as for the gate: beyond, they would only hold descriptors.
+  if (laneQueue.length >= maxWaiting) {
+    socket.destroy();
+    return;
+  }
   socket.removeAllListeners('error');
   socket.on('error', () => {});
   laneQueue.push(socket);

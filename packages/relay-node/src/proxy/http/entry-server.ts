@@ -3,6 +3,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { F, type Logger, RelayError, silentLogger, WireCode } from '@relaymesh/shared';
 import type { EntryConnector, EntryFailure, OpenRequest } from '../entry-connector.ts';
+import { LaneSorter } from '../lane/lane-sorter.ts';
 import type { SlowLane, SlowLaneStats } from '../lane/slow-lane.ts';
 import { resetStream, splice } from '../splice.ts';
 import type { HopStream, Origin, OriginCatalog } from '../types.ts';
@@ -136,10 +137,6 @@ export interface EntryServerOptions {
 }
 
 const UPGRADE_KEEP = new Set(['upgrade']);
-/** How often the slow lane's sources are sorted. */
-const SORT_MS = 500;
-/** A slow lane that could not start is tried again after this long. */
-const LANE_RETRY_MS = 30_000;
 
 /** Throws ERR_CONFIG_INVALID unless `value` is an integer ≥ 0. */
 function nonNegativeInt(field: string, value: number): number {
@@ -177,11 +174,7 @@ export class EntryServer {
   readonly #lane: SlowLane | undefined;
   readonly #laneAfterParked: number;
   readonly #laneReleaseMs: number;
-  /** Addresses in the slow lane, with when they last held a parked response. */
-  readonly #laneSources = new Map<string, number>();
-  #laneTimer: NodeJS.Timeout | undefined;
-  /** A lane that could not start is tried again from then on (performance.now()). */
-  #laneRetryAt = 0;
+  #sorter: LaneSorter | undefined;
   /** Admits a connection handed over unread (slow lane fallback, lane mode). */
   #adopt: ((socket: Socket) => void) | undefined;
   /**
@@ -340,6 +333,11 @@ export class EntryServer {
     };
   }
 
+  /** Parked responses now of one client address (0 when none). */
+  parkedFrom(source: string): number {
+    return this.#ctx.parkedSources.of(source);
+  }
+
   /** The `n` client addresses with the most parked responses now, most first. */
   parkedBySource(n = 10): Array<{ source: string; parked: number }> {
     return this.#ctx.parkedSources.top(n);
@@ -358,7 +356,7 @@ export class EntryServer {
   /** The slow lane's counters, and the client addresses sent there now. */
   get slowLane(): (SlowLaneStats & { sources: string[] }) | undefined {
     if (!this.#lane) return undefined;
-    return { ...this.#lane.stats, sources: [...this.#laneSources.keys()] };
+    return { ...this.#lane.stats, sources: this.#sorter?.sources ?? [] };
   }
 
   /**
@@ -421,15 +419,15 @@ export class EntryServer {
     });
     this.#acceptor = acceptor;
     const address = await acceptor.start();
-    if (this.#lane) {
-      // The lane process starts when an address first needs it: a node that never meets
-      // slow clients never pays for it (twelve nodes on one two-core host, each with a
-      // lane from the start, made the chaos suite miss its failover bounds). Loading it at
-      // its low priority during a burst takes a while: measured, the lane took the address
-      // 8.5 s into the burst, against 1.5-3.3 s with a lane started in advance.
-      this.#laneTimer = setInterval(() => this.#sortSources(), SORT_MS);
-      this.#laneTimer.unref();
-    }
+    if (this.#lane && !this.#closed)
+      this.#sorter = new LaneSorter({
+        lane: this.#lane,
+        parked: this.#ctx.parkedSources,
+        route: (source, toLane) => acceptor.lane(source, toLane),
+        afterParked: this.#laneAfterParked,
+        releaseMs: this.#laneReleaseMs,
+        log: this.#log,
+      });
     // http.Server starts checking headersTimeout and requestTimeout on 'listening'; its own
     // listener never listens here.
     this.#server.emit('listening');
@@ -449,53 +447,6 @@ export class EntryServer {
       else this.#adopt(socket);
     };
     if (!this.#lane?.hand(handle as { close(): void }, here)) here(handle);
-  }
-
-  /**
-   * Sends addresses holding `slowLaneAfterParked` parked responses to the slow lane, and
-   * brings back those that held none, here or there, for `slowLaneReleaseMs`.
-   */
-  #sortSources(): void {
-    const lane = this.#lane;
-    const acceptor = this.#acceptor;
-    if (!lane || !acceptor || this.#closed) return;
-    const now = performance.now();
-    for (const { source, parked } of this.#ctx.parkedSources.atLeast(this.#laneAfterParked)) {
-      if (this.#laneSources.has(source)) continue;
-      // The first address to need the lane starts it; until it serves (starting, replaced
-      // after a death, or failed to start and tried again), addresses stay here.
-      if (!lane.stats.up) {
-        this.#startLane(lane, now);
-        break;
-      }
-      this.#laneSources.set(source, now);
-      acceptor.lane(source, true);
-      this.#log.info(
-        { [F.REMOTE]: source, parked, laneAfterParked: this.#laneAfterParked },
-        'client address sent to the slow lane',
-      );
-    }
-    for (const [source, since] of this.#laneSources) {
-      if (this.#ctx.parkedSources.of(source) + lane.parkedFrom(source) > 0) {
-        this.#laneSources.set(source, now);
-      } else if (now - since >= this.#laneReleaseMs) {
-        this.#laneSources.delete(source);
-        acceptor.lane(source, false);
-        this.#log.info({ [F.REMOTE]: source }, 'client address back from the slow lane');
-      }
-    }
-  }
-
-  #startLane(lane: SlowLane, now: number): void {
-    if (lane.started || now < this.#laneRetryAt) return;
-    this.#log.info('slow lane starting');
-    lane.start().then(
-      () => this.#log.info({ pid: lane.stats.pid }, 'slow lane started'),
-      (err: unknown) => {
-        this.#laneRetryAt = performance.now() + LANE_RETRY_MS;
-        this.#log.error({ err, retryInMs: LANE_RETRY_MS }, 'slow lane could not start');
-      },
-    );
   }
 
   /** The acceptor process's pid (`acceptor: 'process'`). */
@@ -657,7 +608,7 @@ export class EntryServer {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const res of this.#responses) this.#lastOnConnection(res);
-    clearInterval(this.#laneTimer);
+    this.#sorter?.stop();
     if (this.#mode !== 'inline') {
       return new Promise((resolve) => {
         // The acceptor stops listening and closes what waits there (it sent nothing here);
@@ -683,7 +634,7 @@ export class EntryServer {
   /** Closes every client connection at once. Idempotent. */
   destroy(): void {
     this.#closed = true;
-    clearInterval(this.#laneTimer);
+    this.#sorter?.stop();
     void this.#acceptor?.close();
     this.#lane?.destroy();
     this.#server.close();

@@ -43,6 +43,8 @@ interface Lane {
 
 let lane: Lane | undefined;
 let draining = false;
+/** The addresses the node sent here (its `watch`): the reports give their parked responses. */
+let watched: string[] = [];
 
 function send(m: FromLane): void {
   if (process.connected) process.send?.(m);
@@ -138,7 +140,7 @@ function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
       t: 'stats',
       clients: entry.clients,
       parkedNow: s.parkedNow,
-      sources: entry.parkedBySource(256),
+      sources: watched.map((source) => ({ source, parked: entry.parkedFrom(source) })),
     });
   }, STATS_MS);
   lane = { log, routes, catalog, session, exit, entry, stats };
@@ -194,6 +196,9 @@ export function runLane(niced: Reniced, early: Array<[ToLane, unknown]> = []): v
         break;
       case 'routes':
         lane?.routes.load(m.routes);
+        break;
+      case 'watch':
+        watched = m.sources;
         break;
       case 'socket':
         if (handle) adopt(handle);

@@ -31,6 +31,8 @@ export type ToLane =
   | { t: 'origins'; origins: Origin[] }
   /** The node's route table changed (new routes, a tunnel down or up). */
   | { t: 'routes'; routes: RouteTableSnapshot }
+  /** The addresses the entry has sent here now: report their parked responses. */
+  | { t: 'watch'; sources: string[] }
   /** A client connection (the raw TCP handle comes with the message), still unread. */
   | { t: 'socket' }
   /** Drain: answer what is in flight with `Connection: close`, then exit. */
@@ -40,8 +42,8 @@ export type FromLane =
   /** Serving: connections can come. */
   | { t: 'ready' }
   /**
-   * Once a second: client connections open in the lane, its parked responses now, and the
-   * client addresses that hold them (most first, at most 256).
+   * Once a second: client connections open in the lane, its parked responses now, and those
+   * of each watched address.
    */
   | {
       t: 'stats';

@@ -38,6 +38,12 @@ export interface SlowLaneOptions {
   entry?: LaneEntrySettings;
   /** The exit's settings (pool, balance, health checks): the lane's exit takes the same. */
   exit?: LaneExitSettings;
+  /**
+   * Most connections waiting here for the lane to take them (it acks them one by one, at
+   * its low priority); more are closed unanswered, like those over the acceptor's own
+   * limit. @default 4096
+   */
+  maxPending?: number;
   log: Logger;
 }
 
@@ -50,6 +56,8 @@ export interface SlowLaneStats {
   handed: number;
   /** Lane processes that died and were replaced. */
   restarts: number;
+  /** Connections closed unhanded: `maxPending` waited here for the lane already. */
+  refused: number;
   clients: number;
   parkedNow: number;
 }
@@ -82,6 +90,7 @@ export class SlowLane {
   readonly #o: SlowLaneOptions;
   readonly #log: Logger;
   readonly #nice: number;
+  readonly #maxPending: number;
   #child: ChildProcess | undefined;
   #session: Session | undefined;
   #ready = false;
@@ -93,12 +102,15 @@ export class SlowLane {
   /** Handles waiting to be sent to the lane, and how many are on their way. */
   readonly #pending: PendingHandle[] = [];
   #inFlight = 0;
+  /** The addresses the entry sent here: the lane reports their parked responses. */
+  #watched: string[] = [];
   #sources = new Map<string, number>();
   #stats: SlowLaneStats = {
     up: false,
     pid: undefined,
     handed: 0,
     restarts: 0,
+    refused: 0,
     clients: 0,
     parkedNow: 0,
   };
@@ -110,6 +122,7 @@ export class SlowLane {
       throw new RelayError('ERR_CONFIG_INVALID', `slow lane nice: ${nice} is not 1-19`);
     this.#o = o;
     this.#nice = nice;
+    this.#maxPending = o.maxPending ?? 4096;
     this.#log = o.log;
   }
 
@@ -117,7 +130,16 @@ export class SlowLane {
     return { ...this.#stats, up: this.#ready, pid: this.#child?.pid };
   }
 
-  /** Parked responses in the lane now from `source` (as of its last report). */
+  /**
+   * The addresses the entry has sent to the lane now: its reports give their parked
+   * responses (and only theirs: a report stays as small as that list).
+   */
+  watch(sources: string[]): void {
+    this.#watched = sources;
+    this.#send({ t: 'watch', sources });
+  }
+
+  /** Parked responses in the lane now from a watched `source` (as of its last report). */
   parkedFrom(source: string): number {
     return this.#sources.get(source) ?? 0;
   }
@@ -155,6 +177,12 @@ export class SlowLane {
    */
   hand(handle: RawHandle, fallback: (handle: RawHandle) => void): boolean {
     if (!this.#ready || !this.#child?.connected || this.#closed) return false;
+    if (this.#pending.length >= this.#maxPending) {
+      // The lane acks slower than they come: more would only hold descriptors here.
+      handle.close();
+      this.#stats.refused++;
+      return true;
+    }
     this.#stats.handed++;
     this.#pending.push({ handle, fallback });
     this.#pump();
@@ -259,6 +287,7 @@ export class SlowLane {
           case 'ready':
             this.#ready = true;
             this.#restartMs = RESTART_MS;
+            if (this.#watched.length > 0) this.#send({ t: 'watch', sources: this.#watched });
             resolve();
             break;
           case 'stats':
@@ -354,6 +383,8 @@ export class SlowLane {
         void splice(lane, out);
       },
       (err) => {
+        // Reset by the lane before its preamble came (its client went): nothing to say.
+        if (lane.destroyed) return;
         this.#log.warn({ err }, 'slow lane: stream without a valid preamble');
         resetStream(lane, WireCode.BAD_OPEN_HEADER);
       },
