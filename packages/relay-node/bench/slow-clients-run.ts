@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { heapFloorAdvice } from '../src/node/gc-tuning.ts';
 import { withMallocTuning } from '../src/node/malloc-tuning.ts';
 import {
   type EntryLegs,
@@ -335,6 +336,17 @@ function laneNote(
   return `, slow lane: first address sent at ${at}, last report ${JSON.stringify(last)}`;
 }
 
+/**
+ * The entry's node flags: SLOW_ENTRY_NODE_FLAGS, and the old generation's floor that
+ * docs/operations.md has nodes started with unless those flags give one (SLOW_HEAP_FLOOR=0:
+ * without it).
+ */
+function entryNodeFlags(): string[] {
+  const flags = (process.env.SLOW_ENTRY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const floor = process.env.SLOW_HEAP_FLOOR === '0' ? undefined : heapFloorAdvice(flags);
+  return floor ? [floor, ...flags] : flags;
+}
+
 /** Runs a bench script (tsx) in its own process (`prefix`: e.g. ip netns exec NS) with `nofile` descriptors. */
 function startScript(script: string, arg: unknown, prefix: string[], nofile: number): Proc {
   const [cmd = 'bash', ...rest] = [...prefix, 'bash'];
@@ -349,9 +361,7 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
       ...(script === ENTRY && process.env.SLOW_ENTRY_PROF
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
         : []),
-      ...(script === ENTRY && process.env.SLOW_ENTRY_NODE_FLAGS
-        ? process.env.SLOW_ENTRY_NODE_FLAGS.split(/\s+/).filter(Boolean)
-        : []),
+      ...(script === ENTRY ? entryNodeFlags() : []),
       '--conditions=@relaymesh/source',
       '--import',
       'tsx',

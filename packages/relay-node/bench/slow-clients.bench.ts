@@ -37,6 +37,9 @@
  * its acceptor on CPU 0, everything else on CPU 1 (`taskset`), baseline included: the entry's
  * host with a core of its own. SLOW_ENTRY_NODE_FLAGS="..." : node flags for the entry's
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
+ * SLOW_HEAP_FLOOR=0: the entry without the old generation's floor that docs/operations.md
+ * has nodes started with (`--initial-old-space-size=128`, default: with it unless
+ * SLOW_ENTRY_NODE_FLAGS gives one; docs/performance.md, "The old generation's floor").
  * SLOW_LOWAT=N: tcp_notsent_lowat of the entry's and the origin's namespaces (default 16384,
  * the operator setting docs/operations.md recommends; `off`: the kernel's, no limit).
  * SLOW_ENTRY_TCP_RMEM="MIN DEFAULT MAX": net.ipv4.tcp_rmem of the entry's namespace (default:

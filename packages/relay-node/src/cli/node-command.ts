@@ -1,7 +1,7 @@
 import { createRootLogger, type Logger } from '@relaymesh/shared';
 import type { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
-import { STREAMING_GC_FLAGS, tuneGcForStreaming } from '../node/gc-tuning.ts';
+import { heapFloorAdvice, STREAMING_GC_FLAGS, tuneGcForStreaming } from '../node/gc-tuning.ts';
 import { mallocTuningAdvice } from '../node/malloc-tuning.ts';
 import {
   loadNodeConfigFile,
@@ -106,6 +106,14 @@ async function runNode(flags: NodeFlags): Promise<void> {
     { gcFlags: gcTuned ? STREAMING_GC_FLAGS : 'chosen by the operator' },
     'garbage collector triggers',
   );
+  // V8 sizes its heap at start: the same, for the old generation's floor (gc-tuning.ts).
+  const heapFloor = heapFloorAdvice();
+  if (heapFloor) {
+    logger.warn(
+      { nodeFlag: heapFloor },
+      "V8 may run several mark-compacts a second on a small heap while streaming: start node with this flag, before the script's path (docs/operations.md)",
+    );
+  }
   // glibc's tunables are read at exec: this process can only say what it would need.
   const mallocAdvice = mallocTuningAdvice();
   if (mallocAdvice) {

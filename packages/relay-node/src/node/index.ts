@@ -1,4 +1,10 @@
-export { gcTriggersChosen, STREAMING_GC_FLAGS, tuneGcForStreaming } from './gc-tuning.ts';
+export {
+  gcTriggersChosen,
+  HEAP_FLOOR_FLAG,
+  heapFloorAdvice,
+  STREAMING_GC_FLAGS,
+  tuneGcForStreaming,
+} from './gc-tuning.ts';
 export {
   MALLOC_TRIM_THRESHOLD,
   MALLOC_TUNABLE,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryNodes, queryRoutes } from '../../src/control/queries.ts';
+import { HEAP_FLOOR_FLAG } from '../../src/node/gc-tuning.ts';
 import { MALLOC_TUNABLE, onGlibc } from '../../src/node/malloc-tuning.ts';
 import { get, ORIGIN_HOST, startBlockingProxy, startOrigin, TOKEN, waitFor } from './helpers.ts';
 
@@ -56,8 +57,8 @@ function run(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<Run> {
 }
 
 /** Spawns `relaymesh node ...` and waits for its one-line JSON ready announcement. */
-async function startNode(args: string[]): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, 'node', ...args], { env: ENV });
+async function startNode(args: string[], nodeFlags: string[] = []): Promise<Proc> {
+  const child = spawn(process.execPath, [...nodeFlags, BIN, 'node', ...args], { env: ENV });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => {
@@ -126,7 +127,11 @@ beforeAll(async () => {
   const started = await Promise.all([
     startNode(['--id', 'a', '--region', 'r-a', ...common, ...http, '--egress-proxy', proxy.url]),
     startNode(['--config', path.join(dir, 'node-b.yaml'), '--id', 'b', '--log-level', 'warn']),
-    startNode(['--id', 'c', '--region', 'r-c', ...common, ...http, '--close-grace-ms', '3000']),
+    // c starts as docs/operations.md says, with the old generation's floor.
+    startNode(
+      ['--id', 'c', '--region', 'r-c', ...common, ...http, '--close-grace-ms', '3000'],
+      [HEAP_FLOOR_FLAG],
+    ),
   ]);
   for (const p of started) procs.set(p.ready.id, p);
 }, 20_000);
@@ -166,6 +171,11 @@ describe('relaymesh node as real processes', () => {
     expect(kids.length).toBeGreaterThan(0);
     const envs = kids.map((k) => readFileSync(`/proc/${k}/environ`, 'utf8').split('\0'));
     expect(envs.some((e) => e.includes(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`))).toBe(true);
+  });
+
+  it("says when node's command line lacks the old generation's floor", () => {
+    expect(proc('a').stderr()).toContain(`"nodeFlag":"${HEAP_FLOOR_FLAG}"`);
+    expect(proc('c').stderr()).not.toContain('nodeFlag');
   });
 
   it('routes a request from a through the mesh along `relaymesh routes --json`', {
