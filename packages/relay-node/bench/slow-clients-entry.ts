@@ -42,7 +42,6 @@ import {
   performance,
 } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { DirectDialer } from '@relaymesh/shared';
 import {
   DataPlane,
   type HopStream,
@@ -51,7 +50,10 @@ import {
   Session,
   StreamTransport,
   tuneGcForStreaming,
-} from '../src/index.ts';
+  // By name: the source under the runner's `@relaymesh/source` condition, the compiled
+  // dist/ without it (SLOW_ENTRY_BUILD=dist), and the children it forks (acceptor, lane) alike.
+} from '@relaymesh/relay-node';
+import { DirectDialer } from '@relaymesh/shared';
 
 interface EntryArgs {
   originPort: number;

@@ -362,7 +362,11 @@ function startScript(script: string, arg: unknown, prefix: string[], nofile: num
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLOW_ENTRY_PROF}`]
         : []),
       ...(script === ENTRY ? entryNodeFlags() : []),
-      '--conditions=@relaymesh/source',
+      // SLOW_ENTRY_BUILD=dist: the entry's relaymesh code (and its acceptor's and lane's)
+      // from dist/, what `relaymesh node` runs; the bench's own code stays under tsx.
+      ...(script === ENTRY && process.env.SLOW_ENTRY_BUILD === 'dist'
+        ? []
+        : ['--conditions=@relaymesh/source']),
       '--import',
       'tsx',
       script,
