@@ -774,14 +774,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       };
     }
     // The lane starts when an address first needs it: its pid comes with the entry's
-    // reports (-1 until then), and its memory counts from then on.
-    const lanePidNow = () => {
-      const p = eld.at(-1)?.lane?.pid ?? lanePid ?? -1;
-      return p > 0 ? p : undefined;
-    };
+    // reports (procs.lane, kept below), and its memory counts from then on.
     const laneRssMiB = () => {
-      const p = lanePidNow();
-      if (!p || split) return 0;
+      const p = procs.lane;
+      if (typeof p !== 'number' || split) return 0;
       try {
         return rssMiB(p);
       } catch {

@@ -39,8 +39,8 @@
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_ENTRY_BUILD=dist: the entry's relaymesh code, and that of the acceptor and lane it
  * forks, from the compiled dist/ (what `relaymesh node` runs; `pnpm build` first) instead
- * of the source under tsx, which a lane started mid-burst at nice 10 takes seconds longer
- * to load.
+ * of the source under tsx (measured: the lane took the address as late either way,
+ * docs/reliability.md "The old generation's floor").
  * SLOW_HEAP_FLOOR=0: the entry without the old generation's floor that docs/operations.md
  * has nodes started with (`--initial-old-space-size=128`, default: with it unless
  * SLOW_ENTRY_NODE_FLAGS gives one; docs/performance.md, "The old generation's floor").

@@ -47,7 +47,7 @@ export function tuneGcForStreaming(execArgv: readonly string[] = process.execArg
  * may set the limit so close that marking starts first, and the node then runs 5-6
  * mark-compacts a second for tens of seconds. With a floor of 128 MB the room stays above
  * those 32 MB; a larger heap's limit is above the floor anyway. Measured on the
- * slow-clients bench with the lane: 2-3 major GCs in a run, against 2-368 without.
+ * slow-clients bench with the lane: 2-3 major GCs in a run, against 2-372 without.
  */
 export const HEAP_FLOOR_FLAG = '--initial-old-space-size=128';
 
