@@ -8,8 +8,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable, Session, StreamTransport } from '../../src/index.ts';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
 import type { EntryServer } from '../../src/proxy/http/entry-server.ts';
+import { SlowLane } from '../../src/proxy/lane/slow-lane.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
-import { patternBody, readRawBody, startOrigin, type TestOrigin, writeAll } from './mesh.ts';
+import {
+  patternBody,
+  readRawBody,
+  saturatedLoop,
+  startOrigin,
+  type TestOrigin,
+  writeAll,
+} from './mesh.ts';
 
 // The slow lane (src/proxy/lane/): a client address that holds many parked responses has
 // its new connections served by a process of its own at a lower priority. Real processes
@@ -68,8 +76,12 @@ let origin: TestOrigin | undefined;
 const planes: DataPlane[] = [];
 const sockets: net.Socket[] = [];
 const sessions: Session[] = [];
+const lanes: SlowLane[] = [];
+const cleanups: Array<() => void> = [];
 
 afterEach(async () => {
+  for (const c of cleanups.splice(0)) c();
+  for (const l of lanes.splice(0)) l.destroy();
   for (const s of sockets.splice(0)) s.destroy();
   for (const p of planes.splice(0)) await p.destroy();
   for (const s of sessions.splice(0)) s.destroy();
@@ -88,7 +100,14 @@ interface Setup {
  * reached through exit `ex`, joined to `en` by a mux session (path [en, ex]); else `en` is
  * its own exit.
  */
-async function setup(o: { relayed?: boolean; releaseMs?: number } = {}): Promise<Setup> {
+async function setup(
+  o: {
+    relayed?: boolean;
+    releaseMs?: number;
+    busyConnectionRate?: number;
+    afterWaiting?: number;
+  } = {},
+): Promise<Setup> {
   origin = await startOrigin(originHandler);
   const catalog = new OriginTable([{ name: 'o', hosts: ['o.test'], upstreams: [origin.url] }]);
   const { logger, lines } = capture();
@@ -136,6 +155,8 @@ async function setup(o: { relayed?: boolean; releaseMs?: number } = {}): Promise
       sendTimeoutMs: 0,
       slowLaneAfterParked: 2,
       slowLaneReleaseMs: o.releaseMs ?? 60_000,
+      ...(o.busyConnectionRate === undefined ? {} : { busyConnectionRate: o.busyConnectionRate }),
+      ...(o.afterWaiting === undefined ? {} : { slowLaneAfterWaiting: o.afterWaiting }),
     },
     exit: { healthChecks: false },
     slowLane: { nice: 10, logLevel: 'warn' },
@@ -240,6 +261,89 @@ describe('slow lane', () => {
     ]);
     expect(await small(port, '127.0.0.2')).toMatch(/\r\n\r\nhello$/);
     expect(lane()?.handed).toBe(2);
+  });
+
+  it("starts the lane process when the entry's loop saturates, before any address needs it; sends none there", {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en, lines } = await setup({ busyConnectionRate: 4 });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    const stop = await saturatedLoop((s) => cleanups.push(s));
+    // The gate throttles once a saturated slice is sampled (on the first connection) and
+    // connections wait in the acceptor (those after it).
+    const answers = [small(port, '127.0.0.3')];
+    await sleep(300);
+    for (let i = 0; i < 24; i++) answers.push(small(port, '127.0.0.3'));
+    await until(
+      'gate throttled',
+      () => msgs(lines, 'event loop saturated: new connections wait for admission').length === 1,
+    );
+    await until('lane up', () => entry.slowLane?.up === true, 30_000);
+    stop();
+    expect(msgs(lines, 'slow lane starting')).toMatchObject([{ reason: 'event loop saturated' }]);
+    expect(msgs(lines, 'slow lane started')).toHaveLength(1);
+    expect(new Set(threadNices(entry.slowLane?.pid as number))).toEqual(new Set([10]));
+    // Nothing parked: every answer came from the entry, no address went to the lane.
+    for (const a of await Promise.all(answers)) expect(a).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane).toMatchObject({ handed: 0, sources: [] });
+    expect(msgs(lines, 'client address sent to the slow lane')).toHaveLength(0);
+  });
+
+  it('sends an address flooding the gate to the lane before any of its responses parks; the lane answers those that waited', {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en, lines } = await setup({ busyConnectionRate: 2, afterWaiting: 8 });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    const stop = await saturatedLoop((s) => cleanups.push(s));
+    const answers = [small(port, '127.0.0.3')];
+    await sleep(300);
+    // 2 let in a second: over 8 still wait ~15 s later, even if the lane, started by this
+    // flood, is slow to come up on a busy host.
+    for (let i = 0; i < 40; i++) answers.push(small(port, '127.0.0.3'));
+    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1, 30_000);
+    stop();
+    expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
+    const sent = msgs(lines, 'client address sent to the slow lane');
+    expect(sent).toMatchObject([{ remote: '127.0.0.3', laneAfterWaiting: 8 }]);
+    expect(sent[0]?.waiting).toBeGreaterThanOrEqual(8);
+    expect(sent[0]?.parked).toBeUndefined();
+    expect(entry.stalls.parkedNow).toBe(0);
+    // Every one answered: those let in before by the entry, those still waiting by the lane.
+    for (const a of await Promise.all(answers)) expect(a).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBeGreaterThanOrEqual(8);
+    expect(await small(port, '127.0.0.3')).toMatch(/\r\n\r\nhello$/);
+    expect(await small(port, '127.0.0.4')).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
+  });
+
+  it('forks the lane at its nice value: its first thread runs lowered before any of its code', {
+    timeout: 30_000,
+  }, async () => {
+    const routes = new RouteTable({ nodeId: 'en' });
+    const lane = new SlowLane({
+      nodeId: 'en',
+      catalog: new OriginTable([]),
+      routes,
+      opener: {
+        open() {
+          throw new Error('no peers');
+        },
+      },
+      nice: 7,
+      logLevel: 'warn',
+      log: capture().logger,
+    });
+    lanes.push(lane);
+    const up = lane.start();
+    // Read at once: the lane's own renice (lane-main.ts) runs only after Node and tsx have
+    // loaded, hundreds of milliseconds later.
+    const pid = lane.stats.pid as number;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(7);
+    await up;
+    expect(new Set(threadNices(pid))).toEqual(new Set([7]));
   });
 
   it("serves a relayed route from the lane: its stream goes out on the node's session to the exit", {

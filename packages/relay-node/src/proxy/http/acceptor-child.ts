@@ -91,7 +91,8 @@ function pumpLane(): void {
 
 function report(): void {
   reportTimer = undefined;
-  send({ t: 'waiting', n: queue.size, accepted });
+  const top = queue.top();
+  send({ t: 'waiting', n: queue.size, accepted, ...(top ? { top } : {}) });
   if (queue.size > 0) reportTimer = setTimeout(report, REPORT_MS);
 }
 

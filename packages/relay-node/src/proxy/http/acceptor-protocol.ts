@@ -33,8 +33,11 @@ export type FromAcceptor =
    * sent on a credit or not (the gate was open); `waiting` still wait, `accepted` so far.
    */
   | { t: 'socket'; waitedMs: number; credited: boolean; waiting: number; accepted: number }
-  /** Connections waiting now (sent when the first waits, then every 50 ms while any do). */
-  | { t: 'waiting'; n: number; accepted: number }
+  /**
+   * Connections waiting now (sent when the first waits, then every 50 ms while any do);
+   * `top`: the address with the most of them, and how many (in the reports every 50 ms).
+   */
+  | { t: 'waiting'; n: number; accepted: number; top?: { source: string; n: number } }
   /**
    * A connection for the slow lane: its raw TCP handle comes with the message (not a
    * net.Socket, which would start reading in the entry's process), unread.

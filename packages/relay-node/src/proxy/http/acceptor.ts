@@ -21,8 +21,11 @@ export interface AcceptorOptions {
   ): void;
   /** A connection for the slow lane: its raw TCP handle, unread (see lane()). */
   onLaneHandle?(handle: unknown): void;
-  /** Connections waiting in the acceptor now. */
-  onWaiting(n: number, accepted: number): void;
+  /**
+   * Connections waiting in the acceptor now; `top`: the address with the most of them (in
+   * the periodic reports).
+   */
+  onWaiting(n: number, accepted: number, top?: { source: string; n: number }): void;
   /** The acceptor process was replaced (it died): what waited there is gone. */
   onRestart(): void;
 }
@@ -142,7 +145,7 @@ export class AcceptorProcess {
             if (handle) this.#o.onSocket(handle as Socket, m);
             break;
           case 'waiting':
-            this.#o.onWaiting(m.n, m.accepted);
+            this.#o.onWaiting(m.n, m.accepted, m.top);
             break;
           case 'lane':
             if (handle) this.#o.onLaneHandle?.(handle);

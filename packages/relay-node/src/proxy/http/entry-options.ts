@@ -100,8 +100,9 @@ export interface EntryServerOptions {
    * The slow lane (src/proxy/lane/): with an acceptor process, a client address holding at
    * least `slowLaneAfterParked` parked responses here has its new connections (and those
    * waiting in the acceptor) served by the lane, a process of its own at a lower priority,
-   * so that the streams of other clients get the CPU first. Started when an address first
-   * needs it, closed with this entry.
+   * so that the streams of other clients get the CPU first; so does an address with
+   * `slowLaneAfterWaiting` connections waiting in the acceptor. Started when an address
+   * first needs it or when the admission gate first throttles, closed with this entry.
    */
   slowLane?: SlowLane;
   /**
@@ -109,6 +110,13 @@ export interface EntryServerOptions {
    * Throws ERR_CONFIG_INVALID unless an integer >= 1. @default 64
    */
   slowLaneAfterParked?: number;
+  /**
+   * Connections of one client address waiting in the acceptor for admission (the entry's
+   * loop is saturated) that send its connections to the slow lane: a connect flood goes
+   * there before its clients are answered, let alone parked. 0: never. Throws
+   * ERR_CONFIG_INVALID unless an integer >= 0. @default 256
+   */
+  slowLaneAfterWaiting?: number;
   /**
    * An address in the slow lane with no parked response (here or there) for this long comes
    * back. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 60000

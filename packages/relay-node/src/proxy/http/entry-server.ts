@@ -62,6 +62,7 @@ export class EntryServer {
   #acceptor: AcceptorProcess | undefined;
   readonly #lane: SlowLane | undefined;
   readonly #laneAfterParked: number;
+  readonly #laneAfterWaiting: number;
   readonly #laneReleaseMs: number;
   #sorter: LaneSorter | undefined;
   /** Admits a connection handed over unread (slow lane fallback, lane mode). */
@@ -129,6 +130,10 @@ export class EntryServer {
     );
     if (this.#laneAfterParked < 1)
       throw new RelayError('ERR_CONFIG_INVALID', 'slowLaneAfterParked: 0 is not >= 1');
+    this.#laneAfterWaiting = nonNegativeInt(
+      'slowLaneAfterWaiting',
+      options.slowLaneAfterWaiting ?? 256,
+    );
     this.#laneReleaseMs = nonNegativeInt('slowLaneReleaseMs', options.slowLaneReleaseMs ?? 60_000);
     this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
     if (this.#acceptorNice > 19)
@@ -171,11 +176,15 @@ export class EntryServer {
               },
             }),
         // One pair of lines per episode: it ends only once the loop has been quiet.
-        onThrottled: ({ rate }) =>
+        onThrottled: ({ rate }) => {
           this.#log.warn(
             { rate: Math.round(rate), busyConnectionRate: busyRate },
             'event loop saturated: new connections wait for admission',
-          ),
+          );
+          // A burst: if slow clients are in it, the lane will be wanted within seconds,
+          // and loading it at its low priority on a busy host takes seconds too.
+          this.#sorter?.warm('event loop saturated');
+        },
         onOpen: ({ waited, maxWaitMs, durationMs }) =>
           this.#log.info(
             { waited, maxWaitMs: Math.round(maxWaitMs), durationMs: Math.round(durationMs) },
@@ -302,7 +311,10 @@ export class EntryServer {
       nice: this.#acceptorNice,
       log: this.#log,
       onSocket: (socket, e) => gate.arrived(socket, e),
-      onWaiting: (n, accepted) => gate.waiting(n, accepted),
+      onWaiting: (n, accepted, top) => {
+        gate.waiting(n, accepted);
+        if (top) this.#sorter?.waiting(top.source, top.n);
+      },
       onRestart: () => gate.remoteReset(),
       onLaneHandle: (handle) => this.#toLane(handle),
     });
@@ -314,6 +326,7 @@ export class EntryServer {
         parked: this.#ctx.parkedSources,
         route: (source, toLane) => acceptor.lane(source, toLane),
         afterParked: this.#laneAfterParked,
+        afterWaiting: this.#laneAfterWaiting,
         releaseMs: this.#laneReleaseMs,
         log: this.#log,
       });

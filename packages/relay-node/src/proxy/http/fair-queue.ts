@@ -42,6 +42,14 @@ export class FairQueue<T extends { socket: Socket }> {
     return undefined;
   }
 
+  /** The address with the most waiting, and how many (undefined when none wait). */
+  top(): { source: string; n: number } | undefined {
+    let best: { source: string; n: number } | undefined;
+    for (const [source, list] of this.#queues)
+      if (!best || list.length > best.n) best = { source, n: list.length };
+    return best;
+  }
+
   /** Takes every item of one source address out of the queue (its order kept). */
   take(source: string): T[] {
     const list = this.#queues.get(source);

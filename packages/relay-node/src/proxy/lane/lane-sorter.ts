@@ -15,6 +15,8 @@ export interface LaneSorterOptions {
   route(source: string, toLane: boolean): void;
   /** Parked responses of one address that send it to the lane. */
   afterParked: number;
+  /** Connections of one address waiting in the acceptor that send it to the lane; 0: never. */
+  afterWaiting: number;
   /** An address with no parked response, here or there, for this long comes back. */
   releaseMs: number;
   log: Logger;
@@ -23,12 +25,14 @@ export interface LaneSorterOptions {
 /**
  * The entry's side of the slow lane (EntryServerOptions.slowLane): every 500 ms, sends the
  * client addresses holding `afterParked` parked responses to the lane and brings back
- * those that held none, here or there, for `releaseMs`. The lane process starts when an
- * address first needs it: a node that never meets slow clients never pays for it (twelve
- * nodes on one two-core host, each with a lane from the start, made the chaos suite miss
- * its failover bounds). Loading it at its low priority during a burst takes a while:
- * measured, the lane took the address 8.5 s into the burst, against 1.5-3.3 s with a lane
- * started in advance.
+ * those that held none, here or there, for `releaseMs`; on the acceptor's reports, sends an
+ * address with `afterWaiting` connections waiting for admission there at once. The lane
+ * process starts when an address first needs it, or when the entry's gate first throttles
+ * (warm()): a node that never meets a burst never pays for it (twelve nodes on one
+ * two-core host, each with a lane from the start, made the chaos suite miss its failover
+ * bounds). Loading it at its low priority during a burst takes seconds: started when the
+ * first address needed it, the lane took the address 6.5-10.6 s into the burst, against
+ * 1.5-3.3 s with a lane started in advance (docs/reliability.md, "Slow clients").
  */
 export class LaneSorter {
   readonly #o: LaneSorterOptions;
@@ -49,6 +53,31 @@ export class LaneSorter {
     return [...this.#sources.keys()];
   }
 
+  /**
+   * Starts the lane process ahead of need (the entry's loop is saturated: a burst, which
+   * slow clients may be part of), so that it is up when an address first needs it.
+   */
+  warm(reason: string): void {
+    this.#start(performance.now(), reason);
+  }
+
+  /**
+   * The acceptor's report while connections wait for admission: `source` has `n` of them.
+   * From `afterWaiting` on, the address goes to the lane at once (started first if need be):
+   * a flood of connects costs the node its admissions before any of them could park.
+   */
+  waiting(source: string, n: number): void {
+    const { afterWaiting, lane } = this.#o;
+    if (afterWaiting === 0 || n < afterWaiting || this.#sources.has(source)) return;
+    const now = performance.now();
+    if (!lane.stats.up) {
+      this.#start(now, 'a client address floods the admission gate');
+      return;
+    }
+    this.#send(source, now, { waiting: n, laneAfterWaiting: afterWaiting });
+    lane.watch(this.sources);
+  }
+
   /** Sorts no more (the entry closes). */
   stop(): void {
     clearInterval(this.#timer);
@@ -63,16 +92,11 @@ export class LaneSorter {
       // The first address to need the lane starts it; until it serves (starting, replaced
       // after a death, or failed to start and tried again), addresses stay here.
       if (!lane.stats.up) {
-        this.#start(now);
+        this.#start(now, 'a client address holds parked responses');
         break;
       }
-      this.#sources.set(e.source, now);
-      this.#o.route(e.source, true);
+      this.#send(e.source, now, { parked: e.parked, laneAfterParked: this.#o.afterParked });
       changed = true;
-      log.info(
-        { [F.REMOTE]: e.source, parked: e.parked, laneAfterParked: this.#o.afterParked },
-        'client address sent to the slow lane',
-      );
     }
     for (const [source, since] of this.#sources) {
       if (parked.of(source) + lane.parkedFrom(source) > 0) {
@@ -87,10 +111,16 @@ export class LaneSorter {
     if (changed) lane.watch(this.sources);
   }
 
-  #start(now: number): void {
+  #send(source: string, now: number, why: Record<string, number>): void {
+    this.#sources.set(source, now);
+    this.#o.route(source, true);
+    this.#o.log.info({ [F.REMOTE]: source, ...why }, 'client address sent to the slow lane');
+  }
+
+  #start(now: number, reason: string): void {
     const { lane, log } = this.#o;
     if (lane.started || now < this.#retryAt) return;
-    log.info('slow lane starting');
+    log.info({ reason }, 'slow lane starting');
     lane.start().then(
       () => log.info({ pid: lane.stats.pid }, 'slow lane started'),
       (err: unknown) => {

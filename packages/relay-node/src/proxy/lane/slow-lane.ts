@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import type { Socket } from 'node:net';
+import { setPriority } from 'node:os';
 import { F, type Logger, RelayError, WireCode } from '@relaymesh/shared';
 import { Session } from '../../mux/session.ts';
 import { StreamTransport } from '../../mux/stream-transport.ts';
@@ -268,6 +269,16 @@ export class SlowLane {
       // fd 3: the link (a socketpair) for the lane's streams to peers.
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'ipc'],
     });
+    // The lowered priority from the start: lane-main.ts renices every thread first thing,
+    // but Node's own start (and tsx's, under source) comes before it, and a lane started
+    // during a burst would take that CPU from the node at its priority.
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, this.#nice);
+      } catch {
+        // gone already, or not allowed here: lane-main.ts tries again and says so
+      }
+    }
     this.#child = child;
     this.#ready = false;
     const link = child.stdio[3] as Socket;
