@@ -25,6 +25,13 @@ interface Waiting {
 
 /** Handles sent and not yet written to the channel: Node queues the rest until the entry acks. */
 const MAX_SENDING = 8;
+/**
+ * The same for the slow lane's handles, fewer: they share the one channel with the gate's,
+ * and Node sends one handle per ack of the entry, in order, so a connection the gate lets
+ * in waits behind every lane handle queued before it, each a round trip through the
+ * entry's busy loop.
+ */
+const MAX_LANE_SENDING = 2;
 /** While connections wait, the entry hears how many this often. */
 const REPORT_MS = 50;
 
@@ -73,7 +80,7 @@ function toLane(socket: net.Socket): void {
  * time quadratic in their number.
  */
 function pumpLane(): void {
-  while (laneSending < MAX_SENDING && laneQueue.length > 0) {
+  while (laneSending < MAX_LANE_SENDING && laneQueue.length > 0) {
     const socket = laneQueue.shift() as net.Socket;
     const handle = (socket as unknown as { _handle: unknown })._handle;
     if (!process.connected || !handle) {
