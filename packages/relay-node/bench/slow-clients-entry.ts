@@ -124,6 +124,11 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(process.env.SLOW_LANE_AFTER
         ? { slowLaneAfterParked: Number(process.env.SLOW_LANE_AFTER) }
         : {}),
+      // SLOW_LANE_START=listen: the lane starts with the entry (`relaymesh node --slow-lane
+      // eager`); default the product's, at the first burst.
+      ...(process.env.SLOW_LANE_START
+        ? { slowLaneStart: process.env.SLOW_LANE_START as 'listen' | 'burst' }
+        : {}),
     },
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
     // SLOW_LANE=1: the entry's slow lane (the entry's only: `ex` has no HTTP entry).

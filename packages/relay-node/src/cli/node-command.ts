@@ -165,8 +165,8 @@ export function registerNodeCommand(program: Command): void {
       'process: client connections are accepted by a process of their own (default); inline',
     )
     .option(
-      '--slow-lane <on|off>',
-      'on: client addresses holding many parked responses are served by a lower-priority process (default with --entry-acceptor process)',
+      '--slow-lane <on|eager|off>',
+      'on: client addresses holding many parked responses, or flooding the entry, are served by a lower-priority process, started at the first burst (default with --entry-acceptor process); eager: that process starts with the node',
     )
     .exitOverride(usageExit)
     .action(async (flags: NodeFlags) => {

@@ -199,11 +199,11 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
   }
   if (s.httpListen !== undefined) node.entryAcceptor = acceptor;
   const lane = s.slowLane ?? (acceptor === 'process' ? 'on' : 'off');
-  if (lane !== 'on' && lane !== 'off')
-    throw invalid('--slow-lane', `${show(lane)} is not on or off`);
-  if (lane === 'on' && acceptor !== 'process')
-    throw invalid('--slow-lane', 'on needs --entry-acceptor process');
-  if (s.httpListen !== undefined && lane === 'on') node.slowLane = true;
+  if (lane !== 'on' && lane !== 'eager' && lane !== 'off')
+    throw invalid('--slow-lane', `${show(lane)} is not on, eager or off`);
+  if (lane !== 'off' && acceptor !== 'process')
+    throw invalid('--slow-lane', `${lane} needs --entry-acceptor process`);
+  if (s.httpListen !== undefined && lane !== 'off') node.slowLane = lane === 'on' ? true : 'eager';
   if (s.advertise !== undefined) node.advertise = checkUrl(s.advertise, '--advertise', 'ws:');
   if (s.egressProxy !== undefined) {
     node.egressProxy = checkUrl(s.egressProxy, '--egress-proxy', 'http:');

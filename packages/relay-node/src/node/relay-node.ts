@@ -87,10 +87,11 @@ export interface RelayNodeOptions {
   entryAcceptor?: 'process' | 'inline';
   /**
    * The entry's slow lane (EntryServerOptions.slowLane): needs `entryAcceptor: 'process'`.
-   * `relaymesh node` turns it on with the acceptor process.
+   * `relaymesh node` turns it on with the acceptor process. `eager`: its process starts
+   * with the entry (EntryServerOptions.slowLaneStart `listen`), not at the first burst.
    * @default false
    */
-  slowLane?: boolean;
+  slowLane?: boolean | 'eager';
   /** `http://HOST:PORT` clients are told. @default derived from the bound HTTP address */
   httpAdvertise?: string;
   /** Raw TCP forwards (`--forward`). @default [] */
@@ -208,7 +209,14 @@ export class RelayNode {
       debugHeaders: options.debugHeaders ?? false,
       forwards: options.forwards ?? [],
       ...(options.httpListen ? { httpListen: options.httpListen } : {}),
-      ...(options.entryAcceptor ? { entry: { acceptor: options.entryAcceptor } } : {}),
+      ...(options.entryAcceptor
+        ? {
+            entry: {
+              acceptor: options.entryAcceptor,
+              ...(options.slowLane === 'eager' ? { slowLaneStart: 'listen' as const } : {}),
+            },
+          }
+        : {}),
       // The lane's own exit cannot take a dialer object: it dials direct or via the proxy.
       ...(options.slowLane ? { slowLane: { egressProxy: options.egressProxy } } : {}),
     });

@@ -64,9 +64,13 @@ describe('node settings', () => {
     );
   });
 
-  it('slowLane: on by default with the acceptor process, off when asked or inline, nothing else', () => {
+  it('slowLane: on by default with the acceptor process, eager or off when asked, off inline, nothing else', () => {
     const entry = { ...BASE, httpListen: '127.0.0.1:0' };
     expect(resolveNodeSettings(entry).node.slowLane).toBe(true);
+    expect(resolveNodeSettings({ ...entry, slowLane: 'eager' }).node.slowLane).toBe('eager');
+    expect(
+      fieldOf(() => resolveNodeSettings({ ...entry, entryAcceptor: 'inline', slowLane: 'eager' })),
+    ).toBe('--slow-lane');
     expect(resolveNodeSettings({ ...entry, slowLane: 'off' }).node.slowLane).toBeUndefined();
     expect(
       resolveNodeSettings({ ...entry, entryAcceptor: 'inline' }).node.slowLane,

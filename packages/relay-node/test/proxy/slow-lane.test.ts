@@ -106,6 +106,7 @@ async function setup(
     releaseMs?: number;
     busyConnectionRate?: number;
     afterWaiting?: number;
+    start?: 'listen' | 'burst';
   } = {},
 ): Promise<Setup> {
   origin = await startOrigin(originHandler);
@@ -157,6 +158,7 @@ async function setup(
       slowLaneReleaseMs: o.releaseMs ?? 60_000,
       ...(o.busyConnectionRate === undefined ? {} : { busyConnectionRate: o.busyConnectionRate }),
       ...(o.afterWaiting === undefined ? {} : { slowLaneAfterWaiting: o.afterWaiting }),
+      ...(o.start === undefined ? {} : { slowLaneStart: o.start }),
     },
     exit: { healthChecks: false },
     slowLane: { nice: 10, logLevel: 'warn' },
@@ -316,6 +318,34 @@ describe('slow lane', () => {
     expect(await small(port, '127.0.0.3')).toMatch(/\r\n\r\nhello$/);
     expect(await small(port, '127.0.0.4')).toMatch(/\r\n\r\nhello$/);
     expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
+  });
+
+  it("slowLaneStart 'listen' starts the lane with the entry, before any connection; anything else is refused", {
+    timeout: 30_000,
+  }, async () => {
+    const { en, lines } = await setup({ start: 'listen' });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    expect(msgs(lines, 'slow lane starting')).toMatchObject([{ reason: 'started with the entry' }]);
+    await until('lane up', () => entry.slowLane?.up === true, 20_000);
+    expect(entry.slowLane).toMatchObject({ handed: 0, sources: [] });
+    expect(new Set(threadNices(entry.slowLane?.pid as number))).toEqual(new Set([10]));
+    const bad = () =>
+      new DataPlane({
+        nodeId: 'en',
+        catalog: new OriginTable([]),
+        routes: new RouteTable({ nodeId: 'en' }),
+        opener: {
+          open() {
+            throw new Error('no peers');
+          },
+        },
+        dialer: new DirectDialer(),
+        httpListen: { host: '127.0.0.1', port: 0 },
+        entry: { acceptor: 'process', slowLaneStart: 'soon' as 'listen' },
+        slowLane: {},
+      });
+    expect(bad).toThrow(/slowLaneStart: soon is not listen or burst/);
   });
 
   it('forks the lane at its nice value: its first thread runs lowered before any of its code', {

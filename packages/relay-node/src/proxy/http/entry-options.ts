@@ -118,6 +118,14 @@ export interface EntryServerOptions {
    */
   slowLaneAfterWaiting?: number;
   /**
+   * When the slow lane's process starts: `burst`, when the admission gate first throttles
+   * or an address first needs it (a node that never meets either runs none); `listen`,
+   * with the entry, so that it is up before the first burst (loading it at its low
+   * priority during one took 0.5-3 s). Throws ERR_CONFIG_INVALID otherwise.
+   * @default 'burst'
+   */
+  slowLaneStart?: 'listen' | 'burst';
+  /**
    * An address in the slow lane with no parked response (here or there) for this long comes
    * back. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 60000
    */

@@ -63,6 +63,7 @@ export class EntryServer {
   readonly #lane: SlowLane | undefined;
   readonly #laneAfterParked: number;
   readonly #laneAfterWaiting: number;
+  readonly #laneStart: 'listen' | 'burst';
   readonly #laneReleaseMs: number;
   #sorter: LaneSorter | undefined;
   /** Admits a connection handed over unread (slow lane fallback, lane mode). */
@@ -134,6 +135,13 @@ export class EntryServer {
       'slowLaneAfterWaiting',
       options.slowLaneAfterWaiting ?? 256,
     );
+    const laneStart = options.slowLaneStart ?? 'burst';
+    if (laneStart !== 'listen' && laneStart !== 'burst')
+      throw new RelayError(
+        'ERR_CONFIG_INVALID',
+        `slowLaneStart: ${String(laneStart)} is not listen or burst`,
+      );
+    this.#laneStart = laneStart;
     this.#laneReleaseMs = nonNegativeInt('slowLaneReleaseMs', options.slowLaneReleaseMs ?? 60_000);
     this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
     if (this.#acceptorNice > 19)
@@ -330,6 +338,7 @@ export class EntryServer {
         releaseMs: this.#laneReleaseMs,
         log: this.#log,
       });
+    if (this.#laneStart === 'listen') this.#sorter?.warm('started with the entry');
     // http.Server starts checking headersTimeout and requestTimeout on 'listening'; its own
     // listener never listens here.
     this.#server.emit('listening');
