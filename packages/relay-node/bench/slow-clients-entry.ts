@@ -124,6 +124,9 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(process.env.SLOW_LANE_AFTER
         ? { slowLaneAfterParked: Number(process.env.SLOW_LANE_AFTER) }
         : {}),
+      ...(process.env.SLOW_LANE_AFTER_WAITING
+        ? { slowLaneAfterWaiting: Number(process.env.SLOW_LANE_AFTER_WAITING) }
+        : {}),
       // SLOW_LANE_START=listen: the lane starts with the entry (`relaymesh node --slow-lane
       // eager`); default the product's, at the first burst.
       ...(process.env.SLOW_LANE_START

@@ -31,8 +31,9 @@ export interface LaneSorterOptions {
  * (warm()): a node that never meets a burst never pays for it (twelve nodes on one
  * two-core host, each with a lane from the start, made the chaos suite miss its failover
  * bounds). Loading it at its low priority during a burst takes seconds: started when the
- * first address needed it, the lane took the address 6.5-10.6 s into the burst, against
- * 1.5-3.3 s with a lane started in advance (docs/reliability.md, "Slow clients").
+ * first address needed it, the lane took the address 5.5-10.6 s into the burst; started
+ * at the gate's first throttle, and sent a flood by its waiting connections, 0.5-1.5 s in
+ * most runs, 3.3-5.3 s in some (docs/reliability.md, "The lane before the burst needs it").
  */
 export class LaneSorter {
   readonly #o: LaneSorterOptions;
