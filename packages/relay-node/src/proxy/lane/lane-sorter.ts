@@ -28,9 +28,10 @@ export interface LaneSorterOptions {
  * those that held none, here or there, for `releaseMs`; on the acceptor's reports, sends an
  * address with `afterWaiting` connections waiting for admission there at once. The lane
  * process starts when an address first needs it, or when the entry's gate first throttles
- * (warm()): a node that never meets a burst never pays for it (twelve nodes on one
- * two-core host, each with a lane from the start, made the chaos suite miss its failover
- * bounds). Loading it at its low priority during a burst takes seconds: started when the
+ * (warm()), or with the entry (`slowLaneStart: 'listen'`): a node that never meets a burst
+ * never pays for it (in session 16, twelve nodes on one two-core host, each with a lane
+ * from the start that loaded at the node's priority, made the chaos suite miss its
+ * failover bounds). Loading it at its low priority during a burst takes seconds: started when the
  * first address needed it, the lane took the address 5.5-10.6 s into the burst; started
  * at the gate's first throttle, and sent a flood by its waiting connections, 0.5-1.5 s in
  * most runs, 3.3-5.3 s in some (docs/reliability.md, "The lane before the burst needs it").
