@@ -12,6 +12,7 @@ import { SlowLane } from '../../src/proxy/lane/slow-lane.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
 import {
   patternBody,
+  peerlessEntryPlane,
   readRawBody,
   saturatedLoop,
   startOrigin,
@@ -202,6 +203,22 @@ function threadNices(pid: number): number[] {
 const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
 
 /**
+ * Saturates this process's event loop (the entry's), then GETs /small from 127.0.0.3 once
+ * and, 300 ms later, `n` times more: the gate throttles once it has sampled a saturated
+ * slice (on the first connection), and the others wait in the acceptor.
+ */
+async function flood(
+  port: number,
+  n: number,
+): Promise<{ answers: Array<Promise<string>>; stop: () => void }> {
+  const stop = await saturatedLoop((s) => cleanups.push(s));
+  const answers = [small(port, '127.0.0.3')];
+  await sleep(300);
+  for (let i = 0; i < n; i++) answers.push(small(port, '127.0.0.3'));
+  return { answers, stop };
+}
+
+/**
  * {@link setup}, then two paused clients from 127.0.0.2 park here and send the address to
  * the lane, and a third (paused, a download) is served there.
  */
@@ -271,12 +288,7 @@ describe('slow lane', () => {
     const { port, en, lines } = await setup({ busyConnectionRate: 4 });
     const entry = en.entry;
     if (!entry) throw new Error('no entry');
-    const stop = await saturatedLoop((s) => cleanups.push(s));
-    // The gate throttles once a saturated slice is sampled (on the first connection) and
-    // connections wait in the acceptor (those after it).
-    const answers = [small(port, '127.0.0.3')];
-    await sleep(300);
-    for (let i = 0; i < 24; i++) answers.push(small(port, '127.0.0.3'));
+    const { answers, stop } = await flood(port, 24);
     await until(
       'gate throttled',
       () => msgs(lines, 'event loop saturated: new connections wait for admission').length === 1,
@@ -298,12 +310,9 @@ describe('slow lane', () => {
     const { port, en, lines } = await setup({ busyConnectionRate: 2, afterWaiting: 8 });
     const entry = en.entry;
     if (!entry) throw new Error('no entry');
-    const stop = await saturatedLoop((s) => cleanups.push(s));
-    const answers = [small(port, '127.0.0.3')];
-    await sleep(300);
     // 2 let in a second: over 8 still wait ~15 s later, even if the lane, started by this
     // flood, is slow to come up on a busy host.
-    for (let i = 0; i < 40; i++) answers.push(small(port, '127.0.0.3'));
+    const { answers, stop } = await flood(port, 40);
     await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1, 30_000);
     stop();
     expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
@@ -331,20 +340,10 @@ describe('slow lane', () => {
     expect(entry.slowLane).toMatchObject({ handed: 0, sources: [] });
     expect(new Set(threadNices(entry.slowLane?.pid as number))).toEqual(new Set([10]));
     const bad = () =>
-      new DataPlane({
-        nodeId: 'en',
-        catalog: new OriginTable([]),
-        routes: new RouteTable({ nodeId: 'en' }),
-        opener: {
-          open() {
-            throw new Error('no peers');
-          },
-        },
-        dialer: new DirectDialer(),
-        httpListen: { host: '127.0.0.1', port: 0 },
-        entry: { acceptor: 'process', slowLaneStart: 'soon' as 'listen' },
-        slowLane: {},
-      });
+      peerlessEntryPlane(
+        { acceptor: 'process', slowLaneStart: 'soon' as 'listen' },
+        { slowLane: {} },
+      );
     expect(bad).toThrow(/slowLaneStart: soon is not listen or burst/);
   });
 
