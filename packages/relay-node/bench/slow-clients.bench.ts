@@ -69,10 +69,10 @@
  * SLOW_LANE=1: the entry's slow lane (the product's, src/proxy/lane/; `relaymesh node`'s
  * default) serves the addresses holding SLOW_LANE_AFTER (default the product's, 64) parked
  * responses, or SLOW_LANE_AFTER_WAITING (default the product's, 256) connections waiting in
- * the acceptor, at nice SLOW_LANE_NICE (default
- * 10); its RSS and CPU count as the entry's, and the timeline gets its main thread's run and
- * wait, the connections handed to it and open there. SLOW_LANE_START=listen: the lane's
- * process starts with the entry (`--slow-lane eager`), not at the first burst.
+ * the acceptor, at nice SLOW_LANE_NICE (default 10); its RSS and CPU count as the entry's,
+ * and the timeline gets its main thread's run and wait, the connections handed to it and
+ * open there. SLOW_LANE_START=listen: the lane's process starts with the entry
+ * (`--slow-lane eager`), not at the first burst.
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),

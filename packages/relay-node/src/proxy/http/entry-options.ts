@@ -101,8 +101,8 @@ export interface EntryServerOptions {
    * least `slowLaneAfterParked` parked responses here has its new connections (and those
    * waiting in the acceptor) served by the lane, a process of its own at a lower priority,
    * so that the streams of other clients get the CPU first; so does an address with
-   * `slowLaneAfterWaiting` connections waiting in the acceptor. Started when an address
-   * first needs it or when the admission gate first throttles, closed with this entry.
+   * `slowLaneAfterWaiting` connections waiting in the acceptor. Started as
+   * `slowLaneStart` says, closed with this entry.
    */
   slowLane?: SlowLane;
   /**

@@ -57,7 +57,8 @@ export class LaneSorter {
 
   /**
    * Starts the lane process ahead of need (the entry's loop is saturated: a burst, which
-   * slow clients may be part of), so that it is up when an address first needs it.
+   * slow clients may be part of; or `slowLaneStart: 'listen'`), so that it is up when an
+   * address first needs it. `reason` goes to the log.
    */
   warm(reason: string): void {
     this.#start(performance.now(), reason);
