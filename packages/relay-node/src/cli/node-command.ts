@@ -29,6 +29,7 @@ interface NodeFlags {
   closeGraceMs?: string;
   entryAcceptor?: string;
   slowLane?: string;
+  slowLanePolicy?: string;
 }
 
 /** Flags over the config file, field by field; the token: flag, RELAYMESH_TOKEN, file. */
@@ -51,6 +52,7 @@ function mergeSettings(flags: NodeFlags): NodeSettings {
   set('logLevel', flags.logLevel);
   set('entryAcceptor', flags.entryAcceptor);
   set('slowLane', flags.slowLane);
+  set('slowLanePolicy', flags.slowLanePolicy);
   set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
   if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
   return merged;
@@ -167,6 +169,10 @@ export function registerNodeCommand(program: Command): void {
     .option(
       '--slow-lane <on|eager|off>',
       'on: client addresses holding many parked responses, or flooding the entry, are served by a lower-priority process, started at the first burst (default with --entry-acceptor process); eager: that process starts with the node',
+    )
+    .option(
+      '--slow-lane-policy <idle|nice>',
+      "idle: the slow lane runs under Linux's SCHED_IDLE, on what the node leaves of a core (default; nice 10 where chrt cannot set it); nice: at nice 10 alone",
     )
     .exitOverride(usageExit)
     .action(async (flags: NodeFlags) => {

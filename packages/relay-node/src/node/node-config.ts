@@ -30,6 +30,8 @@ export interface NodeSettings {
   entryAcceptor?: string;
   /** The entry's slow lane: `on` (the default with an acceptor process) or `off`. */
   slowLane?: string;
+  /** The slow lane's scheduling: `idle` (SCHED_IDLE, the default) or `nice` (nice 10 alone). */
+  slowLanePolicy?: string;
 }
 
 /** Validated settings: RelayNode options plus what only the process uses. */
@@ -53,6 +55,7 @@ const STRING_KEYS = [
   'logLevel',
   'entryAcceptor',
   'slowLane',
+  'slowLanePolicy',
 ] as const;
 const KEYS = new Set<string>([...STRING_KEYS, 'forwards', 'debugHeaders', 'closeGraceMs']);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -204,6 +207,14 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
   if (lane !== 'off' && acceptor !== 'process')
     throw invalid('--slow-lane', `${lane} needs --entry-acceptor process`);
   if (s.httpListen !== undefined && lane !== 'off') node.slowLane = lane === 'on' ? true : 'eager';
+  if (s.slowLanePolicy !== undefined) {
+    const policy = s.slowLanePolicy;
+    if (policy !== 'idle' && policy !== 'nice')
+      throw invalid('--slow-lane-policy', `${show(policy)} is not idle or nice`);
+    if (lane === 'off')
+      throw invalid('--slow-lane-policy', 'needs the slow lane (--slow-lane on or eager)');
+    if (s.httpListen !== undefined) node.slowLanePolicy = policy;
+  }
   if (s.advertise !== undefined) node.advertise = checkUrl(s.advertise, '--advertise', 'ws:');
   if (s.egressProxy !== undefined) {
     node.egressProxy = checkUrl(s.egressProxy, '--egress-proxy', 'http:');

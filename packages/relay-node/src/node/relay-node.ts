@@ -92,6 +92,11 @@ export interface RelayNodeOptions {
    * @default false
    */
   slowLane?: boolean | 'eager';
+  /**
+   * The slow lane's scheduling (SlowLaneOptions.policy): `idle`, Linux's SCHED_IDLE on top
+   * of nice 10, or `nice`, nice 10 alone. @default 'idle'
+   */
+  slowLanePolicy?: 'idle' | 'nice';
   /** `http://HOST:PORT` clients are told. @default derived from the bound HTTP address */
   httpAdvertise?: string;
   /** Raw TCP forwards (`--forward`). @default [] */
@@ -218,7 +223,14 @@ export class RelayNode {
           }
         : {}),
       // The lane's own exit cannot take a dialer object: it dials direct or via the proxy.
-      ...(options.slowLane ? { slowLane: { egressProxy: options.egressProxy } } : {}),
+      ...(options.slowLane
+        ? {
+            slowLane: {
+              egressProxy: options.egressProxy,
+              ...(options.slowLanePolicy ? { policy: options.slowLanePolicy } : {}),
+            },
+          }
+        : {}),
     });
     this.peers.on('ready', (peer: string) => {
       this.routes.markPeerUp(peer);

@@ -47,6 +47,8 @@ export interface DataPlaneOptions {
   slowLane?: {
     /** Nice value of every thread of the lane. @default 10 */
     nice?: number;
+    /** SCHED_IDLE as well ('idle') or the nice value alone ('nice'). @default 'idle' */
+    policy?: 'idle' | 'nice';
     /** The lane's log level. @default the logger's */
     logLevel?: string;
     /** The lane's exit dials origins through this proxy (the node's dialer cannot be sent). */

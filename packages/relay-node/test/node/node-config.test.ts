@@ -82,6 +82,23 @@ describe('node settings', () => {
     ).toBe('--slow-lane');
   });
 
+  it('slowLanePolicy: idle or nice, only with the lane; unset leaves the lane its default (idle)', () => {
+    const entry = { ...BASE, httpListen: '127.0.0.1:0' };
+    expect(resolveNodeSettings(entry).node.slowLanePolicy).toBeUndefined();
+    expect(resolveNodeSettings({ ...entry, slowLanePolicy: 'nice' }).node.slowLanePolicy).toBe(
+      'nice',
+    );
+    expect(resolveNodeSettings({ ...entry, slowLanePolicy: 'idle' }).node.slowLanePolicy).toBe(
+      'idle',
+    );
+    expect(fieldOf(() => resolveNodeSettings({ ...entry, slowLanePolicy: 'fifo' }))).toBe(
+      '--slow-lane-policy',
+    );
+    expect(
+      fieldOf(() => resolveNodeSettings({ ...entry, slowLane: 'off', slowLanePolicy: 'nice' })),
+    ).toBe('--slow-lane-policy');
+  });
+
   it('names the offending field', () => {
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: '' }))).toBe('--id');
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: 'a b' }))).toBe('--id');

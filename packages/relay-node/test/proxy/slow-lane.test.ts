@@ -192,13 +192,16 @@ function small(port: number, from: string): Promise<string> {
   return new Promise((r) => c.once('close', () => r(got)));
 }
 
-/** Nice values of every thread of `pid`. */
-function threadNices(pid: number): number[] {
+/** A field of /proc/PID/task/TID/stat for every thread of `pid`: 19 nice, 41 policy. */
+function threadField(pid: number, field: 19 | 41): number[] {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[field - 3]);
   });
 }
+const threadNices = (pid: number) => threadField(pid, 19);
+/** Scheduling policies: 0 SCHED_OTHER, 5 SCHED_IDLE. */
+const threadPolicies = (pid: number) => threadField(pid, 41);
 
 const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
 
@@ -235,7 +238,7 @@ async function oneClientInLane(): Promise<Setup & { entry: EntryServer; inLane: 
 }
 
 describe('slow lane', () => {
-  it('sends an address with parked responses to the lane (every thread at nice 10), keeps others, and brings it back', {
+  it('sends an address with parked responses to the lane (every thread at nice 10 and SCHED_IDLE), keeps others, and brings it back', {
     timeout: 60_000,
   }, async () => {
     const { port, en, lines } = await setup({ releaseMs: 1_000 });
@@ -254,6 +257,8 @@ describe('slow lane', () => {
     expect(lane()?.sources).toEqual(['127.0.0.2']);
     expect(msgs(lines, 'slow lane started')).toHaveLength(1);
     expect(new Set(threadNices(lane()?.pid as number))).toEqual(new Set([10]));
+    expect(new Set(threadPolicies(lane()?.pid as number))).toEqual(new Set([5]));
+    expect(lane()?.idle).toBe(true);
     expect(msgs(lines, 'client address sent to the slow lane')).toMatchObject([
       { remote: '127.0.0.2', parked: 2 },
     ]);
@@ -361,6 +366,7 @@ describe('slow lane', () => {
         },
       },
       nice: 7,
+      policy: 'nice',
       logLevel: 'warn',
       log: capture().logger,
     });
@@ -373,6 +379,49 @@ describe('slow lane', () => {
     expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(7);
     await up;
     expect(new Set(threadNices(pid))).toEqual(new Set([7]));
+    // policy 'nice': no SCHED_IDLE.
+    expect(new Set(threadPolicies(pid))).toEqual(new Set([0]));
+  });
+
+  it('without chrt the lane runs at its nice value alone; a policy it does not know is refused', {
+    timeout: 30_000,
+  }, async () => {
+    const { logger } = capture();
+    const make = (policy: 'idle' | 'nice') =>
+      new SlowLane({
+        nodeId: 'en',
+        catalog: new OriginTable([]),
+        routes: new RouteTable({ nodeId: 'en' }),
+        opener: {
+          open() {
+            throw new Error('no peers');
+          },
+        },
+        policy,
+        logLevel: 'info',
+        log: logger,
+      });
+    expect(() => make('realtime' as 'idle')).toThrow(
+      /slow lane policy: realtime is not idle or nice/,
+    );
+    const lane = make('idle');
+    lanes.push(lane);
+    // The lane's environment is the node's at the fork: a PATH with no chrt on it (the
+    // lane's node is process.execPath, found without PATH).
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    let up: Promise<void>;
+    try {
+      up = lane.start();
+    } finally {
+      process.env.PATH = path;
+    }
+    await up;
+    // It runs, at its nice value alone, and says so (its warning goes to its stderr).
+    const pid = lane.stats.pid as number;
+    expect(lane.stats).toMatchObject({ up: true, idle: false });
+    expect(new Set(threadNices(pid))).toEqual(new Set([10]));
+    expect(new Set(threadPolicies(pid))).toEqual(new Set([0]));
   });
 
   it("serves a relayed route from the lane: its stream goes out on the node's session to the exit", {

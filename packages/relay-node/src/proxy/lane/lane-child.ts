@@ -26,7 +26,7 @@ import { exitWithParent } from '../exit-with-parent.ts';
 import { EntryServer } from '../http/entry-server.ts';
 import type { HopStream } from '../types.ts';
 import { type FromLane, LANE_LINK_MUX, MAX_PEER_ID_BYTES, type ToLane } from './lane-protocol.ts';
-import type { Reniced } from './renice.ts';
+import { idleAll, type Reniced } from './renice.ts';
 
 /** How often the node hears the lane's counters. */
 const STATS_MS = 1_000;
@@ -61,6 +61,14 @@ function preamble(peer: string): Buffer {
 }
 
 function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
+  // SCHED_IDLE only now, loaded: a lane started during a burst (the usual case) loads its
+  // modules, ~0.3-1 s of CPU, at nice 10 in well under a second, where under SCHED_IDLE
+  // on a busy core that took 2-4 s of the burst, with the flood's address waiting for it.
+  if (process.env.RELAYMESH_LANE_POLICY === 'idle') {
+    const failed = idleAll();
+    if (failed === undefined) niced.idle = true;
+    else niced.failed ??= `SCHED_IDLE: ${failed}`;
+  }
   const log = createRootLogger({
     name: 'relay-node',
     level: m.logLevel,
@@ -71,7 +79,7 @@ function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
   tuneGcForStreaming();
   if (niced.failed !== undefined)
     log.warn(
-      { nice: niced.nice, threads: niced.set, reason: niced.failed },
+      { nice: niced.nice, idle: niced.idle === true, threads: niced.set, reason: niced.failed },
       'slow lane: could not lower the priority of every thread',
     );
   const catalog = new OriginTable();
@@ -144,8 +152,11 @@ function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
     });
   }, STATS_MS);
   lane = { log, routes, catalog, session, exit, entry, stats };
-  log.info({ pid: process.pid, nice: niced.nice, threads: niced.set }, 'slow lane serving');
-  send({ t: 'ready' });
+  log.info(
+    { pid: process.pid, nice: niced.nice, idle: niced.idle === true, threads: niced.set },
+    'slow lane serving',
+  );
+  send({ t: 'ready', idle: niced.idle === true });
 }
 
 function adopt(handle: unknown): void {

@@ -1,12 +1,15 @@
 /**
  * The slow lane's entry point (slow-lane.ts forks it): lowers the priority of every thread
  * first, then loads the lane (lane-child.ts), so that even loading its modules, ~0.3-1 s of
- * CPU, takes nothing from the node's streams. The nice value comes in RELAYMESH_LANE_NICE.
+ * CPU, takes nothing from the node's streams. The nice value comes in RELAYMESH_LANE_NICE;
+ * with RELAYMESH_LANE_POLICY=idle, lane-child.ts puts every thread under SCHED_IDLE as well
+ * once loaded.
  */
 import type { ToLane } from './lane-protocol.ts';
 import { reniceAll } from './renice.ts';
 
 const nice = Number(process.env.RELAYMESH_LANE_NICE ?? '10');
+// SCHED_IDLE (RELAYMESH_LANE_POLICY=idle) comes once loaded: lane-child.ts, at `start`.
 const niced = reniceAll(Number.isInteger(nice) && nice >= 0 && nice <= 19 ? nice : 10);
 // The node sends `start` at once: Node emits IPC messages as they are read, and nothing
 // would listen to them while the lane's modules load.

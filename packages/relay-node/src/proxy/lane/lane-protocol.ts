@@ -39,8 +39,8 @@ export type ToLane =
   | { t: 'drain' };
 
 export type FromLane =
-  /** Serving: connections can come. */
-  | { t: 'ready' }
+  /** Serving: connections can come. `idle`: every thread runs under SCHED_IDLE. */
+  | { t: 'ready'; idle: boolean }
   /**
    * Once a second: client connections open in the lane, its parked responses now, and those
    * of each watched address.

@@ -1,9 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 /** What {@link reniceAll} did. */
 export interface Reniced {
   nice: number;
+  /** Whether every thread runs under SCHED_IDLE ({@link idleAll}); nice counts for nothing then. */
+  idle?: boolean;
   /** Threads set. */
   set: number;
   /** The first failure (EACCES under a seccomp profile...), if any. */
@@ -35,4 +38,24 @@ export function reniceAll(nice: number): Reniced {
     }
   }
   return failed === undefined ? { nice, set } : { nice, set, failed };
+}
+
+/**
+ * Every thread of this process to SCHED_IDLE, with util-linux's `chrt` (Node has no
+ * sched_setscheduler): the kernel then runs it only on a core nothing else wants, and a
+ * waking thread of normal policy (the node's) takes the core from it at once, where a nice
+ * thread would finish its slice first. Lowering the policy needs no privilege; threads
+ * started later inherit it. Returns the failure (no `chrt`, a seccomp profile...) if any.
+ */
+export function idleAll(): string | undefined {
+  try {
+    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 5000,
+    });
+    return undefined;
+  } catch (err) {
+    const e = err as Error & { stderr?: Buffer };
+    return (e.stderr?.toString().trim() || e.message).slice(0, 200);
+  }
 }

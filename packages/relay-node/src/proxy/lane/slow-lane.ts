@@ -29,6 +29,13 @@ export interface SlowLaneOptions {
   opener: StreamOpener;
   /** Every thread of the lane runs at this nice value (1-19). @default 10 */
   nice?: number;
+  /**
+   * 'idle': every thread of the lane also runs under Linux's SCHED_IDLE (`chrt`; the nice
+   * value alone where that fails): it gets only what the node leaves of a core, and the
+   * node's threads take the core back the moment they wake. 'nice': the nice value alone.
+   * @default 'idle'
+   */
+  policy?: 'idle' | 'nice';
   /** The lane's log level (its lines go to stderr, like the node's). @default 'info' */
   logLevel?: string;
   /** The lane's own exit dials origins through this proxy (the node's `--egress-proxy`). */
@@ -53,6 +60,11 @@ export interface SlowLaneStats {
   /** Whether a lane process is serving now. */
   up: boolean;
   pid: number | undefined;
+  /**
+   * Whether the lane's threads run under SCHED_IDLE (policy 'idle' where `chrt` could set
+   * it; the lane's log says why not), as it said when ready. False before.
+   */
+  idle: boolean;
   /** Connections handed to lanes so far (over restarts). */
   handed: number;
   /** Lane processes that died and were replaced. */
@@ -91,6 +103,7 @@ export class SlowLane {
   readonly #o: SlowLaneOptions;
   readonly #log: Logger;
   readonly #nice: number;
+  readonly #policy: 'idle' | 'nice';
   readonly #maxPending: number;
   #child: ChildProcess | undefined;
   #session: Session | undefined;
@@ -109,6 +122,7 @@ export class SlowLane {
   #stats: SlowLaneStats = {
     up: false,
     pid: undefined,
+    idle: false,
     handed: 0,
     restarts: 0,
     refused: 0,
@@ -123,6 +137,10 @@ export class SlowLane {
       throw new RelayError('ERR_CONFIG_INVALID', `slow lane nice: ${nice} is not 1-19`);
     this.#o = o;
     this.#nice = nice;
+    const policy = o.policy ?? 'idle';
+    if (policy !== 'idle' && policy !== 'nice')
+      throw new RelayError('ERR_CONFIG_INVALID', `slow lane policy: ${policy} is not idle or nice`);
+    this.#policy = policy;
     this.#maxPending = o.maxPending ?? 4096;
     this.#log = o.log;
   }
@@ -264,7 +282,11 @@ export class SlowLane {
     const { path, execArgv } = childScript('lane-main', import.meta.url);
     const child = fork(path, [], {
       execArgv,
-      env: { ...withMallocTuning(), RELAYMESH_LANE_NICE: String(this.#nice) },
+      env: {
+        ...withMallocTuning(),
+        RELAYMESH_LANE_NICE: String(this.#nice),
+        RELAYMESH_LANE_POLICY: this.#policy,
+      },
       serialization: 'json',
       // fd 3: the link (a socketpair) for the lane's streams to peers.
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'ipc'],
@@ -297,6 +319,7 @@ export class SlowLane {
         switch (m.t) {
           case 'ready':
             this.#ready = true;
+            this.#stats.idle = m.idle;
             this.#restartMs = RESTART_MS;
             if (this.#watched.length > 0) this.#send({ t: 'watch', sources: this.#watched });
             resolve();
