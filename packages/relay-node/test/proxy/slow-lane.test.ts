@@ -107,6 +107,7 @@ async function setup(
     releaseMs?: number;
     busyConnectionRate?: number;
     afterWaiting?: number;
+    afterConnects?: number;
     start?: 'listen' | 'burst';
   } = {},
 ): Promise<Setup> {
@@ -159,6 +160,7 @@ async function setup(
       slowLaneReleaseMs: o.releaseMs ?? 60_000,
       ...(o.busyConnectionRate === undefined ? {} : { busyConnectionRate: o.busyConnectionRate }),
       ...(o.afterWaiting === undefined ? {} : { slowLaneAfterWaiting: o.afterWaiting }),
+      ...(o.afterConnects === undefined ? {} : { slowLaneAfterConnects: o.afterConnects }),
       ...(o.start === undefined ? {} : { slowLaneStart: o.start }),
     },
     exit: { healthChecks: false },
@@ -334,6 +336,40 @@ describe('slow lane', () => {
     expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
   });
 
+  it('sends an address opening slowLaneAfterConnects connections within a second to the lane, before any waits or parks; starts the lane first', {
+    timeout: 60_000,
+  }, async () => {
+    const { port, en, lines } = await setup({ afterConnects: 16 });
+    const entry = en.entry;
+    if (!entry) throw new Error('no entry');
+    const burst = async () => {
+      const answers = Array.from({ length: 20 }, () => small(port, '127.0.0.3'));
+      for (const a of await Promise.all(answers)) expect(a).toMatch(/\r\n\r\nhello$/);
+    };
+    // 20 at once, the entry idle: the 16th within the second reports the address, and with
+    // no lane up yet, the report starts one (the address stays here meanwhile).
+    await burst();
+    await until('lane up', () => entry.slowLane?.up === true, 30_000);
+    expect(msgs(lines, 'slow lane starting')).toMatchObject([
+      { reason: 'a client address floods the entry' },
+    ]);
+    expect(entry.slowLane).toMatchObject({ handed: 0, sources: [] });
+    // The next second's 16th sends it: its later connections are the lane's.
+    await sleep(1_000);
+    await burst();
+    await until('sorted', () => (entry.slowLane?.sources.length ?? 0) === 1);
+    const sent = msgs(lines, 'client address sent to the slow lane');
+    expect(sent).toMatchObject([{ remote: '127.0.0.3', connects: 16, laneAfterConnects: 16 }]);
+    expect(sent[0]?.waiting).toBeUndefined();
+    expect(entry.stalls.parkedNow).toBe(0);
+    const handed = entry.slowLane?.handed ?? 0;
+    expect(await small(port, '127.0.0.3')).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBe(handed + 1);
+    expect(await small(port, '127.0.0.4')).toMatch(/\r\n\r\nhello$/);
+    expect(entry.slowLane?.handed).toBe(handed + 1);
+    expect(entry.slowLane?.sources).toEqual(['127.0.0.3']);
+  });
+
   it("slowLaneStart 'listen' starts the lane with the entry, before any connection; anything else is refused", {
     timeout: 30_000,
   }, async () => {
@@ -350,6 +386,9 @@ describe('slow lane', () => {
         { slowLane: {} },
       );
     expect(bad).toThrow(/slowLaneStart: soon is not listen or burst/);
+    expect(() =>
+      peerlessEntryPlane({ acceptor: 'process', slowLaneAfterConnects: 1.5 }, { slowLane: {} }),
+    ).toThrow(/slowLaneAfterConnects/);
   });
 
   it('forks the lane at its nice value: its first thread runs lowered before any of its code', {

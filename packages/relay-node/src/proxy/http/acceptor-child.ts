@@ -34,6 +34,8 @@ const MAX_SENDING = 8;
 const MAX_LANE_SENDING = 2;
 /** While connections wait, the entry hears how many this often. */
 const REPORT_MS = 50;
+/** The window of the per-address connect counts. */
+const CONNECTS_MS = 1_000;
 
 const queue = new FairQueue<Waiting>();
 let accepted = 0;
@@ -46,6 +48,27 @@ let reportTimer: NodeJS.Timeout | undefined;
 let closing = false;
 /** Source addresses whose connections go to the slow lane. */
 const laneSources = new Set<string>();
+/** An address opening this many connections within CONNECTS_MS is reported; 0: never. */
+let floodConnects = 0;
+/** Connections accepted per address since `connectsFrom` (bounded by one window's accepts). */
+const connects = new Map<string, number>();
+let connectsFrom = 0;
+
+/**
+ * Counts a connection of `source`, and reports the address when it reaches `floodConnects`
+ * within the window: the entry sends a connect flood to the slow lane from its first
+ * tenth of a second, gate open or not (waiting connections show it only once the gate
+ * throttles, and each it lets in before then is a slow client for the entry to answer).
+ */
+function countConnect(source: string, now: number): void {
+  if (now - connectsFrom >= CONNECTS_MS) {
+    connects.clear();
+    connectsFrom = now;
+  }
+  const n = (connects.get(source) ?? 0) + 1;
+  connects.set(source, n);
+  if (n === floodConnects) send({ t: 'connects', source, n });
+}
 
 function send(m: FromAcceptor, handle?: net.Socket, done?: () => void): void {
   if (!process.connected) return;
@@ -129,10 +152,12 @@ function onConnection(socket: net.Socket): void {
     socket.destroy();
     return;
   }
-  if (laneSources.size > 0 && laneSources.has(socket.remoteAddress ?? '')) {
+  const source = socket.remoteAddress ?? '';
+  if (laneSources.size > 0 && laneSources.has(source)) {
     toLane(socket);
     return;
   }
+  if (floodConnects > 0) countConnect(source, performance.now());
   if (queue.size >= maxWaiting) {
     socket.destroy();
     return;
@@ -158,6 +183,7 @@ process.on('message', (m: ToAcceptor) => {
   switch (m.t) {
     case 'listen': {
       maxWaiting = m.maxWaiting;
+      floodConnects = m.floodConnects;
       if (m.nice > 0) {
         try {
           setPriority(m.nice);

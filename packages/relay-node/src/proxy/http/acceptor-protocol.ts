@@ -4,8 +4,18 @@ export type ToAcceptor =
   /**
    * Listen there; at most `maxWaiting` connections wait (more are accepted and closed).
    * `nice`: the acceptor's own nice value (it lowers its priority below the entry's).
+   * `floodConnects`: an address that opens this many connections within a second is
+   * reported (`connects`); 0: never.
    */
-  | { t: 'listen'; host: string; port: number; backlog: number; maxWaiting: number; nice: number }
+  | {
+      t: 'listen';
+      host: string;
+      port: number;
+      backlog: number;
+      maxWaiting: number;
+      nice: number;
+      floodConnects: number;
+    }
   /** Open: hand over every connection as it comes. Not open: one per credit. */
   | { t: 'open'; open: boolean }
   /**
@@ -38,6 +48,11 @@ export type FromAcceptor =
    * `top`: the address with the most of them, and how many (in the reports every 50 ms).
    */
   | { t: 'waiting'; n: number; accepted: number; top?: { source: string; n: number } }
+  /**
+   * `source` opened `n` connections (the listen message's `floodConnects`) within the
+   * second so far: once per address per second, as it happens, gate open or not.
+   */
+  | { t: 'connects'; source: string; n: number }
   /**
    * A connection for the slow lane: its raw TCP handle comes with the message (not a
    * net.Socket, which would start reading in the entry's process), unread.

@@ -13,6 +13,8 @@ export interface AcceptorOptions {
   maxWaiting: number;
   /** The acceptor's nice value (0: the entry's priority). */
   nice: number;
+  /** An address opening this many connections within a second is reported (onConnects); 0: never. */
+  floodConnects?: number;
   log: Logger;
   /** A connection handed over (the gate let it in), with the acceptor's counters. */
   onSocket(
@@ -26,6 +28,8 @@ export interface AcceptorOptions {
    * the periodic reports).
    */
   onWaiting(n: number, accepted: number, top?: { source: string; n: number }): void;
+  /** `source` opened `n` (`floodConnects`) connections within a second, once a second. */
+  onConnects?(source: string, n: number): void;
   /** The acceptor process was replaced (it died): what waited there is gone. */
   onRestart(): void;
 }
@@ -147,6 +151,9 @@ export class AcceptorProcess {
           case 'waiting':
             this.#o.onWaiting(m.n, m.accepted, m.top);
             break;
+          case 'connects':
+            this.#o.onConnects?.(m.source, m.n);
+            break;
           case 'lane':
             if (handle) this.#o.onLaneHandle?.(handle);
             break;
@@ -177,6 +184,7 @@ export class AcceptorProcess {
         backlog: this.#o.backlog,
         maxWaiting: this.#o.maxWaiting,
         nice: this.#o.nice,
+        floodConnects: this.#o.floodConnects ?? 0,
       } satisfies ToAcceptor);
     });
   }

@@ -101,7 +101,8 @@ export interface EntryServerOptions {
    * least `slowLaneAfterParked` parked responses here has its new connections (and those
    * waiting in the acceptor) served by the lane, a process of its own at a lower priority,
    * so that the streams of other clients get the CPU first; so does an address with
-   * `slowLaneAfterWaiting` connections waiting in the acceptor. Started as
+   * `slowLaneAfterWaiting` connections waiting in the acceptor, or one that opens
+   * `slowLaneAfterConnects` within a second. Started as
    * `slowLaneStart` says, closed with this entry.
    */
   slowLane?: SlowLane;
@@ -117,6 +118,13 @@ export interface EntryServerOptions {
    * ERR_CONFIG_INVALID unless an integer >= 0. @default 256
    */
   slowLaneAfterWaiting?: number;
+  /**
+   * Connections one client address opens within a second (counted in the acceptor, gate
+   * open or not) that send its connections to the slow lane: a connect flood goes there
+   * from its first tenth of a second, before the entry has let in and answered hundreds of
+   * its clients. 0: never. Throws ERR_CONFIG_INVALID unless an integer >= 0. @default 256
+   */
+  slowLaneAfterConnects?: number;
   /**
    * When the slow lane's process starts: `burst`, when the admission gate first throttles
    * or an address first needs it (a node that never meets either runs none); `listen`,

@@ -63,6 +63,7 @@ export class EntryServer {
   readonly #lane: SlowLane | undefined;
   readonly #laneAfterParked: number;
   readonly #laneAfterWaiting: number;
+  readonly #laneAfterConnects: number;
   readonly #laneStart: 'listen' | 'burst';
   readonly #laneReleaseMs: number;
   #sorter: LaneSorter | undefined;
@@ -134,6 +135,10 @@ export class EntryServer {
     this.#laneAfterWaiting = nonNegativeInt(
       'slowLaneAfterWaiting',
       options.slowLaneAfterWaiting ?? 256,
+    );
+    this.#laneAfterConnects = nonNegativeInt(
+      'slowLaneAfterConnects',
+      options.slowLaneAfterConnects ?? 256,
     );
     const laneStart = options.slowLaneStart ?? 'burst';
     if (laneStart !== 'listen' && laneStart !== 'burst')
@@ -317,12 +322,15 @@ export class EntryServer {
       backlog: this.#backlog,
       maxWaiting: this.#maxConnections,
       nice: this.#acceptorNice,
+      // Counted only for the lane: without one, nothing would act on the reports.
+      floodConnects: this.#lane ? this.#laneAfterConnects : 0,
       log: this.#log,
       onSocket: (socket, e) => gate.arrived(socket, e),
       onWaiting: (n, accepted, top) => {
         gate.waiting(n, accepted);
         if (top) this.#sorter?.waiting(top.source, top.n);
       },
+      onConnects: (source, n) => this.#sorter?.connects(source, n),
       onRestart: () => gate.remoteReset(),
       onLaneHandle: (handle) => this.#toLane(handle),
     });
@@ -335,6 +343,7 @@ export class EntryServer {
         route: (source, toLane) => acceptor.lane(source, toLane),
         afterParked: this.#laneAfterParked,
         afterWaiting: this.#laneAfterWaiting,
+        afterConnects: this.#laneAfterConnects,
         releaseMs: this.#laneReleaseMs,
         log: this.#log,
       });

@@ -17,6 +17,8 @@ export interface LaneSorterOptions {
   afterParked: number;
   /** Connections of one address waiting in the acceptor that send it to the lane; 0: never. */
   afterWaiting: number;
+  /** Connections one address opens within a second that send it to the lane; 0: never. */
+  afterConnects: number;
   /** An address with no parked response, here or there, for this long comes back. */
   releaseMs: number;
   log: Logger;
@@ -70,14 +72,32 @@ export class LaneSorter {
    * a flood of connects costs the node its admissions before any of them could park.
    */
   waiting(source: string, n: number): void {
-    const { afterWaiting, lane } = this.#o;
-    if (afterWaiting === 0 || n < afterWaiting || this.#sources.has(source)) return;
+    const { afterWaiting } = this.#o;
+    if (afterWaiting === 0 || n < afterWaiting) return;
+    this.#flood(source, { waiting: n, laneAfterWaiting: afterWaiting });
+  }
+
+  /**
+   * The acceptor's report that `source` opened `n` connections within a second, gate open
+   * or not: from `afterConnects` on, the address goes to the lane at once, like a flood of
+   * waiting connections, but before the gate has let hundreds of them in.
+   */
+  connects(source: string, n: number): void {
+    const { afterConnects } = this.#o;
+    if (afterConnects === 0 || n < afterConnects) return;
+    this.#flood(source, { connects: n, laneAfterConnects: afterConnects });
+  }
+
+  /** A connect flood from `source`: to the lane now, or the lane starts (the next report sends it). */
+  #flood(source: string, why: Record<string, number>): void {
+    if (this.#sources.has(source)) return;
+    const { lane } = this.#o;
     const now = performance.now();
     if (!lane.stats.up) {
-      this.#start(now, 'a client address floods the admission gate');
+      this.#start(now, 'a client address floods the entry');
       return;
     }
-    this.#send(source, now, { waiting: n, laneAfterWaiting: afterWaiting });
+    this.#send(source, now, why);
     lane.watch(this.sources);
   }
 
