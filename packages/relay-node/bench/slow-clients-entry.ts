@@ -28,7 +28,8 @@
  * main thread over that second, minor and major, and the ms spent in them; admitted, waiting, admitRate (-1:
  * open) and maxWaitMs: its admission gate, EntryServer.admission, absent when the gate is off:
  * SLOW_BUSY_RATE=0); exits when stdin closes or on SIGTERM. SLOW_ENTRY_TRACE=FILE: see
- * trace() below.
+ * trace() below. SLOW_ENTRY_LOG=FILE: the entry's log (info, JSON lines) goes there, not
+ * nowhere: when the gate throttled, the lane started and took the load's address.
  */
 
 import { subscribe } from 'node:diagnostics_channel';
@@ -53,7 +54,8 @@ import {
   // By name: the source under the runner's `@relaymesh/source` condition, the compiled
   // dist/ without it (SLOW_ENTRY_BUILD=dist), and the children it forks (acceptor, lane) alike.
 } from '@relaymesh/relay-node';
-import { DirectDialer } from '@relaymesh/shared';
+import { createRootLogger, DirectDialer } from '@relaymesh/shared';
+import pino from 'pino';
 
 interface EntryArgs {
   originPort: number;
@@ -105,6 +107,15 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       },
     },
     dialer: new DirectDialer(),
+    ...(process.env.SLOW_ENTRY_LOG
+      ? {
+          logger: createRootLogger({
+            name: id,
+            level: 'info',
+            destination: pino.destination({ dest: process.env.SLOW_ENTRY_LOG, sync: false }),
+          }),
+        }
+      : {}),
     httpListen: { host: args.listenHost ?? '127.0.0.1', port: 0 },
     // The descriptor limit (20,000 per process) is the real cap here, not the default 4096.
     entry: {
@@ -127,6 +138,9 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
       ...(process.env.SLOW_LANE_AFTER_WAITING
         ? { slowLaneAfterWaiting: Number(process.env.SLOW_LANE_AFTER_WAITING) }
         : {}),
+      ...(process.env.SLOW_LANE_AFTER_CONNECTS
+        ? { slowLaneAfterConnects: Number(process.env.SLOW_LANE_AFTER_CONNECTS) }
+        : {}),
       // SLOW_LANE_START=listen: the lane starts with the entry (`relaymesh node --slow-lane
       // eager`); default the product's, at the first burst.
       ...(process.env.SLOW_LANE_START
@@ -136,7 +150,14 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
     exit: { pool: { connections: args.poolConnections ?? 16_384 }, healthChecks: false },
     // SLOW_LANE=1: the entry's slow lane (the entry's only: `ex` has no HTTP entry).
     ...(process.env.SLOW_LANE === '1' && id === 'en'
-      ? { slowLane: { nice: Number(process.env.SLOW_LANE_NICE ?? 10) } }
+      ? {
+          slowLane: {
+            nice: Number(process.env.SLOW_LANE_NICE ?? 10),
+            ...(process.env.SLOW_LANE_POLICY
+              ? { policy: process.env.SLOW_LANE_POLICY as 'idle' | 'nice' }
+              : {}),
+          },
+        }
       : {}),
   });
 }
@@ -240,6 +261,7 @@ async function main(): Promise<void> {
             lane: {
               // It starts when an address first needs it: the bench learns its pid here.
               pid: lane.pid ?? -1,
+              idle: lane.idle,
               handed: lane.handed,
               clients: lane.clients,
               parkedNow: lane.parkedNow,

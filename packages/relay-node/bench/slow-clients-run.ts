@@ -49,6 +49,11 @@ export interface SlowClientsOptions {
   normalBytes?: number;
   /** How long RSS is sampled once the slow clients are answered. @default 3000 */
   settleMs?: number;
+  /**
+   * The series of normal-client windows goes on at least this long after the load's start
+   * (a no-load control: SLOW_CLIENTS=1 with the length of a 10,000-client run). @default 0
+   */
+  seriesMinMs?: number;
   /** Deadline for all slow clients to connect and get response bytes. @default 60000 */
   loadDeadlineMs?: number;
   /** Progress lines go here (stderr in the bench). */
@@ -1061,6 +1066,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
     }
     const answeredAt = Date.now();
     for (let t = Date.now() + (o.settleMs ?? 3000); Date.now() < t; ) {
+      sample();
+      await sleep(250);
+    }
+    while (Date.now() < loadStartedAt + (o.seriesMinMs ?? 0)) {
       sample();
       await sleep(250);
     }

@@ -9,7 +9,10 @@
  * SLOW_CLIENTS=N (default 10000), SLOW_NORMAL_MIB (default 32) and SLOW_VIA=local|tunnel (default local: the entry is
  * its own exit; tunnel: entry and exit joined by a relaymux session, both in the measured
  * process, at most 1024 streams per session). SLOW_SEND_TIMEOUT_MS: the entry's send timeout
- * (default 0, off: every slow client stays connected).
+ * (default 0, off: every slow client stays connected). SLOW_SERIES_MIN_S=S: the normal
+ * client's windows go on at least S seconds after the load's start; with SLOW_CLIENTS=1,
+ * a no-load control as long as a 10,000-client run (how often an unloaded stream's window
+ * falls below 0.5 of its baseline on this host).
  *
  * SLOW_PARK_AFTER_MS: the entry's park delay (default: the product's, 5000; 0 off: every
  * stalled response keeps its origin connection until the send timeout).
@@ -69,10 +72,12 @@
  * SLOW_LANE=1: the entry's slow lane (the product's, src/proxy/lane/; `relaymesh node`'s
  * default) serves the addresses holding SLOW_LANE_AFTER (default the product's, 64) parked
  * responses, or SLOW_LANE_AFTER_WAITING (default the product's, 256) connections waiting in
- * the acceptor, at nice SLOW_LANE_NICE (default 10); its RSS and CPU count as the entry's,
+ * the acceptor, or that open SLOW_LANE_AFTER_CONNECTS (default the product's, 256) within a
+ * second, at nice SLOW_LANE_NICE (default 10) and under SCHED_IDLE unless
+ * SLOW_LANE_POLICY=nice; its RSS and CPU count as the entry's,
  * and the timeline gets its main thread's run and wait, the connections handed to it and
  * open there. SLOW_LANE_START=listen: the lane's process starts with the entry
- * (`--slow-lane eager`), not at the first burst.
+ * (`--slow-lane eager`), not at the first burst. SLOW_ENTRY_LOG=FILE: the entry's log.
  *
  * The normal client and its origin run in their own process (slow-clients-normal.ts). Each
  * normal-client line carries its window (seconds after the slow clients' process started),
@@ -228,6 +233,7 @@ const r = await runSlowClients({
   normalBytes: normalMiB * 1024 * 1024,
   settleMs: 5000,
   loadDeadlineMs: 120_000,
+  seriesMinMs: Number(process.env.SLOW_SERIES_MIN_S ?? 0) * 1000,
   ...opts,
   note,
   sendTimeoutMs,
