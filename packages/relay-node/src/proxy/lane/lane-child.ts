@@ -62,8 +62,8 @@ function preamble(peer: string): Buffer {
 
 function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
   // SCHED_IDLE only now, loaded: a lane started during a burst (the usual case) loads its
-  // modules, ~0.3-1 s of CPU, at nice 10 in well under a second, where under SCHED_IDLE
-  // on a busy core that took 2-4 s of the burst, with the flood's address waiting for it.
+  // modules, ~0.3-1 s of CPU, at nice 10 in about a second; under SCHED_IDLE on the burst's
+  // busy core that took seconds, and the flood's address reached it 3.3-5.5 s in.
   if (process.env.RELAYMESH_LANE_POLICY === 'idle') {
     const failed = idleAll();
     if (failed === undefined) niced.idle = true;
