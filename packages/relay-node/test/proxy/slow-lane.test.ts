@@ -239,6 +239,25 @@ async function oneClientInLane(): Promise<Setup & { entry: EntryServer; inLane: 
   return { ...s, entry, inLane };
 }
 
+/** A lane of its own (no entry), with no origins and no peers; destroyed after the test. */
+function peerlessLane(o: { nice?: number; policy?: 'idle' | 'nice' }): SlowLane {
+  const lane = new SlowLane({
+    nodeId: 'en',
+    catalog: new OriginTable([]),
+    routes: new RouteTable({ nodeId: 'en' }),
+    opener: {
+      open() {
+        throw new Error('no peers');
+      },
+    },
+    ...o,
+    logLevel: 'warn',
+    log: capture().logger,
+  });
+  lanes.push(lane);
+  return lane;
+}
+
 describe('slow lane', () => {
   it('sends an address with parked responses to the lane (every thread at nice 10 and SCHED_IDLE), keeps others, and brings it back', {
     timeout: 60_000,
@@ -394,22 +413,7 @@ describe('slow lane', () => {
   it('forks the lane at its nice value: its first thread runs lowered before any of its code', {
     timeout: 30_000,
   }, async () => {
-    const routes = new RouteTable({ nodeId: 'en' });
-    const lane = new SlowLane({
-      nodeId: 'en',
-      catalog: new OriginTable([]),
-      routes,
-      opener: {
-        open() {
-          throw new Error('no peers');
-        },
-      },
-      nice: 7,
-      policy: 'nice',
-      logLevel: 'warn',
-      log: capture().logger,
-    });
-    lanes.push(lane);
+    const lane = peerlessLane({ nice: 7, policy: 'nice' });
     const up = lane.start();
     // Read at once: the lane's own renice (lane-main.ts) runs only after Node and tsx have
     // loaded, hundreds of milliseconds later.
@@ -425,26 +429,10 @@ describe('slow lane', () => {
   it('without chrt the lane runs at its nice value alone; a policy it does not know is refused', {
     timeout: 30_000,
   }, async () => {
-    const { logger } = capture();
-    const make = (policy: 'idle' | 'nice') =>
-      new SlowLane({
-        nodeId: 'en',
-        catalog: new OriginTable([]),
-        routes: new RouteTable({ nodeId: 'en' }),
-        opener: {
-          open() {
-            throw new Error('no peers');
-          },
-        },
-        policy,
-        logLevel: 'info',
-        log: logger,
-      });
-    expect(() => make('realtime' as 'idle')).toThrow(
+    expect(() => peerlessLane({ policy: 'realtime' as 'idle' })).toThrow(
       /slow lane policy: realtime is not idle or nice/,
     );
-    const lane = make('idle');
-    lanes.push(lane);
+    const lane = peerlessLane({ policy: 'idle' });
     // The lane's environment is the node's at the fork: a PATH with no chrt on it (the
     // lane's node is process.execPath, found without PATH).
     const path = process.env.PATH;
