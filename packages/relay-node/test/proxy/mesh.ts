@@ -32,6 +32,25 @@ export async function saturatedLoop(onCleanup: (stop: () => void) => void): Prom
   return stop;
 }
 
+/** Node `en`'s tables with no origins and no peers (every open throws). */
+export function peerlessTables(): {
+  nodeId: string;
+  catalog: OriginTable;
+  routes: RouteTable;
+  opener: { open(peer: string): never };
+} {
+  return {
+    nodeId: 'en',
+    catalog: new OriginTable([]),
+    routes: new RouteTable({ nodeId: 'en' }),
+    opener: {
+      open() {
+        throw new Error('no peers');
+      },
+    },
+  };
+}
+
 /**
  * A node that is only an entry, on 127.0.0.1:0, with no origins and no peers (every open
  * throws): for listener and configuration checks. Not started.
@@ -41,14 +60,7 @@ export function peerlessEntryPlane(
   extra: Partial<DataPlaneOptions> = {},
 ): DataPlane {
   return new DataPlane({
-    nodeId: 'en',
-    catalog: new OriginTable([]),
-    routes: new RouteTable({ nodeId: 'en' }),
-    opener: {
-      open() {
-        throw new Error('no peers');
-      },
-    },
+    ...peerlessTables(),
     dialer: new DirectDialer(),
     httpListen: { host: '127.0.0.1', port: 0 },
     entry,

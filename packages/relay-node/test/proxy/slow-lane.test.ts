@@ -13,6 +13,7 @@ import type { HopStream } from '../../src/proxy/types.ts';
 import {
   patternBody,
   peerlessEntryPlane,
+  peerlessTables,
   readRawBody,
   saturatedLoop,
   startOrigin,
@@ -242,14 +243,7 @@ async function oneClientInLane(): Promise<Setup & { entry: EntryServer; inLane: 
 /** A lane of its own (no entry), with no origins and no peers; destroyed after the test. */
 function peerlessLane(o: { nice?: number; policy?: 'idle' | 'nice' }): SlowLane {
   const lane = new SlowLane({
-    nodeId: 'en',
-    catalog: new OriginTable([]),
-    routes: new RouteTable({ nodeId: 'en' }),
-    opener: {
-      open() {
-        throw new Error('no peers');
-      },
-    },
+    ...peerlessTables(),
     ...o,
     logLevel: 'warn',
     log: capture().logger,
