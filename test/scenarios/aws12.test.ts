@@ -34,7 +34,10 @@ interface Checked {
   status: number;
   path: string[];
   reported: string[] | undefined;
-  /** When the path differs: the last log lines (warn and up) of the entry and of its first hops. */
+  /**
+   * When the path differs: the last log lines (warn and up) of the entry and of its first
+   * hops; with no route reported, also every node's lines that name the origin.
+   */
   logs?: Record<string, string[]>;
 }
 
@@ -71,6 +74,12 @@ async function check(w: WorldHandle, m: Mesh, from: string, origin: string): Pro
   if (!same(reported, r.path)) {
     const ids = new Set([from, r.path[1], reported?.[1]].filter((id) => id !== undefined));
     out.logs = Object.fromEntries([...ids].map((id) => [id, m.node(id).process.tail()]));
+    // No route at all: every node's lines about this origin (an exit that lost it says so).
+    if (reported === undefined)
+      for (const n of m.nodes) {
+        const about = n.process.tail().filter((l) => l.includes(`"${origin}"`));
+        if (about.length > 0) out.logs[n.id] = about;
+      }
   }
   return out;
 }

@@ -149,8 +149,8 @@ export class OriginProber {
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, worker));
   }
 
-  /** Connect RTT through the dialer, or undefined on failure or timeout. */
-  async #connectRtt(t: Target): Promise<number | undefined> {
+  /** Connect RTT through the dialer, or the failure (a timeout included). */
+  async #connectRtt(t: Target): Promise<number | { err: unknown }> {
     const started = this.#clock.now();
     // Our own deadline too: a dialer (or proxy) that ignores timeoutMs must not stall rounds.
     const abort = new AbortController();
@@ -172,7 +172,7 @@ export class OriginProber {
       );
       // A connect that completes after we gave up must not leak its socket.
       dial.then((late) => late.destroy()).catch(() => {});
-      return undefined;
+      return { err };
     } finally {
       this.#clock.clearTimeout(timer);
       this.#abort.signal.removeEventListener('abort', onStop);
@@ -184,7 +184,14 @@ export class OriginProber {
     const rtt = await this.#connectRtt(t);
     if (!this.#targets.some((x) => x === t)) return; // origins changed meanwhile
     const prev = this.#results.get(key);
-    if (rtt === undefined) {
+    if (typeof rtt !== 'number') {
+      // A change of state says so: the coordinator drops this node's leg to the origin
+      // with its next report, and routes through this node as the exit go with it.
+      if (prev?.reachable !== false)
+        this.#logger.warn(
+          { [F.ORIGIN]: t.origin, upstream: t.upstream.url, err: rtt.err },
+          'origin upstream unreachable from this node',
+        );
       this.#results.set(key, {
         origin: t.origin,
         upstream: t.upstream.url,
@@ -193,6 +200,11 @@ export class OriginProber {
       });
       return;
     }
+    if (prev?.reachable === false)
+      this.#logger.info(
+        { [F.ORIGIN]: t.origin, upstream: t.upstream.url, rttMs: rtt },
+        'origin upstream reachable again',
+      );
     const smoothed = prev?.reachable ? prev.rttMs + this.#alpha * (rtt - prev.rttMs) : rtt;
     this.#results.set(key, {
       origin: t.origin,

@@ -1,5 +1,12 @@
 import net from 'node:net';
-import { type Dialer, type DialOptions, type DialTarget, DirectDialer } from '@relaymesh/shared';
+import { PassThrough } from 'node:stream';
+import {
+  createRootLogger,
+  type Dialer,
+  type DialOptions,
+  type DialTarget,
+  DirectDialer,
+} from '@relaymesh/shared';
 import { FakeClock } from '@relaymesh/shared/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OriginProber } from '../../src/control/index.ts';
@@ -121,5 +128,45 @@ describe('OriginProber', () => {
     expect(dialer.targets).toHaveLength(2);
     prober.setOrigins([]);
     expect(prober.origins()).toEqual([]);
+  });
+
+  it('says when an upstream becomes unreachable and when it is back, once each, not every round', async () => {
+    const lines: Array<{ msg: string; [k: string]: unknown }> = [];
+    const sink = new PassThrough();
+    sink.on('data', (d: Buffer) => {
+      for (const l of d.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+    });
+    const logger = createRootLogger({ name: 't', level: 'info', destination: sink });
+    // A port that refuses, then listens, then refuses again.
+    const port = await closedPort();
+    const prober = new OriginProber({ dialer: new DirectDialer(), timeoutMs: 2000, logger });
+    cleanups.push(() => prober.destroy());
+    prober.setOrigins([{ name: 'files', upstreams: [`tcp://127.0.0.1:${port}`] }]);
+    const messages = async () => {
+      await new Promise((r) => setImmediate(r));
+      return lines.map((l) => l.msg);
+    };
+    await prober.probeOnce();
+    await prober.probeOnce();
+    expect(await messages()).toEqual(['origin upstream unreachable from this node']);
+    expect(lines[0]).toMatchObject({
+      level: 40,
+      origin: 'files',
+      upstream: `tcp://127.0.0.1:${port}`,
+      err: { code: 'ERR_DIAL_REFUSED' },
+    });
+    const server = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    await prober.probeOnce();
+    await prober.probeOnce();
+    expect(prober.origins()[0]?.reachable).toBe(true);
+    expect(await messages()).toEqual([
+      'origin upstream unreachable from this node',
+      'origin upstream reachable again',
+    ]);
+    await new Promise((r) => server.close(r));
+    await prober.probeOnce();
+    expect(await messages()).toHaveLength(3);
+    expect(lines[2]?.msg).toBe('origin upstream unreachable from this node');
   });
 });
