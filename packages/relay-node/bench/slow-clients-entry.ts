@@ -112,7 +112,8 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
           logger: createRootLogger({
             name: id,
             level: 'info',
-            destination: pino.destination({ dest: process.env.SLOW_ENTRY_LOG, sync: false }),
+            // Synchronous: a few lines a second, none lost when the process exits.
+            destination: pino.destination({ dest: process.env.SLOW_ENTRY_LOG, sync: true }),
           }),
         }
       : {}),

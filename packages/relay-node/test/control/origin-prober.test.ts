@@ -1,15 +1,9 @@
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
-import {
-  createRootLogger,
-  type Dialer,
-  type DialOptions,
-  type DialTarget,
-  DirectDialer,
-} from '@relaymesh/shared';
+import { type Dialer, type DialOptions, type DialTarget, DirectDialer } from '@relaymesh/shared';
 import { FakeClock } from '@relaymesh/shared/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OriginProber } from '../../src/control/index.ts';
+import { captureLogger } from './helpers.ts';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -131,12 +125,9 @@ describe('OriginProber', () => {
   });
 
   it('says when an upstream becomes unreachable and when it is back, once each, not every round', async () => {
-    const lines: Array<{ msg: string; [k: string]: unknown }> = [];
-    const sink = new PassThrough();
-    sink.on('data', (d: Buffer) => {
-      for (const l of d.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-    });
-    const logger = createRootLogger({ name: 't', level: 'info', destination: sink });
+    // Info and up: each failed probe also logs at debug.
+    const { logger, lines: all } = captureLogger();
+    const lines = { get: () => all.filter((l) => (l.level as number) >= 30) };
     // A port that refuses, then listens, then refuses again.
     const port = await closedPort();
     const prober = new OriginProber({ dialer: new DirectDialer(), timeoutMs: 2000, logger });
@@ -144,12 +135,12 @@ describe('OriginProber', () => {
     prober.setOrigins([{ name: 'files', upstreams: [`tcp://127.0.0.1:${port}`] }]);
     const messages = async () => {
       await new Promise((r) => setImmediate(r));
-      return lines.map((l) => l.msg);
+      return lines.get().map((l) => l.msg);
     };
     await prober.probeOnce();
     await prober.probeOnce();
     expect(await messages()).toEqual(['origin upstream unreachable from this node']);
-    expect(lines[0]).toMatchObject({
+    expect(lines.get()[0]).toMatchObject({
       level: 40,
       origin: 'files',
       upstream: `tcp://127.0.0.1:${port}`,
@@ -167,6 +158,6 @@ describe('OriginProber', () => {
     await new Promise((r) => server.close(r));
     await prober.probeOnce();
     expect(await messages()).toHaveLength(3);
-    expect(lines[2]?.msg).toBe('origin upstream unreachable from this node');
+    expect(lines.get()[2]?.msg).toBe('origin upstream unreachable from this node');
   });
 });

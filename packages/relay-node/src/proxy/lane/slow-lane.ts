@@ -62,7 +62,7 @@ export interface SlowLaneStats {
   pid: number | undefined;
   /**
    * Whether the lane's threads run under SCHED_IDLE (policy 'idle' where `chrt` could set
-   * it; the lane's log says why not), as it said when ready. False before.
+   * it; the lane's log says why not), as it said when ready. False while none serves.
    */
   idle: boolean;
   /** Connections handed to lanes so far (over restarts). */
@@ -146,7 +146,12 @@ export class SlowLane {
   }
 
   get stats(): SlowLaneStats {
-    return { ...this.#stats, up: this.#ready, pid: this.#child?.pid };
+    return {
+      ...this.#stats,
+      up: this.#ready,
+      idle: this.#ready && this.#stats.idle,
+      pid: this.#child?.pid,
+    };
   }
 
   /**
