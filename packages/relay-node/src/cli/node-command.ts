@@ -30,6 +30,7 @@ interface NodeFlags {
   entryAcceptor?: string;
   slowLane?: string;
   slowLanePolicy?: string;
+  slowLaneCpus?: string;
 }
 
 /** Flags over the config file, field by field; the token: flag, RELAYMESH_TOKEN, file. */
@@ -53,6 +54,7 @@ function mergeSettings(flags: NodeFlags): NodeSettings {
   set('entryAcceptor', flags.entryAcceptor);
   set('slowLane', flags.slowLane);
   set('slowLanePolicy', flags.slowLanePolicy);
+  set('slowLaneCpus', flags.slowLaneCpus);
   set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
   if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
   return merged;
@@ -173,6 +175,10 @@ export function registerNodeCommand(program: Command): void {
     .option(
       '--slow-lane-policy <idle|nice>',
       "idle: the slow lane runs under Linux's SCHED_IDLE, on what the node leaves of a core (default; nice 10 where chrt cannot set it); nice: at nice 10 alone",
+    )
+    .option(
+      '--slow-lane-cpus <list>',
+      "the CPUs the slow lane runs on, a Linux CPU list (1, 2-3, 1,3): on a host with cores to spare, one the node's busy threads do not use (default: the node's; where taskset cannot set them, the node's, with a warning)",
     )
     .exitOverride(usageExit)
     .action(async (flags: NodeFlags) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MIN_TOKEN_LENGTH, parseYaml, RelayError } from '@relaymesh/shared';
+import { CPU_LIST } from '../proxy/lane/renice.ts';
 import { type ForwardRule, parseForwardRule } from '../proxy/tcp/forward-server.ts';
 import type { HostPort, RelayNodeOptions } from './relay-node.ts';
 
@@ -32,6 +33,8 @@ export interface NodeSettings {
   slowLane?: string;
   /** The slow lane's scheduling: `idle` (SCHED_IDLE, the default) or `nice` (nice 10 alone). */
   slowLanePolicy?: string;
+  /** The CPUs the slow lane runs on: a Linux CPU list (`1`, `2-3`, `1,3`). */
+  slowLaneCpus?: string;
 }
 
 /** Validated settings: RelayNode options plus what only the process uses. */
@@ -56,6 +59,7 @@ const STRING_KEYS = [
   'entryAcceptor',
   'slowLane',
   'slowLanePolicy',
+  'slowLaneCpus',
 ] as const;
 const KEYS = new Set<string>([...STRING_KEYS, 'forwards', 'debugHeaders', 'closeGraceMs']);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -214,6 +218,16 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
     if (lane === 'off')
       throw invalid('--slow-lane-policy', 'needs the slow lane (--slow-lane on or eager)');
     if (s.httpListen !== undefined) node.slowLanePolicy = policy;
+  }
+  if (s.slowLaneCpus !== undefined) {
+    if (!CPU_LIST.test(s.slowLaneCpus))
+      throw invalid(
+        '--slow-lane-cpus',
+        `${show(s.slowLaneCpus)} is not a CPU list (e.g. 1, 2-3, 1,3)`,
+      );
+    if (lane === 'off')
+      throw invalid('--slow-lane-cpus', 'needs the slow lane (--slow-lane on or eager)');
+    if (s.httpListen !== undefined) node.slowLaneCpus = s.slowLaneCpus;
   }
   if (s.advertise !== undefined) node.advertise = checkUrl(s.advertise, '--advertise', 'ws:');
   if (s.egressProxy !== undefined) {

@@ -97,6 +97,11 @@ export interface RelayNodeOptions {
    * of nice 10, or `nice`, nice 10 alone. @default 'idle'
    */
   slowLanePolicy?: 'idle' | 'nice';
+  /**
+   * The CPUs the slow lane runs on, a Linux CPU list (SlowLaneOptions.cpus): on a host with
+   * cores to spare, one the node's busy threads do not use. @default the node's
+   */
+  slowLaneCpus?: string;
   /** `http://HOST:PORT` clients are told. @default derived from the bound HTTP address */
   httpAdvertise?: string;
   /** Raw TCP forwards (`--forward`). @default [] */
@@ -228,6 +233,7 @@ export class RelayNode {
             slowLane: {
               egressProxy: options.egressProxy,
               ...(options.slowLanePolicy ? { policy: options.slowLanePolicy } : {}),
+              ...(options.slowLaneCpus ? { cpus: options.slowLaneCpus } : {}),
             },
           }
         : {}),

@@ -49,6 +49,8 @@ export interface DataPlaneOptions {
     nice?: number;
     /** SCHED_IDLE as well ('idle') or the nice value alone ('nice'). @default 'idle' */
     policy?: 'idle' | 'nice';
+    /** The CPUs the lane runs on (SlowLaneOptions.cpus). @default the node's */
+    cpus?: string;
     /** The lane's log level. @default the logger's */
     logLevel?: string;
     /** The lane's exit dials origins through this proxy (the node's dialer cannot be sent). */

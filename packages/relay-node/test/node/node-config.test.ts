@@ -99,6 +99,20 @@ describe('node settings', () => {
     ).toBe('--slow-lane-policy');
   });
 
+  it('slowLaneCpus: a CPU list, only with the lane; unset leaves the lane on the node CPUs', () => {
+    const entry = { ...BASE, httpListen: '127.0.0.1:0' };
+    expect(resolveNodeSettings(entry).node.slowLaneCpus).toBeUndefined();
+    for (const list of ['1', '2-3', '0,2-3'])
+      expect(resolveNodeSettings({ ...entry, slowLaneCpus: list }).node.slowLaneCpus).toBe(list);
+    for (const bad of ['', 'one', '1,', '-1', '1 2'])
+      expect(fieldOf(() => resolveNodeSettings({ ...entry, slowLaneCpus: bad }))).toBe(
+        '--slow-lane-cpus',
+      );
+    expect(
+      fieldOf(() => resolveNodeSettings({ ...entry, slowLane: 'off', slowLaneCpus: '1' })),
+    ).toBe('--slow-lane-cpus');
+  });
+
   it('names the offending field', () => {
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: '' }))).toBe('--id');
     expect(fieldOf(() => resolveNodeSettings({ ...BASE, id: 'a b' }))).toBe('--id');

@@ -206,6 +206,14 @@ const threadNices = (pid: number) => threadField(pid, 19);
 /** Scheduling policies: 0 SCHED_OTHER, 5 SCHED_IDLE. */
 const threadPolicies = (pid: number) => threadField(pid, 41);
 
+/** `Cpus_allowed_list` of every thread of `pid` (of this process: 'self'). */
+function threadCpus(pid: number | 'self'): string[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '?';
+  });
+}
+
 const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
 
 /**
@@ -241,7 +249,7 @@ async function oneClientInLane(): Promise<Setup & { entry: EntryServer; inLane: 
 }
 
 /** A lane of its own (no entry), with no origins and no peers; destroyed after the test. */
-function peerlessLane(o: { nice?: number; policy?: 'idle' | 'nice' }): SlowLane {
+function peerlessLane(o: { nice?: number; policy?: 'idle' | 'nice'; cpus?: string }): SlowLane {
   const lane = new SlowLane({
     ...peerlessTables(),
     ...o,
@@ -443,6 +451,28 @@ describe('slow lane', () => {
     expect(lane.stats).toMatchObject({ up: true, idle: false });
     expect(new Set(threadNices(pid))).toEqual(new Set([10]));
     expect(new Set(threadPolicies(pid))).toEqual(new Set([0]));
+  });
+
+  it('moves every thread of the lane to the CPUs asked for; where it cannot, the lane runs where the node does; a malformed list is refused', {
+    timeout: 30_000,
+  }, async () => {
+    expect(() => peerlessLane({ cpus: 'one' })).toThrow(/slow lane CPUs: "one" is not a CPU list/);
+    expect(() => peerlessLane({ cpus: '1,' })).toThrow(/is not a CPU list/);
+    // The last CPU this process may use: a list of one, unlike this process's own on any
+    // host with two cores or more.
+    const ours = threadCpus('self')[0] as string;
+    const last = Math.max(...ours.split(',').map((r) => Number(r.split('-').at(-1))));
+    const lane = peerlessLane({ cpus: String(last) });
+    await lane.start();
+    const pid = lane.stats.pid as number;
+    expect(lane.stats).toMatchObject({ up: true, cpus: String(last) });
+    expect(new Set(threadCpus(pid))).toEqual(new Set([String(last)]));
+    // A CPU no host here has: taskset fails, the lane serves on the node's CPUs and says
+    // which (its warning goes to its stderr).
+    const stray = peerlessLane({ cpus: '4000' });
+    await stray.start();
+    expect(stray.stats).toMatchObject({ up: true, cpus: ours });
+    expect(new Set(threadCpus(stray.stats.pid as number))).toEqual(new Set([ours]));
   });
 
   it("serves a relayed route from the lane: its stream goes out on the node's session to the exit", {

@@ -77,6 +77,11 @@ function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
   }).child({ [F.COMPONENT]: 'slow-lane', [F.NODE_ID]: m.nodeId });
   // It streams bodies like the node: the same marking triggers (gc-tuning.ts).
   tuneGcForStreaming();
+  if (niced.cpusFailed !== undefined)
+    log.warn(
+      { asked: process.env.RELAYMESH_LANE_CPUS, cpus: niced.cpus, reason: niced.cpusFailed },
+      'slow lane: could not move to the CPUs asked for',
+    );
   if (niced.failed !== undefined)
     log.warn(
       { nice: niced.nice, idle: niced.idle === true, threads: niced.set, reason: niced.failed },
@@ -153,10 +158,20 @@ function start(m: Extract<ToLane, { t: 'start' }>, niced: Reniced): void {
   }, STATS_MS);
   lane = { log, routes, catalog, session, exit, entry, stats };
   log.info(
-    { pid: process.pid, nice: niced.nice, idle: niced.idle === true, threads: niced.set },
+    {
+      pid: process.pid,
+      nice: niced.nice,
+      idle: niced.idle === true,
+      threads: niced.set,
+      cpus: niced.cpus,
+    },
     'slow lane serving',
   );
-  send({ t: 'ready', idle: niced.idle === true });
+  send({
+    t: 'ready',
+    idle: niced.idle === true,
+    ...(niced.cpus === undefined ? {} : { cpus: niced.cpus }),
+  });
 }
 
 function adopt(handle: unknown): void {

@@ -39,8 +39,11 @@ export type ToLane =
   | { t: 'drain' };
 
 export type FromLane =
-  /** Serving: connections can come. `idle`: every thread runs under SCHED_IDLE. */
-  | { t: 'ready'; idle: boolean }
+  /**
+   * Serving: connections can come. `idle`: every thread runs under SCHED_IDLE. `cpus`: the
+   * CPUs it may run on (a CPU list; absent where /proc does not say).
+   */
+  | { t: 'ready'; idle: boolean; cpus?: string }
   /**
    * Once a second: client connections open in the lane, its parked responses now, and those
    * of each watched address.

@@ -145,7 +145,11 @@ export class LaneSorter {
     if (lane.started || now < this.#retryAt) return;
     log.info({ reason }, 'slow lane starting');
     lane.start().then(
-      () => log.info({ pid: lane.stats.pid, idle: lane.stats.idle }, 'slow lane started'),
+      () =>
+        log.info(
+          { pid: lane.stats.pid, idle: lane.stats.idle, cpus: lane.stats.cpus },
+          'slow lane started',
+        ),
       (err: unknown) => {
         this.#retryAt = performance.now() + RETRY_MS;
         log.error({ err, retryInMs: RETRY_MS }, 'slow lane could not start');

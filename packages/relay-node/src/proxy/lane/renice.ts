@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 /** What {@link reniceAll} did. */
@@ -11,6 +11,10 @@ export interface Reniced {
   set: number;
   /** The first failure (EACCES under a seccomp profile...), if any. */
   failed?: string;
+  /** The CPUs every thread may run on (`Cpus_allowed_list`), where /proc says. */
+  cpus?: string;
+  /** Why the CPUs asked for ({@link pinAll}) could not be set, if they could not. */
+  cpusFailed?: string;
 }
 
 /**
@@ -57,5 +61,37 @@ export function idleAll(): string | undefined {
   } catch (err) {
     const e = err as Error & { stderr?: Buffer };
     return (e.stderr?.toString().trim() || e.message).slice(0, 200);
+  }
+}
+
+/** A Linux CPU list as `taskset --cpu-list` takes it: `1`, `2-3`, `0,2-3`. */
+export const CPU_LIST = /^\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*$/;
+
+/**
+ * Every thread of this process to the CPUs of `list` (a {@link CPU_LIST}), with util-linux's
+ * `taskset` (Node has no sched_setaffinity); threads started later inherit it. Needs no
+ * privilege for one's own process. Returns the failure (no `taskset`, no CPU of the list
+ * allowed here...) if any.
+ */
+export function pinAll(list: string): string | undefined {
+  try {
+    execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', list, String(process.pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 5000,
+    });
+    return undefined;
+  } catch (err) {
+    const e = err as Error & { stderr?: Buffer };
+    return (e.stderr?.toString().trim() || e.message).slice(0, 200);
+  }
+}
+
+/** The CPUs this process's main thread may run on, from /proc (undefined elsewhere). */
+export function allowedCpus(): string | undefined {
+  try {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m?.[1];
+  } catch {
+    return undefined;
   }
 }

@@ -19,6 +19,7 @@ import {
   MAX_PEER_ID_BYTES,
   type ToLane,
 } from './lane-protocol.ts';
+import { CPU_LIST } from './renice.ts';
 
 export interface SlowLaneOptions {
   nodeId: string;
@@ -36,6 +37,14 @@ export interface SlowLaneOptions {
    * @default 'idle'
    */
   policy?: 'idle' | 'nice';
+  /**
+   * The CPUs the lane runs on, a Linux CPU list (`1`, `2-3`, `1,3`; `taskset`, before it
+   * loads anything; where that fails it stays where the node runs, with a warning). On a
+   * host with cores to spare, one the node's busy threads do not use: sharing the node's
+   * core, the lane's work cost the node's main thread ~55 % more CPU per byte streamed
+   * (docs/reliability.md). @default the node's own (inherited)
+   */
+  cpus?: string;
   /** The lane's log level (its lines go to stderr, like the node's). @default 'info' */
   logLevel?: string;
   /** The lane's own exit dials origins through this proxy (the node's `--egress-proxy`). */
@@ -65,6 +74,8 @@ export interface SlowLaneStats {
    * it; the lane's log says why not), as it said when ready. False while none serves.
    */
   idle: boolean;
+  /** The CPUs the lane may run on (a CPU list), as it said when ready. */
+  cpus: string | undefined;
   /** Connections handed to lanes so far (over restarts). */
   handed: number;
   /** Lane processes that died and were replaced. */
@@ -104,6 +115,7 @@ export class SlowLane {
   readonly #log: Logger;
   readonly #nice: number;
   readonly #policy: 'idle' | 'nice';
+  readonly #cpus: string | undefined;
   readonly #maxPending: number;
   #child: ChildProcess | undefined;
   #session: Session | undefined;
@@ -123,6 +135,7 @@ export class SlowLane {
     up: false,
     pid: undefined,
     idle: false,
+    cpus: undefined,
     handed: 0,
     restarts: 0,
     refused: 0,
@@ -141,6 +154,12 @@ export class SlowLane {
     if (policy !== 'idle' && policy !== 'nice')
       throw new RelayError('ERR_CONFIG_INVALID', `slow lane policy: ${policy} is not idle or nice`);
     this.#policy = policy;
+    if (o.cpus !== undefined && !CPU_LIST.test(o.cpus))
+      throw new RelayError(
+        'ERR_CONFIG_INVALID',
+        `slow lane CPUs: ${JSON.stringify(o.cpus)} is not a CPU list (e.g. 1, 2-3, 1,3)`,
+      );
+    this.#cpus = o.cpus;
     this.#maxPending = o.maxPending ?? 4096;
     this.#log = o.log;
   }
@@ -150,6 +169,7 @@ export class SlowLane {
       ...this.#stats,
       up: this.#ready,
       idle: this.#ready && this.#stats.idle,
+      cpus: this.#ready ? this.#stats.cpus : undefined,
       pid: this.#child?.pid,
     };
   }
@@ -291,6 +311,7 @@ export class SlowLane {
         ...withMallocTuning(),
         RELAYMESH_LANE_NICE: String(this.#nice),
         RELAYMESH_LANE_POLICY: this.#policy,
+        ...(this.#cpus === undefined ? {} : { RELAYMESH_LANE_CPUS: this.#cpus }),
       },
       serialization: 'json',
       // fd 3: the link (a socketpair) for the lane's streams to peers.
@@ -325,6 +346,7 @@ export class SlowLane {
           case 'ready':
             this.#ready = true;
             this.#stats.idle = m.idle;
+            this.#stats.cpus = m.cpus;
             this.#restartMs = RESTART_MS;
             if (this.#watched.length > 0) this.#send({ t: 'watch', sources: this.#watched });
             resolve();
