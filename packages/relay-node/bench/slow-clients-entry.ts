@@ -157,6 +157,8 @@ function plane(id: string, catalog: OriginTable, sessions: Map<string, Session>)
             ...(process.env.SLOW_LANE_POLICY
               ? { policy: process.env.SLOW_LANE_POLICY as 'idle' | 'nice' }
               : {}),
+            // SLOW_LANE_CPUS=LIST: the lane's CPUs (`--slow-lane-cpus`); default the entry's.
+            ...(process.env.SLOW_LANE_CPUS ? { cpus: process.env.SLOW_LANE_CPUS } : {}),
           },
         }
       : {}),

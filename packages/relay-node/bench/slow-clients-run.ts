@@ -100,6 +100,14 @@ export interface SlowClientsOptions {
    */
   loadNice?: number;
   /**
+   * The load's and this process's scheduling policy from the load's start: "nice" (nice
+   * `loadNice` only) or "idle": every thread of both under SCHED_IDLE as well (`chrt`), so
+   * that on this 2-core host they run only on a core that neither the entry nor the normal
+   * client wants, nearer to a deployment where they are other hosts. @default "nice"
+   */
+  loadPolicy?: 'nice' | 'idle';
+
+  /**
    * Where the slow clients connect: "entry", or "sink", the control (slow-clients-sink.ts: a
    * listener in the entry's namespace that accepts and holds their connections and answers
    * nothing). With "sink" the entry serves only the normal client, and the series measures
@@ -214,6 +222,8 @@ export interface SlowClientsResult {
   normalMode: NormalMode;
   /** Nice value of the load and the `/slow` origin during the load (0: same as the entry). */
   loadNice: number;
+  /** SlowClientsOptions.loadPolicy. */
+  loadPolicy: 'nice' | 'idle';
   /** Where the slow clients connected (SlowClientsOptions.loadTarget). */
   loadTarget: 'entry' | 'sink' | 'split';
   /** Established mode: the baseline on the established connection (the series' reference). */
@@ -954,6 +964,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       setPriority(started.child.pid, loadNice);
       setPriority(process.pid, loadNice);
     }
+    if (o.loadPolicy === 'idle' && started.child.pid !== undefined) {
+      for (const pid of [started.child.pid, process.pid])
+        execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)]);
+    }
     loadStartedAt = Date.now();
     started.child.stdin?.write('go\n');
     // bash and `ip netns exec` exec into node: the same process.
@@ -1190,6 +1204,7 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       baselineWindow: baseline,
       normalMode: mode,
       loadNice,
+      loadPolicy: o.loadPolicy ?? 'nice',
       loadTarget: sink ? 'sink' : split ? 'split' : 'entry',
       ...(establishedBaseline ? { establishedBaselineWindow: establishedBaseline } : {}),
       load: {

@@ -33,7 +33,9 @@
  * SLOW_NICE=N (default 10; 0 off): the nice value of the slow clients' process and of this
  * one (the /slow origin) from the load's start, so that on this 2-core host they do not take
  * the CPU the entry and the normal client need, as on a deployment where they are other
- * hosts. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
+ * hosts. SLOW_LOAD_POLICY=idle: both under SCHED_IDLE as well (`chrt`; default nice: the
+ * nice value alone), so that they run only on a core neither the entry nor the normal client
+ * wants. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
  * no admission gate). SLOW_ACCEPTOR=inline: the entry accepts itself (default: an acceptor
  * process, as `relaymesh node` runs it; its RSS and CPU count as the entry's);
  * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10). SLOW_PIN=1: the entry and
@@ -74,7 +76,9 @@
  * responses, or SLOW_LANE_AFTER_WAITING (default the product's, 256) connections waiting in
  * the acceptor, or that open SLOW_LANE_AFTER_CONNECTS (default the product's, 256) within a
  * second, at nice SLOW_LANE_NICE (default 10) and under SCHED_IDLE unless
- * SLOW_LANE_POLICY=nice; its RSS and CPU count as the entry's,
+ * SLOW_LANE_POLICY=nice, on the entry's CPU unless SLOW_LANE_CPUS=LIST (`--slow-lane-cpus`;
+ * with SLOW_PIN=1, SLOW_LANE_CPUS=1 puts it with the load and the origins on CPU 1, off the
+ * entry's core); its RSS and CPU count as the entry's,
  * and the timeline gets its main thread's run and wait, the connections handed to it and
  * open there. SLOW_LANE_START=listen: the lane's process starts with the entry
  * (`--slow-lane eager`), not at the first burst. SLOW_ENTRY_LOG=FILE: the entry's log.
@@ -174,6 +178,7 @@ function options(): {
   normalMode: NormalMode;
   connectRate?: number;
   loadNice: number;
+  loadPolicy: 'nice' | 'idle';
   loadTarget: 'entry' | 'sink' | 'split';
   splitNice: number;
   pin: boolean;
@@ -184,6 +189,9 @@ function options(): {
   const loadNice = Number(process.env.SLOW_NICE ?? 10);
   if (!Number.isInteger(loadNice) || loadNice < 0 || loadNice > 19)
     throw new Error(`SLOW_NICE=${process.env.SLOW_NICE}: expected an integer 0-19`);
+  const loadPolicy = process.env.SLOW_LOAD_POLICY ?? 'nice';
+  if (loadPolicy !== 'nice' && loadPolicy !== 'idle')
+    throw new Error(`SLOW_LOAD_POLICY=${loadPolicy}: expected nice or idle`);
   const pinEnv = process.env.SLOW_PIN ?? '0';
   if (pinEnv !== '0' && pinEnv !== '1') throw new Error(`SLOW_PIN=${pinEnv}: expected 0 or 1`);
   const pin = pinEnv === '1';
@@ -194,7 +202,7 @@ function options(): {
   const splitNice = Number(process.env.SLOW_SPLIT_NICE ?? 10);
   if (!Number.isInteger(splitNice) || splitNice < 0 || splitNice > 19)
     throw new Error(`SLOW_SPLIT_NICE=${process.env.SLOW_SPLIT_NICE}: expected an integer 0-19`);
-  const base = { normalMode: mode, loadNice, loadTarget, splitNice, pin } as const;
+  const base = { normalMode: mode, loadNice, loadPolicy, loadTarget, splitNice, pin } as const;
   const rate = process.env.SLOW_CONNECT_RATE;
   if (rate === undefined || rate === '') return base;
   const n = Number(rate);
@@ -269,8 +277,11 @@ const loadField = {
   connectMs: r.load.connectMs,
   // Nice value of the load's process and of the /slow origin's (this one): 0 = the entry's.
   nice: r.loadNice,
+  policy: r.loadPolicy,
   // SLOW_PIN=1: the entry on CPU 0, the rest on CPU 1.
   pinned: opts.pin,
+  // SLOW_LANE_CPUS: where the entry's lane runs (default the entry's CPUs).
+  laneCpus: process.env.SLOW_LANE_CPUS ?? 'the entry',
   target: r.loadTarget,
   ...(r.entryAccepts
     ? {
