@@ -59,9 +59,14 @@ const STRING_KEYS = [
   'entryAcceptor',
   'slowLane',
   'slowLanePolicy',
-  'slowLaneCpus',
 ] as const;
-const KEYS = new Set<string>([...STRING_KEYS, 'forwards', 'debugHeaders', 'closeGraceMs']);
+const KEYS = new Set<string>([
+  ...STRING_KEYS,
+  'forwards',
+  'debugHeaders',
+  'closeGraceMs',
+  'slowLaneCpus',
+]);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -124,6 +129,14 @@ export function parseNodeConfig(doc: unknown, baseDir: string): NodeSettings {
     out.debugHeaders = obj.debugHeaders;
   }
   if (obj.closeGraceMs !== undefined) out.closeGraceMs = obj.closeGraceMs;
+  // YAML reads `slowLaneCpus: 1` as a number: one CPU, as a list of one.
+  const cpus = obj.slowLaneCpus;
+  if (cpus !== undefined) {
+    if (typeof cpus === 'string') out.slowLaneCpus = cpus;
+    else if (typeof cpus === 'number' && Number.isInteger(cpus) && cpus >= 0)
+      out.slowLaneCpus = String(cpus);
+    else throw invalid('slowLaneCpus', `${show(cpus)} is not a CPU list (e.g. 1, 2-3, 1,3)`);
+  }
   if (out.tokenFile !== undefined) {
     if (out.token !== undefined) throw invalid('token', 'give either token or tokenFile, not both');
     const file = path.resolve(baseDir, out.tokenFile as string);

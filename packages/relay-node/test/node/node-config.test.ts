@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   loadNodeConfigFile,
   parseHostPort,
+  parseNodeConfig,
   resolveNodeSettings,
 } from '../../src/node/node-config.ts';
 import { dialsPeer } from '../../src/node/peer-manager.ts';
@@ -111,6 +112,11 @@ describe('node settings', () => {
     expect(
       fieldOf(() => resolveNodeSettings({ ...entry, slowLane: 'off', slowLaneCpus: '1' })),
     ).toBe('--slow-lane-cpus');
+    // From a config file: YAML reads a lone CPU as a number.
+    expect(parseNodeConfig({ slowLaneCpus: 1 }, '/').slowLaneCpus).toBe('1');
+    expect(parseNodeConfig({ slowLaneCpus: '0,2' }, '/').slowLaneCpus).toBe('0,2');
+    expect(fieldOf(() => parseNodeConfig({ slowLaneCpus: 1.5 }, '/'))).toBe('slowLaneCpus');
+    expect(fieldOf(() => parseNodeConfig({ slowLaneCpus: [1] }, '/'))).toBe('slowLaneCpus');
   });
 
   it('names the offending field', () => {
