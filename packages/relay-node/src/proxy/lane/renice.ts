@@ -52,11 +52,13 @@ export function reniceAll(nice: number): Reniced {
  * started later inherit it. Returns the failure (no `chrt`, a seccomp profile...) if any.
  */
 export function idleAll(): string | undefined {
+  return utilLinux('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)]);
+}
+
+/** Runs one of util-linux's tools on this process: its complaint (or the spawn's), if any. */
+function utilLinux(tool: string, args: string[]): string | undefined {
   try {
-    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 5000,
-    });
+    execFileSync(tool, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
     return undefined;
   } catch (err) {
     const e = err as Error & { stderr?: Buffer };
@@ -74,16 +76,7 @@ export const CPU_LIST = /^\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*$/;
  * allowed here...) if any.
  */
 export function pinAll(list: string): string | undefined {
-  try {
-    execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', list, String(process.pid)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 5000,
-    });
-    return undefined;
-  } catch (err) {
-    const e = err as Error & { stderr?: Buffer };
-    return (e.stderr?.toString().trim() || e.message).slice(0, 200);
-  }
+  return utilLinux('taskset', ['--all-tasks', '--cpu-list', '--pid', list, String(process.pid)]);
 }
 
 /** The CPUs this process's main thread may run on, from /proc (undefined elsewhere). */
