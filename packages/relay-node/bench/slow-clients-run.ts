@@ -106,7 +106,6 @@ export interface SlowClientsOptions {
    * client wants, nearer to a deployment where they are other hosts. @default "nice"
    */
   loadPolicy?: 'nice' | 'idle';
-
   /**
    * Where the slow clients connect: "entry", or "sink", the control (slow-clients-sink.ts: a
    * listener in the entry's namespace that accepts and holds their connections and answers
