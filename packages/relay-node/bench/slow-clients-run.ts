@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { heapFloorAdvice } from '../src/node/gc-tuning.ts';
 import { withMallocTuning } from '../src/node/malloc-tuning.ts';
+import { idleAll } from '../src/proxy/lane/renice.ts';
 import {
   type EntryLegs,
   entryLegs,
@@ -964,8 +965,10 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
       setPriority(process.pid, loadNice);
     }
     if (o.loadPolicy === 'idle' && started.child.pid !== undefined) {
-      for (const pid of [started.child.pid, process.pid])
-        execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)]);
+      for (const pid of [started.child.pid, process.pid]) {
+        const failed = idleAll(pid);
+        if (failed !== undefined) throw new Error(`SLOW_LOAD_POLICY=idle: pid ${pid}: ${failed}`);
+      }
     }
     loadStartedAt = Date.now();
     started.child.stdin?.write('go\n');

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlane, OriginTable, RouteTable, Session, StreamTransport } from '../../src/index.ts';
 import { createMemoryPair } from '../../src/mux/memory-pair.ts';
 import type { EntryServer } from '../../src/proxy/http/entry-server.ts';
+import { allowedCpus } from '../../src/proxy/lane/renice.ts';
 import { SlowLane } from '../../src/proxy/lane/slow-lane.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
 import {
@@ -208,10 +209,9 @@ const threadPolicies = (pid: number) => threadField(pid, 41);
 
 /** `Cpus_allowed_list` of every thread of `pid` (of this process: 'self'). */
 function threadCpus(pid: number | 'self'): string[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '?';
-  });
+  return readdirSync(`/proc/${pid}/task`).map(
+    (tid) => allowedCpus(`/proc/${pid}/task/${tid}/status`) ?? '?',
+  );
 }
 
 const msgs = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);

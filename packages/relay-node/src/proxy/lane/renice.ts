@@ -45,17 +45,18 @@ export function reniceAll(nice: number): Reniced {
 }
 
 /**
- * Every thread of this process to SCHED_IDLE, with util-linux's `chrt` (Node has no
- * sched_setscheduler): the kernel then runs it only on a core nothing else wants, and a
- * waking thread of normal policy (the node's) takes the core from it at once, where a nice
- * thread would finish its slice first. Lowering the policy needs no privilege; threads
- * started later inherit it. Returns the failure (no `chrt`, a seccomp profile...) if any.
+ * Every thread of process `pid` (this one by default) to SCHED_IDLE, with util-linux's
+ * `chrt` (Node has no sched_setscheduler): the kernel then runs it only on a core nothing
+ * else wants, and a waking thread of normal policy (the node's) takes the core from it at
+ * once, where a nice thread would finish its slice first. Lowering the policy needs no
+ * privilege; threads started later inherit it. Returns the failure (no `chrt`, a seccomp
+ * profile...) if any.
  */
-export function idleAll(): string | undefined {
-  return utilLinux('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)]);
+export function idleAll(pid: number = process.pid): string | undefined {
+  return utilLinux('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)]);
 }
 
-/** Runs one of util-linux's tools on this process: its complaint (or the spawn's), if any. */
+/** Runs one of util-linux's tools: its complaint (or the spawn's), if any. */
 function utilLinux(tool: string, args: string[]): string | undefined {
   try {
     execFileSync(tool, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
@@ -79,10 +80,13 @@ export function pinAll(list: string): string | undefined {
   return utilLinux('taskset', ['--all-tasks', '--cpu-list', '--pid', list, String(process.pid)]);
 }
 
-/** The CPUs this process's main thread may run on, from /proc (undefined elsewhere). */
-export function allowedCpus(): string | undefined {
+/**
+ * The CPUs a thread may run on, from its /proc status file (default: this process's main
+ * thread); undefined where there is none.
+ */
+export function allowedCpus(status = '/proc/self/status'): string | undefined {
   try {
-    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(status, 'utf8'));
     return m?.[1];
   } catch {
     return undefined;
