@@ -90,6 +90,11 @@ describe('chaos: a 300 ms link with heavy jitter', () => {
     const after = await abConnections();
     const latencies = samples.map((s) => s.doneAt - s.sentAt).sort((a, b) => a - b);
     const pct = (q: number) => Math.round(latencies[Math.floor(q * (latencies.length - 1))] ?? 0);
+    // Which path each request took, and when the first one off a-1,b-1 went out: a route
+    // that moved says so in the log line, not only in the assertion below.
+    const paths: Record<string, number> = {};
+    for (const s of samples) paths[s.path] = (paths[s.path] ?? 0) + 1;
+    const off = samples.find((s) => s.path !== 'a-1,b-1');
     console.log(
       JSON.stringify({
         scenario: 'jitter-300ms',
@@ -99,6 +104,8 @@ describe('chaos: a 300 ms link with heavy jitter', () => {
         requests: samples.length,
         failed: samples.filter((s) => !s.ok).length,
         latencyMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) },
+        requestsByPath: paths,
+        ...(off ? { firstOffPathMs: Math.round(off.sentAt - samples[0]!.sentAt) } : {}),
       }),
     );
     expect(after).toBe(before);
