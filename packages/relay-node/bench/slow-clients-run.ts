@@ -126,9 +126,12 @@ export interface SlowClientsOptions {
   /**
    * Pins the entry and its acceptor to CPU 0 and everything else (this process, the load,
    * the normal client) to CPU 1 with `taskset`, from the start, baseline included: the
-   * entry's host with a core of its own, as when the load runs elsewhere. @default false
+   * entry's host with a core of its own, as when the load runs elsewhere. 'stream': the
+   * same, but the normal client's process (client and its origin) on CPU 0 with the entry,
+   * so that the load and the /slow origin on CPU 1 do not compete with the stream's own
+   * processes for a core. @default false
    */
-  pin?: boolean;
+  pin?: boolean | 'stream';
 }
 
 /** How the normal client connects (SlowClientsOptions.normalMode). */
@@ -724,10 +727,11 @@ export async function runSlowClients(o: SlowClientsOptions): Promise<SlowClients
   // The normal client and its origin: own process, the bench's namespace (origin side).
   // The entry (and its acceptor, forked from it) on CPU 0, everything else on CPU 1: this
   // process, and so every child it starts but the entry (a child inherits its affinity).
-  const pin = o.pin === true;
+  const pin = o.pin === true || o.pin === 'stream';
   if (pin)
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-  const normal = startScript(NORMAL, { host: net.origin }, [], 1024);
+  const normalPrefix = o.pin === 'stream' ? ['taskset', '-c', '0'] : [];
+  const normal = startScript(NORMAL, { host: net.origin }, normalPrefix, 1024);
   let normalReady: Record<string, unknown>;
   try {
     normalReady = await normal.first;

@@ -40,7 +40,12 @@
  * process, as `relaymesh node` runs it; its RSS and CPU count as the entry's);
  * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10). SLOW_PIN=1: the entry and
  * its acceptor on CPU 0, everything else on CPU 1 (`taskset`), baseline included: the entry's
- * host with a core of its own. SLOW_ENTRY_NODE_FLAGS="..." : node flags for the entry's
+ * host with a core of its own. SLOW_PIN=stream: the same, but the normal client's process
+ * (client and its origin) on CPU 0 with the entry: the stream's whole path on one core, the
+ * abuse (the load, the /slow origin, a lane given SLOW_LANE_CPUS=1) on the other, so that
+ * what the load costs the stream is what it costs the entry's core, not the bench's
+ * processes competing for CPU 1 with the normal client (on a deployment the slow clients
+ * and the origin are other hosts). SLOW_ENTRY_NODE_FLAGS="..." : node flags for the entry's
  * process (e.g. --trace-gc; its lines that are not JSON go to stderr, prefixed).
  * SLOW_ENTRY_BUILD=dist: the entry's relaymesh code, and that of the acceptor and lane it
  * forks, from the compiled dist/ (what `relaymesh node` runs; `pnpm build` first) instead
@@ -181,7 +186,7 @@ function options(): {
   loadPolicy: 'nice' | 'idle';
   loadTarget: 'entry' | 'sink' | 'split';
   splitNice: number;
-  pin: boolean;
+  pin: boolean | 'stream';
 } {
   const mode = process.env.SLOW_NORMAL_MODE ?? 'fresh';
   if (mode !== 'fresh' && mode !== 'established')
@@ -193,9 +198,11 @@ function options(): {
   if (loadPolicy !== 'nice' && loadPolicy !== 'idle')
     throw new Error(`SLOW_LOAD_POLICY=${loadPolicy}: expected nice or idle`);
   const pinEnv = process.env.SLOW_PIN ?? '0';
-  if (pinEnv !== '0' && pinEnv !== '1') throw new Error(`SLOW_PIN=${pinEnv}: expected 0 or 1`);
-  const pin = pinEnv === '1';
-  if (pin && availableParallelism() < 2) throw new Error('SLOW_PIN=1: needs two CPUs');
+  if (pinEnv !== '0' && pinEnv !== '1' && pinEnv !== 'stream')
+    throw new Error(`SLOW_PIN=${pinEnv}: expected 0, 1 or stream`);
+  const pin = pinEnv === 'stream' ? 'stream' : pinEnv === '1';
+  if (pin !== false && availableParallelism() < 2)
+    throw new Error(`SLOW_PIN=${pinEnv}: needs two CPUs`);
   const loadTarget = process.env.SLOW_LOAD_TARGET ?? 'entry';
   if (loadTarget !== 'entry' && loadTarget !== 'sink' && loadTarget !== 'split')
     throw new Error(`SLOW_LOAD_TARGET=${loadTarget}: expected entry, sink or split`);
@@ -278,7 +285,7 @@ const loadField = {
   // Nice value of the load's process and of the /slow origin's (this one): 0 = the entry's.
   nice: r.loadNice,
   policy: r.loadPolicy,
-  // SLOW_PIN=1: the entry on CPU 0, the rest on CPU 1.
+  // SLOW_PIN=1: the entry on CPU 0, the rest on CPU 1; stream: the normal client's process too.
   pinned: opts.pin,
   // SLOW_LANE_CPUS: where the entry's lane runs (default the entry's CPUs).
   laneCpus: process.env.SLOW_LANE_CPUS ?? 'the entry',
