@@ -43,7 +43,10 @@ export interface SlowLaneOptions {
    * host with cores to spare, one the node's busy threads do not use: sharing the node's
    * core, 10,000 slow clients in the lane doubled the node's main-thread CPU per byte
    * streamed (0.60 against 0.30 ms per MB with no load), against 0.42 ms with the lane on
-   * another core (docs/reliability.md). @default the node's own (inherited)
+   * another core, with the node's core idle part of each window; where the node's core is
+   * busy through its streams, the lane runs between them and moving it gained nothing
+   * (docs/reliability.md, "The stream off the harness's core"). @default the node's own
+   * (inherited)
    */
   cpus?: string;
   /** The lane's log level (its lines go to stderr, like the node's). @default 'info' */
