@@ -28,6 +28,7 @@ interface NodeFlags {
   logLevel?: string;
   closeGraceMs?: string;
   entryAcceptor?: string;
+  entryAcceptorNice?: string;
   slowLane?: string;
   slowLanePolicy?: string;
   slowLaneCpus?: string;
@@ -57,6 +58,11 @@ function mergeSettings(flags: NodeFlags): NodeSettings {
   set('slowLaneCpus', flags.slowLaneCpus);
   set('token', flags.token ?? process.env.RELAYMESH_TOKEN ?? file.token);
   if (flags.closeGraceMs !== undefined) merged.closeGraceMs = Number(flags.closeGraceMs);
+  // An empty or non-numeric value stays visible to the check: Number('') would be 0.
+  if (flags.entryAcceptorNice !== undefined)
+    merged.entryAcceptorNice = /^\s*$/.test(flags.entryAcceptorNice)
+      ? Number.NaN
+      : Number(flags.entryAcceptorNice);
   return merged;
 }
 
@@ -167,6 +173,10 @@ export function registerNodeCommand(program: Command): void {
     .option(
       '--entry-acceptor <mode>',
       'process: client connections are accepted by a process of their own (default); inline',
+    )
+    .option(
+      '--entry-acceptor-nice <n>',
+      "the acceptor process's nice value, 0-19 (default 5): higher, a connect burst takes less of the open streams' CPU and new connections wait longer for their accept; 0: the node's priority",
     )
     .option(
       '--slow-lane <on|eager|off>',

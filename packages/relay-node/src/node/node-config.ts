@@ -29,6 +29,8 @@ export interface NodeSettings {
   closeGraceMs?: number;
   /** Who accepts the entry's client connections: `process` (the default) or `inline`. */
   entryAcceptor?: string;
+  /** The acceptor process's nice value, 0-19 (default 5). */
+  entryAcceptorNice?: number;
   /** The entry's slow lane: `on` (the default with an acceptor process) or `off`. */
   slowLane?: string;
   /** The slow lane's scheduling: `idle` (SCHED_IDLE, the default) or `nice` (nice 10 alone). */
@@ -65,6 +67,7 @@ const KEYS = new Set<string>([
   'forwards',
   'debugHeaders',
   'closeGraceMs',
+  'entryAcceptorNice',
   'slowLaneCpus',
 ]);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -129,6 +132,7 @@ export function parseNodeConfig(doc: unknown, baseDir: string): NodeSettings {
     out.debugHeaders = obj.debugHeaders;
   }
   if (obj.closeGraceMs !== undefined) out.closeGraceMs = obj.closeGraceMs;
+  if (obj.entryAcceptorNice !== undefined) out.entryAcceptorNice = obj.entryAcceptorNice;
   // YAML reads `slowLaneCpus: 1` as a number: one CPU, as a list of one.
   const cpus = obj.slowLaneCpus;
   if (cpus !== undefined) {
@@ -218,6 +222,14 @@ export function resolveNodeSettings(s: NodeSettings): ResolvedNodeSettings {
     throw invalid('--entry-acceptor', `${show(acceptor)} is not process or inline`);
   }
   if (s.httpListen !== undefined) node.entryAcceptor = acceptor;
+  if (s.entryAcceptorNice !== undefined) {
+    const nice = s.entryAcceptorNice;
+    if (typeof nice !== 'number' || !Number.isInteger(nice) || nice < 0 || nice > 19)
+      throw invalid('--entry-acceptor-nice', `${show(nice)} is not an integer 0-19`);
+    if (acceptor !== 'process')
+      throw invalid('--entry-acceptor-nice', 'needs --entry-acceptor process');
+    if (s.httpListen !== undefined) node.entryAcceptorNice = nice;
+  }
   const lane = s.slowLane ?? (acceptor === 'process' ? 'on' : 'off');
   if (lane !== 'on' && lane !== 'eager' && lane !== 'off')
     throw invalid('--slow-lane', `${show(lane)} is not on, eager or off`);

@@ -86,6 +86,11 @@ export interface RelayNodeOptions {
    */
   entryAcceptor?: 'process' | 'inline';
   /**
+   * The acceptor process's nice value (EntryServerOptions.acceptorNice), 0-19; with
+   * `entryAcceptor: 'process'`. @default 5
+   */
+  entryAcceptorNice?: number;
+  /**
    * The entry's slow lane (EntryServerOptions.slowLane): needs `entryAcceptor: 'process'`.
    * `relaymesh node` turns it on with the acceptor process. `eager`: its process starts
    * with the entry (EntryServerOptions.slowLaneStart `listen`), not at the first burst.
@@ -223,6 +228,9 @@ export class RelayNode {
         ? {
             entry: {
               acceptor: options.entryAcceptor,
+              ...(options.entryAcceptorNice === undefined
+                ? {}
+                : { acceptorNice: options.entryAcceptorNice }),
               ...(options.slowLane === 'eager' ? { slowLaneStart: 'listen' as const } : {}),
             },
           }

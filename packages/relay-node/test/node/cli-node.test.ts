@@ -79,6 +79,22 @@ async function startNode(args: string[], nodeFlags: string[] = []): Promise<Proc
   return { child, ready: JSON.parse(line as string) as Ready, stderr: () => err };
 }
 
+/** The pids of a process's children (each of its threads' `children` file). */
+function kidsOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+    readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number),
+  );
+}
+
+/** A process's main thread's nice value: field 19 of /proc/PID/stat. */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
 const children: ChildProcess[] = [];
 const closers: Array<() => unknown> = [];
 let address = '';
@@ -120,7 +136,8 @@ beforeAll(async () => {
   writeFileSync(
     path.join(dir, 'node-b.yaml'),
     `id: wrong\nregion: r-b\ncoordinator: "${address}"\ntokenFile: token\n` +
-      'tunnelListen: 127.0.0.1:0\nhttpListen: 127.0.0.1:0\ndebugHeaders: true\n',
+      'tunnelListen: 127.0.0.1:0\nhttpListen: 127.0.0.1:0\ndebugHeaders: true\n' +
+      'entryAcceptorNice: 0\n',
   );
   const common = ['--coordinator', address, '--tunnel-listen', '127.0.0.1:0'];
   const http = ['--http-listen', '127.0.0.1:0', '--debug-headers', '--log-level', 'warn'];
@@ -129,7 +146,10 @@ beforeAll(async () => {
     startNode(['--config', path.join(dir, 'node-b.yaml'), '--id', 'b', '--log-level', 'warn']),
     // c starts as docs/operations.md says, with the old generation's floor.
     startNode(
-      ['--id', 'c', '--region', 'r-c', ...common, ...http, '--close-grace-ms', '3000'],
+      [
+        ...['--id', 'c', '--region', 'r-c', ...common, ...http, '--close-grace-ms', '3000'],
+        ...['--entry-acceptor-nice', '4'],
+      ],
       [HEAP_FLOOR_FLAG],
     ),
   ]);
@@ -164,13 +184,17 @@ describe('relaymesh node as real processes', () => {
     expect(process.env.GLIBC_TUNABLES ?? '').not.toContain('trim_threshold');
     expect(a.stderr()).toContain(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`);
     // Its acceptor (the default) is its child process, started with the tunable.
-    const pid = a.child.pid as number;
-    const kids = readdirSync(`/proc/${pid}/task`).flatMap((t) =>
-      readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/).filter(Boolean),
-    );
+    const kids = kidsOf(a.child.pid as number);
     expect(kids.length).toBeGreaterThan(0);
     const envs = kids.map((k) => readFileSync(`/proc/${k}/environ`, 'utf8').split('\0'));
     expect(envs.some((e) => e.includes(`GLIBC_TUNABLES=${MALLOC_TUNABLE}`))).toBe(true);
+  });
+
+  it('runs its acceptor process at nice 5, or the nice value its flag or config file gives', () => {
+    // The slow lane (on, not eager) has not started: each node's one child is its acceptor.
+    const nices = ['a', 'b', 'c'].map((id) => kidsOf(proc(id).child.pid as number).map(niceOf));
+    expect(nices).toEqual([[5], [0], [4]]);
+    expect(niceOf(proc('a').child.pid as number)).toBe(0);
   });
 
   it("says when node's command line lacks the old generation's floor", () => {
@@ -288,6 +312,13 @@ describe('relaymesh node as real processes', () => {
     });
     expect(noToken.code).toBe(2);
     expect(noToken.stderr).toContain('token');
+
+    const listen = ['--tunnel-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'];
+    for (const nice of ['20', '-1', 'low', ''] as const) {
+      const badNice = await run([...base, ...listen, '--entry-acceptor-nice', nice]);
+      expect(badNice.code).toBe(2);
+      expect(badNice.stderr).toContain('--entry-acceptor-nice');
+    }
 
     writeFileSync(path.join(dir, 'typo.yaml'), 'id: x\nhttplisten: 127.0.0.1:0\n');
     const typo = await run(['node', '--config', path.join(dir, 'typo.yaml')]);

@@ -65,6 +65,35 @@ describe('node settings', () => {
     );
   });
 
+  it('entryAcceptorNice: 0-19, only with the acceptor process; unset leaves the entry its default (5)', () => {
+    const entry = { ...BASE, httpListen: '127.0.0.1:0' };
+    expect(resolveNodeSettings(entry).node.entryAcceptorNice).toBeUndefined();
+    for (const nice of [0, 4, 19])
+      expect(
+        resolveNodeSettings({ ...entry, entryAcceptorNice: nice }).node.entryAcceptorNice,
+      ).toBe(nice);
+    for (const bad of [-1, 20, 2.5, Number.NaN])
+      expect(fieldOf(() => resolveNodeSettings({ ...entry, entryAcceptorNice: bad }))).toBe(
+        '--entry-acceptor-nice',
+      );
+    expect(
+      fieldOf(() =>
+        resolveNodeSettings({ ...entry, entryAcceptor: 'inline', entryAcceptorNice: 0 }),
+      ),
+    ).toBe('--entry-acceptor-nice');
+    // Without an entry there is no acceptor: accepted and unused, like the lane's settings.
+    expect(resolveNodeSettings({ ...BASE, entryAcceptorNice: 0 }).node.entryAcceptorNice).toBe(
+      undefined,
+    );
+    // From a config file: a number; a string is an error there.
+    expect(parseNodeConfig({ entryAcceptorNice: 0 }, '/').entryAcceptorNice).toBe(0);
+    expect(
+      fieldOf(() =>
+        resolveNodeSettings({ ...entry, ...parseNodeConfig({ entryAcceptorNice: '5' }, '/') }),
+      ),
+    ).toBe('--entry-acceptor-nice');
+  });
+
   it('slowLane: on by default with the acceptor process, eager or off when asked, off inline, nothing else', () => {
     const entry = { ...BASE, httpListen: '127.0.0.1:0' };
     expect(resolveNodeSettings(entry).node.slowLane).toBe(true);

@@ -148,7 +148,7 @@ export class EntryServer {
       );
     this.#laneStart = laneStart;
     this.#laneReleaseMs = nonNegativeInt('slowLaneReleaseMs', options.slowLaneReleaseMs ?? 60_000);
-    this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 10);
+    this.#acceptorNice = nonNegativeInt('acceptorNice', options.acceptorNice ?? 5);
     if (this.#acceptorNice > 19)
       throw new RelayError('ERR_CONFIG_INVALID', `acceptorNice: ${this.#acceptorNice} is over 19`);
     if (mode !== 'inline' || busyRate > 0) {
