@@ -38,7 +38,7 @@
  * wants. SLOW_BUSY_RATE=N: the entry's busyConnectionRate (default: the product's, 100; 0:
  * no admission gate). SLOW_ACCEPTOR=inline: the entry accepts itself (default: an acceptor
  * process, as `relaymesh node` runs it; its RSS and CPU count as the entry's);
- * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 10). SLOW_PIN=1: the entry and
+ * SLOW_ACCEPTOR_NICE=N: its nice value (default the product's, 5; 10 until session 22). SLOW_PIN=1: the entry and
  * its acceptor on CPU 0, everything else on CPU 1 (`taskset`), baseline included: the entry's
  * host with a core of its own. SLOW_PIN=stream: the same, but the normal client's process
  * (client and its origin) on CPU 0 with the entry: the stream's whole path on one core, the
