@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryNodes, queryRoutes } from '../../src/control/queries.ts';
 import { HEAP_FLOOR_FLAG } from '../../src/node/gc-tuning.ts';
 import { MALLOC_TUNABLE, onGlibc } from '../../src/node/malloc-tuning.ts';
+import { statField } from '../proc.ts';
 import { get, ORIGIN_HOST, startBlockingProxy, startOrigin, TOKEN, waitFor } from './helpers.ts';
 
 // A real coordinator and three real `relaymesh node` processes on loopback:
@@ -89,11 +90,8 @@ function kidsOf(pid: number): number[] {
   );
 }
 
-/** A process's main thread's nice value: field 19 of /proc/PID/stat. */
-function niceOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-}
+/** A process's main thread's nice value. */
+const niceOf = (pid: number): number => Number(statField(`/proc/${pid}/stat`, 19));
 
 const children: ChildProcess[] = [];
 const closers: Array<() => unknown> = [];

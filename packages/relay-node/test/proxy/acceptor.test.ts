@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DataPlane } from '../../src/proxy/data-plane.ts';
 import { OriginTable } from '../../src/routing/origin-catalog.ts';
 import { RouteTable } from '../../src/routing/route-table.ts';
+import { statField } from '../proc.ts';
 import { peerlessEntryPlane, saturatedLoop, startOrigin, type TestOrigin } from './mesh.ts';
 
 /**
@@ -26,8 +27,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Whether `pid` runs (a zombie, exited and not reaped yet, does not). */
 function alive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    return statField(`/proc/${pid}/stat`, 3) !== 'Z';
   } catch {
     return false;
   }

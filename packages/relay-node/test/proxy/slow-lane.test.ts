@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -11,6 +11,7 @@ import type { EntryServer } from '../../src/proxy/http/entry-server.ts';
 import { allowedCpus } from '../../src/proxy/lane/renice.ts';
 import { SlowLane } from '../../src/proxy/lane/slow-lane.ts';
 import type { HopStream } from '../../src/proxy/types.ts';
+import { statField } from '../proc.ts';
 import {
   patternBody,
   peerlessEntryPlane,
@@ -198,10 +199,9 @@ function small(port: number, from: string): Promise<string> {
 
 /** A field of /proc/PID/task/TID/stat for every thread of `pid`: 19 nice, 41 policy. */
 function threadField(pid: number, field: 19 | 41): number[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[field - 3]);
-  });
+  return readdirSync(`/proc/${pid}/task`).map((tid) =>
+    Number(statField(`/proc/${pid}/task/${tid}/stat`, field)),
+  );
 }
 const threadNices = (pid: number) => threadField(pid, 19);
 /** Scheduling policies: 0 SCHED_OTHER, 5 SCHED_IDLE. */
@@ -420,8 +420,7 @@ describe('slow lane', () => {
     // Read at once: the lane's own renice (lane-main.ts) runs only after Node and tsx have
     // loaded, hundreds of milliseconds later.
     const pid = lane.stats.pid as number;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(7);
+    expect(Number(statField(`/proc/${pid}/stat`, 19))).toBe(7);
     await up;
     expect(new Set(threadNices(pid))).toEqual(new Set([7]));
     // policy 'nice': no SCHED_IDLE.
